@@ -1,0 +1,626 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "config/lcores.h"
+
+namespace sluice::config {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr unsigned kMaxLcore = 1023;  // RTE_MAX_LCORE in Debian's build is 128; EAL re-checks.
+
+std::string type_name(const json& value) {
+  if (value.is_number_unsigned() || value.is_number_integer()) return "integer";
+  return value.type_name();
+}
+
+std::string show(const json& value) {
+  std::string text = value.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
+}
+
+// Walks one JSON object, collecting errors with their JSON path.
+class ObjectReader {
+ public:
+  ObjectReader(const json& object, std::string path, std::vector<std::string>& errors)
+      : object_(object), path_(std::move(path)), errors_(errors) {}
+
+  std::string at(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  void error(const std::string& key, const std::string& message) const {
+    errors_.push_back(at(key) + ": " + message);
+  }
+  bool has(const std::string& key) const { return object_.contains(key); }
+  const json& raw(const std::string& key) const { return object_.at(key); }
+
+  void allow_only(std::initializer_list<const char*> keys) const {
+    std::set<std::string> allowed(keys.begin(), keys.end());
+    for (auto it = object_.begin(); it != object_.end(); ++it) {
+      if (allowed.count(it.key())) continue;
+      std::string expected;
+      for (const auto& k : keys) expected += (expected.empty() ? "" : ", ") + std::string(k);
+      error(it.key(), "unknown key (expected one of: " + expected + ")");
+    }
+  }
+
+  void required(const std::string& key) const {
+    if (!has(key)) errors_.push_back((path_.empty() ? std::string("config") : path_) + ": missing required key '" + key + "'");
+  }
+
+  void uint(const std::string& key, unsigned& out, unsigned min, unsigned max) const {
+    if (!has(key)) return;
+    const json& v = raw(key);
+    if (!v.is_number_integer()) {
+      error(key, "must be an integer, got " + type_name(v));
+      return;
+    }
+    long long value = v.get<long long>();
+    if (value < min || value > max) {
+      error(key, "must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " + std::to_string(value));
+      return;
+    }
+    out = static_cast<unsigned>(value);
+  }
+
+  void boolean(const std::string& key, bool& out) const {
+    if (!has(key)) return;
+    const json& v = raw(key);
+    if (!v.is_boolean()) {
+      error(key, "must be true or false, got " + type_name(v));
+      return;
+    }
+    out = v.get<bool>();
+  }
+
+  bool string(const std::string& key, std::string& out) const {
+    if (!has(key)) return false;
+    const json& v = raw(key);
+    if (!v.is_string()) {
+      error(key, "must be a string, got " + type_name(v));
+      return false;
+    }
+    out = v.get<std::string>();
+    return true;
+  }
+
+  void one_of(const std::string& key, std::string& out, const std::vector<std::string>& choices) const {
+    std::string value;
+    if (!string(key, value)) return;
+    if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
+      std::string list;
+      for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+      error(key, "must be one of " + list + ", got '" + value + "'");
+      return;
+    }
+    out = value;
+  }
+
+  const ObjectReader* object(const std::string& key, std::optional<ObjectReader>& storage) const {
+    if (!has(key)) return nullptr;
+    if (!raw(key).is_object()) {
+      error(key, "must be an object, got " + type_name(raw(key)));
+      return nullptr;
+    }
+    storage.emplace(raw(key), at(key), errors_);
+    return &*storage;
+  }
+
+ private:
+  const json& object_;
+  std::string path_;
+  std::vector<std::string>& errors_;
+};
+
+bool is_pci_address(const std::string& device) {
+  static const std::regex pci(R"(^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$)");
+  return std::regex_match(device, pci);
+}
+
+std::optional<std::array<uint8_t, 6>> parse_mac(const std::string& text) {
+  std::array<uint8_t, 6> mac{};
+  unsigned parts[6];
+  char tail;
+  if (text.size() != 17 ||
+      std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &parts[0], &parts[1], &parts[2], &parts[3],
+                  &parts[4], &parts[5], &tail) != 6)
+    return std::nullopt;
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(parts[i]);
+  return mac;
+}
+
+std::string format_mac(const std::array<uint8_t, 6>& mac) {
+  char text[18];
+  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  return text;
+}
+
+const std::vector<std::string> kStages = {"parse", "xconnect"};
+const std::vector<std::string> kOutputStages = {"xconnect"};
+
+void read_eal(const ObjectReader& eal, EalConfig& out) {
+  eal.allow_only({"lcores", "main_lcore", "hugepages", "memory_mb", "file_prefix", "extra_args"});
+  eal.required("lcores");
+  if (eal.has("lcores")) {
+    const json& v = eal.raw("lcores");
+    std::string spec;
+    if (v.is_string()) {
+      spec = v.get<std::string>();
+    } else if (v.is_array() && !v.empty() && std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_number_unsigned(); })) {
+      for (const auto& e : v) spec += (spec.empty() ? "" : ",") + std::to_string(e.get<unsigned>());
+    } else {
+      eal.error("lcores", "must be a list like \"0-3,6\" or an array of lcore ids, got " + show(v));
+    }
+    if (!spec.empty() || v.is_string()) {
+      auto lcores = parse_lcore_list(spec, kMaxLcore);
+      if (!lcores) {
+        eal.error("lcores", "malformed lcore list '" + spec + "' (expected like \"0-3,6\")");
+      } else {
+        out.lcores = *lcores;
+        out.lcores_spec = spec;
+        out.main_lcore = out.lcores.front();
+      }
+    }
+  }
+  if (eal.has("main_lcore")) {
+    unsigned main_lcore = out.main_lcore;
+    eal.uint("main_lcore", main_lcore, 0, kMaxLcore);
+    if (!out.lcores.empty() && std::find(out.lcores.begin(), out.lcores.end(), main_lcore) == out.lcores.end())
+      eal.error("main_lcore", std::to_string(main_lcore) + " is not in eal.lcores '" + out.lcores_spec + "'");
+    out.main_lcore = main_lcore;
+  }
+  eal.boolean("hugepages", out.hugepages);
+  eal.uint("memory_mb", out.memory_mb, 64, 1u << 20);
+  if (eal.string("file_prefix", out.file_prefix)) {
+    static const std::regex safe(R"(^[A-Za-z0-9_.-]{1,64}$)");
+    if (!std::regex_match(out.file_prefix, safe))
+      eal.error("file_prefix", "must be 1..64 characters of A-Z a-z 0-9 _ . -, got '" + out.file_prefix + "'");
+  }
+  if (eal.has("extra_args")) {
+    const json& v = eal.raw("extra_args");
+    if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); }))
+      eal.error("extra_args", "must be an array of strings, got " + show(v));
+    else
+      for (const auto& e : v) out.extra_args.push_back(e.get<std::string>());
+  }
+}
+
+void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::string>& errors) {
+  if (!port.has("pipeline")) {
+    port.required("pipeline");
+    return;
+  }
+  const json& list = port.raw("pipeline");
+  if (!list.is_array() || list.empty()) {
+    port.error("pipeline", "must be a non-empty array of stages, got " + show(list));
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const json& entry = list[i];
+    std::string path = port.at("pipeline") + "[" + std::to_string(i) + "]";
+    StageConfig stage;
+    if (entry.is_string()) {
+      stage.stage = entry.get<std::string>();
+    } else if (entry.is_object()) {
+      ObjectReader reader(entry, path, errors);
+      reader.allow_only({"stage", "peer"});
+      reader.required("stage");
+      reader.string("stage", stage.stage);
+      reader.string("peer", stage.peer);
+    } else {
+      errors.push_back(path + ": must be a stage name or an object {\"stage\": ...}, got " + type_name(entry));
+      continue;
+    }
+    if (stage.stage.empty()) continue;
+    if (std::find(kStages.begin(), kStages.end(), stage.stage) == kStages.end()) {
+      errors.push_back(path + ": unknown stage '" + stage.stage + "' (known: parse, xconnect)");
+      continue;
+    }
+    bool is_output = std::find(kOutputStages.begin(), kOutputStages.end(), stage.stage) != kOutputStages.end();
+    if (stage.stage == "xconnect" && stage.peer.empty())
+      errors.push_back(path + ": xconnect needs \"peer\": the name of the port to send to");
+    if (stage.stage != "xconnect" && !stage.peer.empty())
+      errors.push_back(path + ".peer: only the xconnect stage takes a peer");
+    if (is_output && i + 1 != list.size())
+      errors.push_back(path + ": " + stage.stage + " sends packets out and must be the last stage");
+    for (const auto& earlier : out.pipeline)
+      if (earlier.stage == stage.stage) errors.push_back(path + ": stage '" + stage.stage + "' appears twice");
+    out.pipeline.push_back(stage);
+  }
+  if (!out.pipeline.empty()) {
+    const auto& last = out.pipeline.back().stage;
+    if (std::find(kOutputStages.begin(), kOutputStages.end(), last) == kOutputStages.end())
+      port.error("pipeline", "must end with an output stage (xconnect), got '" + last + "'");
+  }
+}
+
+void read_port(const ObjectReader& port, PortConfig& out, std::vector<std::string>& errors) {
+  port.allow_only({"name", "device", "devargs", "rx_queues", "tx_queues", "rx_descriptors", "tx_descriptors", "mtu",
+                   "mac", "promiscuous", "rss", "pipeline"});
+  port.required("name");
+  port.required("device");
+  if (port.string("name", out.name)) {
+    static const std::regex name_re(R"(^[A-Za-z][A-Za-z0-9_-]{0,31}$)");
+    if (!std::regex_match(out.name, name_re))
+      port.error("name", "must start with a letter and have 1..32 of A-Z a-z 0-9 _ -, got '" + out.name + "'");
+  }
+  if (port.string("device", out.device)) {
+    out.is_pci = is_pci_address(out.device);
+    static const std::regex vdev(R"(^net_[a-z_]+[0-9]*$)");
+    if (!out.is_pci && !std::regex_match(out.device, vdev))
+      port.error("device", "must be a vdev name like net_af_packet0 or a PCI address like 0000:01:00.0, got '" +
+                               out.device + "'");
+    if (out.is_pci && out.device.size() == 7) out.device = "0000:" + out.device;
+  }
+  if (port.string("devargs", out.devargs) && out.devargs.find_first_of(" \t\n") != std::string::npos)
+    port.error("devargs", "must not contain white space, got '" + out.devargs + "'");
+  port.uint("rx_queues", out.rx_queues, 1, kMaxQueues);
+  port.uint("tx_queues", out.tx_queues, 1, kMaxQueues);
+  port.uint("rx_descriptors", out.rx_descriptors, 64, 16384);
+  port.uint("tx_descriptors", out.tx_descriptors, 64, 16384);
+  port.uint("mtu", out.mtu, 68, 9600);
+  std::string mac;
+  if (port.string("mac", mac)) {
+    out.mac = parse_mac(mac);
+    if (!out.mac) port.error("mac", "must look like 02:00:00:00:00:01, got '" + mac + "'");
+    else if ((*out.mac)[0] & 1) port.error("mac", "must be a unicast address, got '" + mac + "'");
+  }
+  port.boolean("promiscuous", out.promiscuous);
+  std::string rss = "symmetric";
+  port.one_of("rss", rss, {"symmetric", "off"});
+  out.rss = rss == "off" ? RssMode::Off : RssMode::Symmetric;
+  read_pipeline(port, out, errors);
+}
+
+void read_workers(const json& root, Config& config, std::vector<std::string>& errors) {
+  if (!root.contains("workers")) return;
+  const json& v = root.at("workers");
+  if (v.is_string()) {
+    if (v.get<std::string>() != "auto") errors.push_back("workers: must be \"auto\" or an array of workers, got " + show(v));
+    return;
+  }
+  if (!v.is_array() || v.empty()) {
+    errors.push_back("workers: must be \"auto\" or a non-empty array of workers, got " + show(v));
+    return;
+  }
+  config.workers_auto = false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string path = "workers[" + std::to_string(i) + "]";
+    if (!v[i].is_object()) {
+      errors.push_back(path + ": must be an object {\"lcore\": N, \"rx\": [...]}, got " + type_name(v[i]));
+      continue;
+    }
+    ObjectReader worker(v[i], path, errors);
+    worker.allow_only({"lcore", "rx"});
+    worker.required("lcore");
+    worker.required("rx");
+    WorkerConfig out;
+    out.lcore = ~0u;
+    worker.uint("lcore", out.lcore, 0, kMaxLcore);
+    if (worker.has("rx")) {
+      const json& rx = worker.raw("rx");
+      if (!rx.is_array() || rx.empty()) {
+        worker.error("rx", "must be a non-empty array of {\"port\": NAME, \"queue\": N}, got " + show(rx));
+      } else {
+        for (size_t j = 0; j < rx.size(); ++j) {
+          std::string rx_path = worker.at("rx") + "[" + std::to_string(j) + "]";
+          if (!rx[j].is_object()) {
+            errors.push_back(rx_path + ": must be an object {\"port\": NAME, \"queue\": N}, got " + type_name(rx[j]));
+            continue;
+          }
+          ObjectReader binding(rx[j], rx_path, errors);
+          binding.allow_only({"port", "queue"});
+          binding.required("port");
+          RxBinding b;
+          binding.string("port", b.port);
+          binding.uint("queue", b.queue, 0, kMaxQueues - 1);
+          out.rx.push_back(b);
+        }
+      }
+    }
+    config.workers.push_back(out);
+  }
+}
+
+// Cross-field checks: names, references, lcores, queue ownership.
+void resolve_and_check(Config& config, std::vector<std::string>& errors) {
+  std::map<std::string, size_t> names, devices;
+  for (size_t i = 0; i < config.ports.size(); ++i) {
+    const auto& port = config.ports[i];
+    std::string path = "ports[" + std::to_string(i) + "]";
+    if (!port.name.empty() && !names.emplace(port.name, i).second)
+      errors.push_back(path + ".name: duplicate port name '" + port.name + "' (also ports[" +
+                       std::to_string(names[port.name]) + "])");
+    if (!port.device.empty() && !devices.emplace(port.device, i).second)
+      errors.push_back(path + ".device: device '" + port.device + "' is already used by ports[" +
+                       std::to_string(devices[port.device]) + "]");
+  }
+  for (size_t i = 0; i < config.ports.size(); ++i) {
+    const auto& port = config.ports[i];
+    for (size_t s = 0; s < port.pipeline.size(); ++s) {
+      const auto& stage = port.pipeline[s];
+      if (stage.peer.empty()) continue;
+      std::string path = "ports[" + std::to_string(i) + "].pipeline[" + std::to_string(s) + "].peer";
+      if (!names.count(stage.peer)) errors.push_back(path + ": unknown port '" + stage.peer + "'");
+      else if (stage.peer == port.name) errors.push_back(path + ": must name another port, got its own name");
+    }
+    unsigned frame = port.mtu + 14 + 8 + 4;  // Ethernet, two VLAN tags, FCS
+    unsigned usable = config.mempool.data_room > 128 ? config.mempool.data_room - 128 : 0;  // RTE_PKTMBUF_HEADROOM
+    if (frame > usable)
+      errors.push_back("ports[" + std::to_string(i) + "].mtu: " + std::to_string(port.mtu) +
+                       " needs mempool.data_room >= " + std::to_string(frame + 128) + ", got " +
+                       std::to_string(config.mempool.data_room));
+  }
+
+  const auto& lcores = config.eal.lcores;
+  if (lcores.empty()) return;  // already reported
+  std::vector<unsigned> worker_lcores;
+  for (unsigned l : lcores)
+    if (l != config.eal.main_lcore) worker_lcores.push_back(l);
+
+  if (config.workers_auto) {
+    if (worker_lcores.empty()) {
+      errors.push_back("eal.lcores: need at least two lcores (the main lcore runs the control thread), got '" +
+                       config.eal.lcores_spec + "'");
+      return;
+    }
+    // Round-robin every (port, queue) over the worker lcores.
+    size_t n = 0;
+    std::vector<WorkerConfig> workers;
+    for (unsigned l : worker_lcores) workers.push_back(WorkerConfig{l, {}});
+    for (const auto& port : config.ports)
+      for (unsigned q = 0; q < port.rx_queues; ++q) workers[n++ % workers.size()].rx.push_back(RxBinding{port.name, q});
+    std::erase_if(workers, [](const WorkerConfig& w) { return w.rx.empty(); });
+    config.workers = workers;
+  } else {
+    std::map<unsigned, size_t> seen_lcores;
+    std::map<std::pair<std::string, unsigned>, size_t> owner;
+    for (size_t i = 0; i < config.workers.size(); ++i) {
+      const auto& worker = config.workers[i];
+      std::string path = "workers[" + std::to_string(i) + "]";
+      if (worker.lcore != ~0u) {
+        if (worker.lcore == config.eal.main_lcore)
+          errors.push_back(path + ".lcore: " + std::to_string(worker.lcore) +
+                           " is the main lcore, which runs the control thread");
+        else if (std::find(lcores.begin(), lcores.end(), worker.lcore) == lcores.end())
+          errors.push_back(path + ".lcore: " + std::to_string(worker.lcore) + " is not in eal.lcores '" +
+                           config.eal.lcores_spec + "'");
+        if (!seen_lcores.emplace(worker.lcore, i).second)
+          errors.push_back(path + ".lcore: lcore " + std::to_string(worker.lcore) + " is already used by workers[" +
+                           std::to_string(seen_lcores[worker.lcore]) + "]");
+      }
+      for (size_t j = 0; j < worker.rx.size(); ++j) {
+        const auto& b = worker.rx[j];
+        std::string rx_path = path + ".rx[" + std::to_string(j) + "]";
+        const PortConfig* port = config.find_port(b.port);
+        if (b.port.empty()) continue;
+        if (!port) {
+          errors.push_back(rx_path + ".port: unknown port '" + b.port + "'");
+          continue;
+        }
+        if (b.queue >= port->rx_queues) {
+          errors.push_back(rx_path + ".queue: port '" + b.port + "' has " + std::to_string(port->rx_queues) +
+                           " rx queue(s), got queue " + std::to_string(b.queue));
+          continue;
+        }
+        auto [it, fresh] = owner.emplace(std::make_pair(b.port, b.queue), i);
+        if (!fresh)
+          errors.push_back(rx_path + ": queue " + std::to_string(b.queue) + " of port '" + b.port +
+                           "' is already polled by workers[" + std::to_string(it->second) + "]");
+      }
+    }
+    for (size_t i = 0; i < config.ports.size(); ++i)
+      for (unsigned q = 0; q < config.ports[i].rx_queues; ++q)
+        if (!config.ports[i].name.empty() && !owner.count({config.ports[i].name, q}))
+          errors.push_back("ports[" + std::to_string(i) + "].rx_queues: queue " + std::to_string(q) +
+                           " is polled by no worker");
+  }
+
+  // Every worker owns one TX queue on every port (queue index = worker index).
+  unsigned worker_count = static_cast<unsigned>(config.workers.size());
+  for (size_t i = 0; i < config.ports.size(); ++i) {
+    auto& port = config.ports[i];
+    if (port.tx_queues == 0) port.tx_queues = std::max(1u, worker_count);
+    else if (port.tx_queues < worker_count)
+      errors.push_back("ports[" + std::to_string(i) + "].tx_queues: must be at least the number of workers (" +
+                       std::to_string(worker_count) + "), got " + std::to_string(port.tx_queues));
+  }
+}
+
+std::string json_error_position(const std::string& text, size_t byte) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i + 1 < byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(column);
+}
+
+}  // namespace
+
+const PortConfig* Config::find_port(const std::string& name) const {
+  int i = port_index(name);
+  return i < 0 ? nullptr : &ports[static_cast<size_t>(i)];
+}
+
+int Config::port_index(const std::string& name) const {
+  for (size_t i = 0; i < ports.size(); ++i)
+    if (ports[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+const std::vector<std::string>& log_level_names() {
+  static const std::vector<std::string> names = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  return names;
+}
+
+ParseResult parse_config_text(const std::string& text, const std::string& source_name) {
+  ParseResult result;
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    // nlohmann prefixes "[json.exception.parse_error.101] parse error at line L, column C: "
+    auto colon = what.find(": ");
+    std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
+    result.errors.push_back(source_name + ":" + json_error_position(text, e.byte) + ": malformed JSON: " + reason);
+    return result;
+  }
+  if (!root.is_object()) {
+    result.errors.push_back("config: must be a JSON object, got " + type_name(root));
+    return result;
+  }
+
+  Config config;
+  auto& errors = result.errors;
+  ObjectReader top(root, "", errors);
+  top.allow_only({"eal", "ports", "workers", "burst_size", "mempool", "control", "logging"});
+  top.required("eal");
+  top.required("ports");
+
+  std::optional<ObjectReader> storage;
+  if (auto* eal = top.object("eal", storage)) read_eal(*eal, config.eal);
+
+  std::optional<ObjectReader> mempool_storage;
+  if (auto* mempool = top.object("mempool", mempool_storage)) {
+    mempool->allow_only({"mbufs", "cache_size", "data_room"});
+    if (mempool->has("mbufs") && mempool->raw("mbufs").is_number_integer() && mempool->raw("mbufs").get<long long>() == 0)
+      config.mempool.mbufs = 0;
+    else
+      mempool->uint("mbufs", config.mempool.mbufs, 1024, 1u << 24);
+    mempool->uint("cache_size", config.mempool.cache_size, 0, 512);
+    mempool->uint("data_room", config.mempool.data_room, 1024, 65535);
+  }
+
+  if (top.has("ports")) {
+    const json& ports = root.at("ports");
+    if (!ports.is_array() || ports.empty()) {
+      top.error("ports", "must be a non-empty array of ports, got " + show(ports));
+    } else if (ports.size() > 32) {
+      top.error("ports", "at most 32 ports, got " + std::to_string(ports.size()));
+    } else {
+      for (size_t i = 0; i < ports.size(); ++i) {
+        std::string path = "ports[" + std::to_string(i) + "]";
+        PortConfig port;
+        if (!ports[i].is_object()) {
+          errors.push_back(path + ": must be an object, got " + type_name(ports[i]));
+        } else {
+          read_port(ObjectReader(ports[i], path, errors), port, errors);
+        }
+        config.ports.push_back(port);
+      }
+    }
+  }
+
+  read_workers(root, config, errors);
+  top.uint("burst_size", config.burst_size, 1, kMaxBurst);
+
+  std::optional<ObjectReader> control_storage, http_storage;
+  if (auto* control = top.object("control", control_storage)) {
+    control->allow_only({"http", "telemetry"});
+    control->boolean("telemetry", config.control.telemetry);
+    if (auto* http = control->object("http", http_storage)) {
+      http->allow_only({"enabled", "address", "port"});
+      http->boolean("enabled", config.control.http.enabled);
+      if (http->string("address", config.control.http.address)) {
+        unsigned char buf[16];
+        if (inet_pton(AF_INET, config.control.http.address.c_str(), buf) != 1 &&
+            inet_pton(AF_INET6, config.control.http.address.c_str(), buf) != 1)
+          http->error("address", "must be an IPv4 or IPv6 address, got '" + config.control.http.address + "'");
+      }
+      http->uint("port", config.control.http.port, 1, 65535);
+    }
+  }
+
+  std::optional<ObjectReader> logging_storage;
+  if (auto* logging = top.object("logging", logging_storage)) {
+    logging->allow_only({"level"});
+    logging->one_of("level", config.logging.level, log_level_names());
+  }
+
+  if (errors.empty()) resolve_and_check(config, errors);
+  if (errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+ParseResult load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ParseResult result;
+    result.errors.push_back(path + ": cannot read the config file");
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().size() > (16u << 20)) {
+    ParseResult result;
+    result.errors.push_back(path + ": config file larger than 16 MiB");
+    return result;
+  }
+  return parse_config_text(text.str(), path);
+}
+
+json to_json(const Config& config) {
+  json out;
+  out["eal"] = {{"lcores", config.eal.lcores_spec},
+                {"main_lcore", config.eal.main_lcore},
+                {"hugepages", config.eal.hugepages},
+                {"memory_mb", config.eal.memory_mb},
+                {"file_prefix", config.eal.file_prefix},
+                {"extra_args", config.eal.extra_args}};
+  out["ports"] = json::array();
+  for (const auto& port : config.ports) {
+    json p = {{"name", port.name},
+              {"device", port.device},
+              {"devargs", port.devargs},
+              {"rx_queues", port.rx_queues},
+              {"tx_queues", port.tx_queues},
+              {"rx_descriptors", port.rx_descriptors},
+              {"tx_descriptors", port.tx_descriptors},
+              {"mtu", port.mtu},
+              {"promiscuous", port.promiscuous},
+              {"rss", port.rss == RssMode::Off ? "off" : "symmetric"}};
+    if (port.mac) p["mac"] = format_mac(*port.mac);
+    p["pipeline"] = json::array();
+    for (const auto& stage : port.pipeline) {
+      json s = {{"stage", stage.stage}};
+      if (!stage.peer.empty()) s["peer"] = stage.peer;
+      p["pipeline"].push_back(s);
+    }
+    out["ports"].push_back(p);
+  }
+  out["workers"] = json::array();
+  for (const auto& worker : config.workers) {
+    json w = {{"lcore", worker.lcore}, {"rx", json::array()}};
+    for (const auto& b : worker.rx) w["rx"].push_back({{"port", b.port}, {"queue", b.queue}});
+    out["workers"].push_back(w);
+  }
+  out["burst_size"] = config.burst_size;
+  out["mempool"] = {{"mbufs", config.mempool.mbufs},
+                    {"cache_size", config.mempool.cache_size},
+                    {"data_room", config.mempool.data_room}};
+  out["control"] = {{"http",
+                     {{"enabled", config.control.http.enabled},
+                      {"address", config.control.http.address},
+                      {"port", config.control.http.port}}},
+                    {"telemetry", config.control.telemetry}};
+  out["logging"] = {{"level", config.logging.level}};
+  return out;
+}
+
+}  // namespace sluice::config

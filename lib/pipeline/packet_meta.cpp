@@ -1,0 +1,16 @@
+#include "pipeline/packet_meta.h"
+
+namespace sluice::pipeline {
+
+int g_packet_meta_offset = -1;
+
+bool register_packet_meta() {
+  if (g_packet_meta_offset >= 0) return true;
+  static const rte_mbuf_dynfield desc = {
+      "sluice_packet_meta", sizeof(PacketMeta), alignof(PacketMeta), 0,
+  };
+  g_packet_meta_offset = rte_mbuf_dynfield_register(&desc);
+  return g_packet_meta_offset >= 0;
+}
+
+}  // namespace sluice::pipeline

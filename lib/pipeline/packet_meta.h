@@ -1,0 +1,46 @@
+// What the parse stage learned about a packet, kept in an mbuf dynamic field (second
+// cache line of the mbuf, which TX touches anyway) so later stages never re-parse.
+#pragma once
+
+#include <cstdint>
+
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+
+namespace sluice::pipeline {
+
+enum class L3 : uint8_t { None = 0, Ipv4, Ipv6, Arp, Other };
+
+inline constexpr uint16_t kNoPort = 0xffff;
+
+enum MetaFlags : uint8_t {
+  kMetaVlan = 1 << 0,           // at least one 802.1Q/802.1ad tag
+  kMetaFragment = 1 << 1,       // an IPv4 or IPv6 fragment
+  kMetaLaterFragment = 1 << 2,  // a fragment other than the first: no L4 header
+  kMetaIpv6ExtHeaders = 1 << 3,
+};
+
+struct PacketMeta {
+  uint16_t l3_offset;  // from the start of the frame
+  uint16_t l4_offset;  // 0 when there is no parsed L4 header
+  uint16_t l3_length;  // IPv4 total length or IPv6 40 + payload length
+  uint16_t vlan_id;    // outermost tag's VID
+  uint16_t out_port;   // set by the output decision stage; kNoPort until then
+  L3 l3;
+  uint8_t l4_proto;    // upper-layer protocol after IPv6 extension headers
+  uint8_t flags;
+  uint8_t vlan_count;
+  uint16_t reserved;
+};
+static_assert(sizeof(PacketMeta) == 16);
+
+// Registered once per process, before any port starts; returns false on failure.
+bool register_packet_meta();
+extern int g_packet_meta_offset;
+
+inline PacketMeta& meta(rte_mbuf* m) { return *RTE_MBUF_DYNFIELD(m, g_packet_meta_offset, PacketMeta*); }
+inline const PacketMeta& meta(const rte_mbuf* m) {
+  return *RTE_MBUF_DYNFIELD(m, g_packet_meta_offset, const PacketMeta*);
+}
+
+}  // namespace sluice::pipeline

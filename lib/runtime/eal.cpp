@@ -1,0 +1,63 @@
+#include "runtime/eal.h"
+
+#include <map>
+#include <set>
+
+namespace sluice::runtime {
+
+namespace {
+
+// EAL options that name the same setting; a CLI option replaces the config's whole group.
+const std::map<std::string, std::string>& option_groups() {
+  static const std::map<std::string, std::string> groups = {
+      {"-l", "lcores"},         {"--lcores", "lcores"},       {"-c", "lcores"},
+      {"--main-lcore", "main"}, {"-m", "memory"},             {"--socket-mem", "memory"},
+      {"--no-huge", "huge"},    {"--file-prefix", "prefix"},  {"--in-memory", "prefix"},
+  };
+  return groups;
+}
+
+std::string group_of(const std::string& token) {
+  std::string name = token.substr(0, token.find('='));
+  auto it = option_groups().find(name);
+  return it == option_groups().end() ? name : it->second;
+}
+
+}  // namespace
+
+std::vector<std::string> build_eal_args(const config::Config& config, const std::vector<std::string>& cli_args) {
+  std::set<std::string> overridden;
+  for (const auto& token : cli_args)
+    if (token.size() > 1 && token[0] == '-') overridden.insert(group_of(token));
+
+  std::vector<std::pair<std::string, std::vector<std::string>>> generated = {
+      {"lcores", {"-l", config.eal.lcores_spec}},
+      {"main", {"--main-lcore", std::to_string(config.eal.main_lcore)}},
+      {"memory", {"-m", std::to_string(config.eal.memory_mb)}},
+      {"prefix", {"--file-prefix", config.eal.file_prefix}},
+  };
+  if (!config.eal.hugepages) generated.push_back({"huge", {"--no-huge"}});
+
+  std::vector<std::string> args = {"sluice"};
+  for (const auto& [group, tokens] : generated)
+    if (!overridden.count(group)) args.insert(args.end(), tokens.begin(), tokens.end());
+
+  bool any_pci = false;
+  for (const auto& port : config.ports) {
+    std::string device = port.devargs.empty() ? port.device : port.device + "," + port.devargs;
+    if (port.is_pci) {
+      any_pci = true;
+      args.insert(args.end(), {"-a", device});
+    } else {
+      args.insert(args.end(), {"--vdev", device});
+    }
+  }
+  // Never probe a PCI device nobody configured (the host's own NIC may be one).
+  if (!any_pci && !overridden.count("-a") && !overridden.count("--allow") && !overridden.count("-b"))
+    args.push_back("--no-pci");
+  args.insert(args.end(), config.eal.extra_args.begin(), config.eal.extra_args.end());
+  args.insert(args.end(), cli_args.begin(), cli_args.end());
+  return args;
+}
+
+}  // namespace sluice::runtime

@@ -1,0 +1,181 @@
+#include "runtime/port.h"
+
+#include <array>
+
+#include <spdlog/spdlog.h>
+
+#include "net/rss.h"
+
+namespace sluice::runtime {
+
+namespace {
+
+// RX checksum validation and fast free are the offloads the pipeline uses today.
+constexpr uint64_t kWantedRxOffloads =
+    RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+constexpr uint64_t kWantedTxOffloads = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+constexpr uint64_t kWantedRssTypes = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+
+std::string mac_text(const rte_ether_addr& mac) {
+  char text[RTE_ETHER_ADDR_FMT_SIZE];
+  rte_ether_format_addr(text, sizeof(text), &mac);
+  return text;
+}
+
+}  // namespace
+
+std::string offload_names(uint64_t offloads, bool rx) {
+  std::string names;
+  for (uint64_t bit = 1; bit != 0; bit <<= 1) {
+    if (!(offloads & bit)) continue;
+    const char* name = rx ? rte_eth_dev_rx_offload_name(bit) : rte_eth_dev_tx_offload_name(bit);
+    names += (names.empty() ? "" : ",") + std::string(name);
+  }
+  return names.empty() ? "none" : names;
+}
+
+bool find_port(Port& port, std::string& error) {
+  if (rte_eth_dev_get_port_by_name(port.config->device.c_str(), &port.port_id) != 0) {
+    error = "port " + port.name + ": device '" + port.config->device + "' was not probed by DPDK (check devargs and the log above)";
+    return false;
+  }
+  return true;
+}
+
+bool configure_and_start(Port& port, rte_mempool* pool, const std::string& config_path, std::string& error) {
+  const config::PortConfig& cfg = *port.config;
+  const uint16_t id = port.port_id;
+  int rc = rte_eth_dev_info_get(id, &port.info);
+  if (rc != 0) {
+    error = "port " + port.name + ": cannot read device info: " + rte_strerror(-rc);
+    return false;
+  }
+  const rte_eth_dev_info& info = port.info;
+  if (cfg.rx_queues > info.max_rx_queues) {
+    error = config_path + ".rx_queues: device " + cfg.device + " supports at most " + std::to_string(info.max_rx_queues) +
+            " rx queue(s), got " + std::to_string(cfg.rx_queues) +
+            (cfg.device.rfind("net_af_packet", 0) == 0 ? " (net_af_packet: set qpairs=N in devargs)" : "");
+    return false;
+  }
+  if (cfg.tx_queues > info.max_tx_queues) {
+    error = config_path + ".tx_queues: device " + cfg.device + " supports at most " + std::to_string(info.max_tx_queues) +
+            " tx queue(s), got " + std::to_string(cfg.tx_queues);
+    return false;
+  }
+  if (cfg.mtu < info.min_mtu || cfg.mtu > info.max_mtu) {
+    error = config_path + ".mtu: device " + cfg.device + " supports " + std::to_string(info.min_mtu) + ".." +
+            std::to_string(info.max_mtu) + ", got " + std::to_string(cfg.mtu);
+    return false;
+  }
+
+  rte_eth_conf conf{};
+  conf.rxmode.mtu = cfg.mtu;
+  std::array<uint8_t, net::kRssKeyMaxLen> rss_key{};
+  uint64_t rss_types = kWantedRssTypes & info.flow_type_rss_offloads;
+  if (cfg.rx_queues > 1 && cfg.rss == config::RssMode::Symmetric) {
+    if (rss_types == 0) {
+      spdlog::warn("port {}: {} offers no RSS; with {} rx queues only the PMD's default spreading applies", port.name,
+                   cfg.device, cfg.rx_queues);
+    } else {
+      uint8_t key_len = info.hash_key_size ? info.hash_key_size : 40;
+      if (key_len > rss_key.size()) key_len = rss_key.size();
+      net::fill_symmetric_rss_key(std::span<uint8_t>(rss_key.data(), key_len));
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_key = rss_key.data();
+      conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+      conf.rx_adv_conf.rss_conf.rss_hf = rss_types;
+      port.rss_enabled = true;
+    }
+  }
+  port.rx_offloads = kWantedRxOffloads & info.rx_offload_capa;
+  port.tx_offloads = kWantedTxOffloads & info.tx_offload_capa;
+  conf.rxmode.offloads = port.rx_offloads;
+  conf.txmode.offloads = port.tx_offloads;
+
+  rc = rte_eth_dev_configure(id, static_cast<uint16_t>(cfg.rx_queues), static_cast<uint16_t>(cfg.tx_queues), &conf);
+  if (rc != 0) {
+    error = "port " + port.name + ": configure failed: " + rte_strerror(-rc);
+    return false;
+  }
+  port.rx_descriptors = static_cast<uint16_t>(cfg.rx_descriptors);
+  port.tx_descriptors = static_cast<uint16_t>(cfg.tx_descriptors);
+  rte_eth_dev_adjust_nb_rx_tx_desc(id, &port.rx_descriptors, &port.tx_descriptors);
+
+  int socket = rte_eth_dev_socket_id(id);
+  if (socket < 0) socket = 0;
+  rte_eth_rxconf rxconf = info.default_rxconf;
+  rxconf.offloads = port.rx_offloads;
+  for (uint16_t q = 0; q < cfg.rx_queues; ++q) {
+    rc = rte_eth_rx_queue_setup(id, q, port.rx_descriptors, static_cast<unsigned>(socket), &rxconf, pool);
+    if (rc != 0) {
+      error = "port " + port.name + ": rx queue " + std::to_string(q) + " setup failed: " + rte_strerror(-rc);
+      return false;
+    }
+  }
+  rte_eth_txconf txconf = info.default_txconf;
+  txconf.offloads = port.tx_offloads;
+  for (uint16_t q = 0; q < cfg.tx_queues; ++q) {
+    rc = rte_eth_tx_queue_setup(id, q, port.tx_descriptors, static_cast<unsigned>(socket), &txconf);
+    if (rc != 0) {
+      error = "port " + port.name + ": tx queue " + std::to_string(q) + " setup failed: " + rte_strerror(-rc);
+      return false;
+    }
+  }
+  if (cfg.mac) {
+    rte_ether_addr mac;
+    std::copy(cfg.mac->begin(), cfg.mac->end(), mac.addr_bytes);
+    rc = rte_eth_dev_default_mac_addr_set(id, &mac);
+    if (rc != 0) {
+      error = config_path + ".mac: device " + cfg.device + " refused the address: " + rte_strerror(-rc);
+      return false;
+    }
+  }
+  rc = rte_eth_dev_start(id);
+  if (rc != 0) {
+    error = "port " + port.name + ": start failed: " + rte_strerror(-rc);
+    return false;
+  }
+  port.started = true;
+  if (cfg.promiscuous) {
+    rc = rte_eth_promiscuous_enable(id);
+    if (rc != 0) spdlog::warn("port {}: cannot enable promiscuous mode: {}", port.name, rte_strerror(-rc));
+  }
+
+  rte_ether_addr mac{};
+  rte_eth_macaddr_get(id, &mac);
+  spdlog::info("port {} ({} = port {}, driver {}): {} rx / {} tx queues, {}/{} descriptors, mtu {}, mac {}", port.name,
+               cfg.device, id, info.driver_name, cfg.rx_queues, cfg.tx_queues, port.rx_descriptors,
+               port.tx_descriptors, cfg.mtu, mac_text(mac));
+  spdlog::info("port {}: rss {}; rx offloads {}{}; tx offloads {}", port.name,
+               port.rss_enabled ? "symmetric toeplitz" : (cfg.rx_queues > 1 ? "unavailable" : "off (one queue)"),
+               offload_names(port.rx_offloads, true),
+               port.rx_offloads ? "" : " (checksums checked in software where needed)",
+               offload_names(port.tx_offloads, false));
+  poll_link(port);
+  return true;
+}
+
+void poll_link(Port& port) {
+  if (!port.started) return;
+  rte_eth_link link{};
+  if (rte_eth_link_get_nowait(port.port_id, &link) != 0) return;
+  bool up = link.link_status == RTE_ETH_LINK_UP;
+  bool was_up = port.link_up.exchange(up);
+  port.link_speed_mbps.store(link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed);
+  if (up != was_up) {
+    char text[RTE_ETH_LINK_MAX_STR_LEN];
+    rte_eth_link_to_str(text, sizeof(text), &link);
+    spdlog::info("port {}: {}", port.name, text);
+  }
+}
+
+void stop_and_close(Port& port) {
+  if (port.started) {
+    int rc = rte_eth_dev_stop(port.port_id);
+    if (rc != 0) spdlog::warn("port {}: stop failed: {}", port.name, rte_strerror(-rc));
+    port.started = false;
+  }
+  rte_eth_dev_close(port.port_id);
+}
+
+}  // namespace sluice::runtime

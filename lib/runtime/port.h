@@ -1,0 +1,45 @@
+// One configured ethdev port: set-up from config, what was negotiated, link state.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include <rte_ethdev.h>
+#include <rte_mempool.h>
+
+#include "config/config.h"
+
+namespace sluice::runtime {
+
+struct Port {
+  std::string name;
+  uint16_t port_id = 0;
+  const config::PortConfig* config = nullptr;
+  rte_eth_dev_info info{};
+  bool rss_enabled = false;
+  uint64_t rx_offloads = 0;
+  uint64_t tx_offloads = 0;
+  uint16_t rx_descriptors = 0;
+  uint16_t tx_descriptors = 0;
+  bool started = false;
+  std::atomic<bool> link_up{false};
+  std::atomic<uint32_t> link_speed_mbps{0};
+};
+
+// Finds the ethdev for `config.device` (probed by EAL) and fills port.port_id.
+bool find_port(Port& port, std::string& error);
+
+// Configures queues, RSS, offloads, MTU, MAC and promiscuous mode, and starts the port.
+// `config_path` ("ports[1]") prefixes errors that come from the config's values.
+bool configure_and_start(Port& port, rte_mempool* pool, const std::string& config_path, std::string& error);
+
+// Reads the link without waiting; logs a change. Called by the control thread.
+void poll_link(Port& port);
+
+// Stops and closes the port; its PMD frees the mbufs it still holds.
+void stop_and_close(Port& port);
+
+std::string offload_names(uint64_t offloads, bool rx);
+
+}  // namespace sluice::runtime

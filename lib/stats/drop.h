@@ -1,0 +1,70 @@
+// Every reason Sluice discards a packet, declared once: symbol, name, description.
+// Stats JSON, Prometheus and telemetry all print from this table, so no reason is
+// spelled twice (VPP's foreach_ip4_error).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace sluice {
+
+#define SLUICE_FOREACH_DROP(_)                                                              \
+  _(TruncatedEthernet, "truncated_ethernet", "frame shorter than an Ethernet header")      \
+  _(TruncatedVlan, "truncated_vlan", "802.1Q tag cut off by the end of the frame")          \
+  _(VlanTooDeep, "vlan_too_deep", "more than two stacked VLAN tags")                        \
+  _(HeadersNotContiguous, "headers_not_contiguous",                                         \
+    "protocol headers span more than the first mbuf segment")                               \
+  _(TruncatedArp, "truncated_arp", "ARP packet shorter than its header")                    \
+  _(BadArp, "bad_arp", "ARP for another hardware or protocol type, or wrong lengths")       \
+  _(TruncatedIpv4, "truncated_ipv4", "frame too short for a 20-byte IPv4 header")           \
+  _(BadIpv4Version, "bad_ipv4_version", "IPv4 ethertype with a version other than 4")       \
+  _(BadIpv4Ihl, "bad_ipv4_ihl", "IPv4 IHL below 5 or beyond the frame")                    \
+  _(BadIpv4TotalLength, "bad_ipv4_total_length",                                            \
+    "IPv4 total length below the header length or beyond the frame")                        \
+  _(TruncatedIpv6, "truncated_ipv6", "frame too short for a 40-byte IPv6 header")           \
+  _(BadIpv6Version, "bad_ipv6_version", "IPv6 ethertype with a version other than 6")       \
+  _(BadIpv6PayloadLength, "bad_ipv6_payload_length", "IPv6 payload length beyond the frame") \
+  _(BadIpv6ExtHeader, "bad_ipv6_ext_header",                                                \
+    "IPv6 extension header truncated, malformed or chain too long")                         \
+  _(TruncatedTcp, "truncated_tcp", "TCP header cut off by the IP payload end")              \
+  _(BadTcpDataOffset, "bad_tcp_data_offset", "TCP data offset below 5 or beyond the payload") \
+  _(TruncatedUdp, "truncated_udp", "UDP header cut off by the IP payload end")              \
+  _(BadUdpLength, "bad_udp_length", "UDP length below 8 or beyond the IP payload")          \
+  _(TruncatedIcmp, "truncated_icmp", "ICMP or ICMPv6 header cut off by the IP payload end") \
+  _(NoOutputPort, "no_output_port", "pipeline finished without choosing an output port")    \
+  _(OutputPortDown, "output_port_down", "output port is not polled by this worker")         \
+  _(TxQueueFull, "tx_queue_full", "the output queue accepted fewer packets than offered")
+
+enum class Drop : uint8_t {
+#define SLUICE_DROP_ENUM(sym, name, desc) sym,
+  SLUICE_FOREACH_DROP(SLUICE_DROP_ENUM)
+#undef SLUICE_DROP_ENUM
+};
+
+inline constexpr size_t kDropCount = 0
+#define SLUICE_DROP_COUNT(sym, name, desc) +1
+    SLUICE_FOREACH_DROP(SLUICE_DROP_COUNT)
+#undef SLUICE_DROP_COUNT
+    ;
+
+struct DropInfo {
+  std::string_view name;
+  std::string_view description;
+};
+
+inline constexpr std::array<DropInfo, kDropCount> kDropInfo = {{
+#define SLUICE_DROP_INFO(sym, name, desc) {name, desc},
+    SLUICE_FOREACH_DROP(SLUICE_DROP_INFO)
+#undef SLUICE_DROP_INFO
+}};
+
+constexpr std::string_view drop_name(Drop reason) { return kDropInfo[static_cast<size_t>(reason)].name; }
+constexpr std::string_view drop_description(Drop reason) {
+  return kDropInfo[static_cast<size_t>(reason)].description;
+}
+std::optional<Drop> drop_from_name(std::string_view name);
+
+}  // namespace sluice
