@@ -37,6 +37,7 @@ std::vector<std::string> build_eal_args(const config::Config& config, const std:
       {"prefix", {"--file-prefix", config.eal.file_prefix}},
   };
   if (!config.eal.hugepages) generated.push_back({"huge", {"--no-huge"}});
+  if (!config.control.telemetry) generated.push_back({"--no-telemetry", {"--no-telemetry"}});
 
   std::vector<std::string> args = {"sluice"};
   for (const auto& [group, tokens] : generated)

@@ -29,7 +29,8 @@ std::string offload_names(uint64_t offloads, bool rx) {
   for (uint64_t bit = 1; bit != 0; bit <<= 1) {
     if (!(offloads & bit)) continue;
     const char* name = rx ? rte_eth_dev_rx_offload_name(bit) : rte_eth_dev_tx_offload_name(bit);
-    names += (names.empty() ? "" : ",") + std::string(name);
+    if (!names.empty()) names += ',';
+    names += name;
   }
   return names.empty() ? "none" : names;
 }
@@ -163,9 +164,12 @@ void poll_link(Port& port) {
   bool was_up = port.link_up.exchange(up);
   port.link_speed_mbps.store(link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed);
   if (up != was_up) {
-    char text[RTE_ETH_LINK_MAX_STR_LEN];
-    rte_eth_link_to_str(text, sizeof(text), &link);
-    spdlog::info("port {}: {}", port.name, text);
+    if (up)
+      spdlog::info("port {}: link up, {} Mbps, {}-duplex{}", port.name, port.link_speed_mbps.load(),
+                   link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX ? "full" : "half",
+                   link.link_autoneg == RTE_ETH_LINK_AUTONEG ? ", autoneg" : "");
+    else
+      spdlog::warn("port {}: link down", port.name);
   }
 }
 
@@ -175,7 +179,8 @@ void stop_and_close(Port& port) {
     if (rc != 0) spdlog::warn("port {}: stop failed: {}", port.name, rte_strerror(-rc));
     port.started = false;
   }
-  rte_eth_dev_close(port.port_id);
+  if (!port.closed) rte_eth_dev_close(port.port_id);
+  port.closed = true;
 }
 
 }  // namespace sluice::runtime

@@ -23,6 +23,7 @@ struct Port {
   uint16_t rx_descriptors = 0;
   uint16_t tx_descriptors = 0;
   bool started = false;
+  bool closed = false;
   std::atomic<bool> link_up{false};
   std::atomic<uint32_t> link_speed_mbps{0};
 };

@@ -38,6 +38,7 @@ class Worker {
   const WorkerCounters& counters() const { return counters_; }
   const std::vector<std::unique_ptr<pipeline::Pipeline>>& pipelines() const { return pipelines_; }
   const std::vector<std::unique_ptr<pipeline::TxQueue>>& tx_queues() const { return tx_queues_; }
+  const pipeline::TxQueues& tx_by_port() const { return tx_by_port_; }
 
  private:
   unsigned lcore_id_;

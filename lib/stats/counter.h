@@ -42,7 +42,6 @@ struct alignas(64) WorkerCounters {
   Counter busy_polls;   // rounds that received at least one packet
   Counter idle_polls;
   Counter rx_packets;
-  Counter tx_packets;
   Counter busy_cycles;  // TSC cycles spent in rounds that received packets
 };
 

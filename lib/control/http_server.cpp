@@ -1,0 +1,107 @@
+#include "control/http_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "control/metrics.h"
+#include "control/stats.h"
+
+namespace sluice::control {
+
+namespace {
+
+constexpr int kThreads = 4;
+constexpr time_t kTimeoutSeconds = 5;         // read and write: a stalled client is dropped
+constexpr size_t kKeepAliveRequests = 100;
+constexpr size_t kMaxPayload = 64 * 1024;     // nothing here takes a body
+
+constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config"};
+
+bool is_known_path(const std::string& path) {
+  for (const char* p : kPaths)
+    if (path == p) return true;
+  return false;
+}
+
+void json_reply(httplib::Response& res, const nlohmann::json& body, int status = 200) {
+  res.status = status;
+  res.set_content(body.dump(2) + "\n", "application/json");
+}
+
+}  // namespace
+
+HttpServer::HttpServer(const runtime::Runtime& runtime) : runtime_(runtime) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
+  server_ = std::make_unique<httplib::Server>();
+  httplib::Server& srv = *server_;
+  srv.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  srv.set_read_timeout(kTimeoutSeconds, 0);
+  srv.set_write_timeout(kTimeoutSeconds, 0);
+  srv.set_keep_alive_timeout(kTimeoutSeconds);
+  srv.set_keep_alive_max_count(kKeepAliveRequests);
+  srv.set_payload_max_length(kMaxPayload);
+
+  srv.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    json_reply(res, {{"status", "ok"}, {"uptime_seconds", uptime_seconds(runtime_)}});
+  });
+  srv.Get("/stats", [this](const httplib::Request&, httplib::Response& res) {
+    json_reply(res, collect_stats(runtime_));
+  });
+  srv.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(render_prometheus(collect_stats(runtime_)), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  srv.Get("/config", [this](const httplib::Request&, httplib::Response& res) {
+    json_reply(res, config::to_json(runtime_.config()));
+  });
+
+  // Anything but GET/HEAD is answered before httplib reads a body: 405 with the Allow
+  // header on our paths (RFC 9110 15.5.6), 404 elsewhere.
+  srv.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "GET" || req.method == "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+    if (is_known_path(req.path)) {
+      res.set_header("Allow", "GET, HEAD");
+      json_reply(res, {{"error", "method " + req.method + " not allowed on " + req.path}}, 405);
+    } else {
+      json_reply(res, {{"error", "no such path: " + req.path}}, 404);
+    }
+    res.set_header("Connection", "close");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404)
+      json_reply(res, {{"error", "no such path: " + req.path}, {"paths", kPaths}},
+                 404);
+  });
+  srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("http {} {}: {}", req.method, req.path, what);
+    json_reply(res, {{"error", "internal error"}}, 500);
+  });
+
+  if (!srv.bind_to_port(config.address, static_cast<int>(config.port))) {
+    error = "control.http: cannot listen on " + config.address + ":" + std::to_string(config.port) +
+            " (address in use or not local?)";
+    server_.reset();
+    return false;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("http: serving /health /stats /metrics /config on http://{}:{}", config.address, config.port);
+  return true;
+}
+
+void HttpServer::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+}
+
+}  // namespace sluice::control

@@ -1,0 +1,132 @@
+#include "control/telemetry.h"
+
+#include <cerrno>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+
+#include <rte_telemetry.h>
+
+#include "control/stats.h"
+
+namespace sluice::control {
+
+namespace {
+
+// The telemetry thread may be inside a callback while the runtime shuts down; the
+// exclusive lock in unregister waits for it. DPDK has no way to remove a command.
+std::shared_mutex g_runtime_mutex;
+const runtime::Runtime* g_runtime = nullptr;
+
+void add_value(rte_tel_data* d, const std::string& key, const nlohmann::json& v) {
+  std::string name = key.substr(0, RTE_TEL_MAX_STRING_LEN - 1);
+  if (v.is_boolean()) rte_tel_data_add_dict_u64(d, name.c_str(), v.get<bool>() ? 1 : 0);
+  else if (v.is_number_unsigned()) rte_tel_data_add_dict_u64(d, name.c_str(), v.get<uint64_t>());
+  else if (v.is_number_integer()) rte_tel_data_add_dict_int(d, name.c_str(), static_cast<int>(v.get<int64_t>()));
+  else if (v.is_number_float()) rte_tel_data_add_dict_u64(d, name.c_str(), static_cast<uint64_t>(v.get<double>()));
+  else if (v.is_string()) rte_tel_data_add_dict_string(d, name.c_str(), v.get<std::string>().substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
+}
+
+// One object's scalar members as a flat dict.
+void add_flat(rte_tel_data* d, const nlohmann::json& object) {
+  for (const auto& [key, value] : object.items())
+    if (!value.is_structured()) add_value(d, key, value);
+}
+
+// One object's scalar members as a nested dict named `name`.
+void add_nested(rte_tel_data* d, const std::string& name, const nlohmann::json& object) {
+  rte_tel_data* inner = rte_tel_data_alloc();
+  if (inner == nullptr) return;
+  rte_tel_data_start_dict(inner);
+  add_flat(inner, object);
+  if (rte_tel_data_add_dict_container(d, name.substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str(), inner, 0) != 0)
+    rte_tel_data_free(inner);
+}
+
+template <typename Fill>
+int with_stats(rte_tel_data* d, Fill fill) {
+  std::shared_lock lock(g_runtime_mutex);
+  if (g_runtime == nullptr) return -EAGAIN;
+  nlohmann::json stats = collect_stats(*g_runtime);
+  rte_tel_data_start_dict(d);
+  return fill(stats);
+}
+
+int stats_cmd(const char*, const char*, rte_tel_data* d) {
+  return with_stats(d, [d](const nlohmann::json& stats) {
+    uint64_t rx = 0, tx = 0;
+    for (const auto& p : stats["ports"]) {
+      rx += p["rx_packets"].get<uint64_t>();
+      tx += p["tx_packets"].get<uint64_t>();
+    }
+    add_value(d, "uptime_seconds", stats["uptime_seconds"]);
+    add_value(d, "rx_packets", rx);
+    add_value(d, "tx_packets", tx);
+    add_value(d, "drops_total", stats["drops_total"]);
+    for (const auto& mp : stats["mempools"]) {
+      add_value(d, "mempool_" + mp["name"].get<std::string>() + "_in_use", mp["in_use"]);
+      add_value(d, "mempool_" + mp["name"].get<std::string>() + "_free", mp["free"]);
+    }
+    for (const auto& [reason, value] : stats["drops"].items()) add_value(d, "drop_" + reason, value);
+    return 0;
+  });
+}
+
+// "/sluice/ports" lists every port; "/sluice/ports,NAME" (or ,ID) shows one.
+int ports_cmd(const char*, const char* params, rte_tel_data* d) {
+  std::string want = params ? params : "";
+  return with_stats(d, [d, &want](const nlohmann::json& stats) {
+    for (const auto& p : stats["ports"]) {
+      if (want.empty()) {
+        add_nested(d, p["name"].get<std::string>(), p);
+      } else if (want == p["name"].get<std::string>() || want == std::to_string(p["port_id"].get<unsigned>())) {
+        add_flat(d, p);
+        for (const auto& [name, value] : p["xstats"].items()) add_value(d, "xstat_" + name, value);
+        return 0;
+      }
+    }
+    return want.empty() ? 0 : -EINVAL;
+  });
+}
+
+// "/sluice/lcores" lists every worker lcore; "/sluice/lcores,N" shows one.
+int lcores_cmd(const char*, const char* params, rte_tel_data* d) {
+  std::string want = params ? params : "";
+  return with_stats(d, [d, &want](const nlohmann::json& stats) {
+    for (const auto& lc : stats["lcores"]) {
+      std::string id = std::to_string(lc["lcore"].get<unsigned>());
+      if (want.empty()) {
+        add_nested(d, "lcore_" + id, lc);
+      } else if (want == id) {
+        add_flat(d, lc);
+        return 0;
+      }
+    }
+    return want.empty() ? 0 : -EINVAL;
+  });
+}
+
+}  // namespace
+
+void register_telemetry(const runtime::Runtime& runtime) {
+  {
+    std::unique_lock lock(g_runtime_mutex);
+    g_runtime = &runtime;
+  }
+  static bool registered = false;
+  if (registered) return;
+  registered = true;
+  rte_telemetry_register_cmd("/sluice/stats", stats_cmd,
+                             "Sluice totals: packets, drops by reason, mempool use. Takes no parameters");
+  rte_telemetry_register_cmd("/sluice/ports", ports_cmd,
+                             "Sluice ports with stats and link. Parameters: optional port name or id");
+  rte_telemetry_register_cmd("/sluice/lcores", lcores_cmd,
+                             "Sluice worker lcores: polls, packets, cycles. Parameters: optional lcore id");
+}
+
+void unregister_telemetry() {
+  std::unique_lock lock(g_runtime_mutex);
+  g_runtime = nullptr;
+}
+
+}  // namespace sluice::control
