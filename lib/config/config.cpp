@@ -480,6 +480,20 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
     std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
     result.errors.push_back(source_name + ":" + json_error_position(text, e.byte) + ": malformed JSON: " + reason);
     return result;
+  } catch (const json::exception& e) {
+    // Number overflow (out_of_range.406) carries no byte offset: locate the token it quotes.
+    std::string what = e.what();
+    auto open = what.find('\'');
+    auto close = what.rfind('\'');
+    size_t byte = 0;
+    if (open != std::string::npos && close > open) {
+      auto at = text.find(what.substr(open + 1, close - open - 1));
+      if (at != std::string::npos) byte = at + 1;
+    }
+    auto bracket = what.find("] ");
+    std::string reason = bracket == std::string::npos ? what : what.substr(bracket + 2);
+    result.errors.push_back(source_name + ":" + json_error_position(text, byte) + ": malformed JSON: " + reason);
+    return result;
   }
   if (!root.is_object()) {
     result.errors.push_back("config: must be a JSON object, got " + type_name(root));

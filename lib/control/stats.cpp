@@ -30,10 +30,11 @@ struct StageTotals {
     for (size_t i = 0; i < kDropCount; ++i) drops[i] += c.drops[i].get();
     pipeline::NamedCounters named;
     s.read_counters(named);
-    for (const auto& [name, value] : named) {
-      auto it = std::find_if(counters.begin(), counters.end(), [&](const auto& p) { return p.first == name; });
-      if (it == counters.end()) counters.emplace_back(std::string(name), value);
-      else it->second += value;
+    for (const auto& entry : named) {
+      auto it = std::find_if(counters.begin(), counters.end(),
+                             [&](const auto& p) { return p.first == entry.first; });
+      if (it == counters.end()) counters.emplace_back(std::string(entry.first), entry.second);
+      else it->second += entry.second;
     }
   }
 };
