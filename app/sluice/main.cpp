@@ -76,14 +76,16 @@ int run(const config::Config& cfg, const std::vector<std::string>& eal_cli_args)
   spdlog::info("sluice {} running: {} port(s), {} worker(s); SIGINT or SIGTERM to stop", SLUICE_VERSION,
                cfg.ports.size(), cfg.workers.size());
 
-  // The control loop: link watch once a second, otherwise asleep.
+  // The control loop: the router's slow path every millisecond (ARP/ND replies and
+  // packets waiting on a neighbour must not wait long), link watch once a second.
   auto next_link_poll = std::chrono::steady_clock::now();
   while (g_stop_signal.load(std::memory_order_relaxed) == 0) {
     if (std::chrono::steady_clock::now() >= next_link_poll) {
       rt.poll_links();
       next_link_poll += std::chrono::seconds(1);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    rt.poll_router();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   spdlog::info("signal {} received: stopping", strsignal(g_stop_signal.load()));
 

@@ -139,14 +139,14 @@ std::optional<std::array<uint8_t, 6>> parse_mac(const std::string& text) {
   return mac;
 }
 
-std::string format_mac(const std::array<uint8_t, 6>& mac) {
+std::string mac_text(const std::array<uint8_t, 6>& mac) {
   char text[18];
   std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
   return text;
 }
 
-const std::vector<std::string> kStages = {"parse", "xconnect"};
-const std::vector<std::string> kOutputStages = {"xconnect"};
+const std::vector<std::string> kStages = {"parse", "xconnect", "route"};
+const std::vector<std::string> kOutputStages = {"xconnect", "route"};
 
 void read_eal(const ObjectReader& eal, EalConfig& out) {
   eal.allow_only({"lcores", "main_lcore", "hugepages", "memory_mb", "file_prefix", "extra_args"});
@@ -223,7 +223,7 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
     }
     if (stage.stage.empty()) continue;
     if (std::find(kStages.begin(), kStages.end(), stage.stage) == kStages.end()) {
-      errors.push_back(path + ": unknown stage '" + stage.stage + "' (known: parse, xconnect)");
+      errors.push_back(path + ": unknown stage '" + stage.stage + "' (known: parse, xconnect, route)");
       continue;
     }
     bool is_output = std::find(kOutputStages.begin(), kOutputStages.end(), stage.stage) != kOutputStages.end();
@@ -240,13 +240,69 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
   if (!out.pipeline.empty()) {
     const auto& last = out.pipeline.back().stage;
     if (std::find(kOutputStages.begin(), kOutputStages.end(), last) == kOutputStages.end())
-      port.error("pipeline", "must end with an output stage (xconnect), got '" + last + "'");
+      port.error("pipeline", "must end with an output stage (xconnect or route), got '" + last + "'");
+    if (out.pipeline.front().stage != "parse" && last == "route")
+      port.error("pipeline", "the route stage needs the parse stage first");
+  }
+}
+
+// "ipv4": ["10.1.0.1/24"]: interface addresses, each with its subnet length.
+void read_addresses(const ObjectReader& port, const std::string& key, int family, std::vector<net::IpPrefix>& out,
+                    std::vector<std::string>& errors) {
+  if (!port.has(key)) return;
+  const json& list = port.raw(key);
+  if (!list.is_array()) {
+    port.error(key, "must be an array of addresses like \"" + std::string(family == 4 ? "10.1.0.1/24" : "fd00:1::1/64") +
+                        "\", got " + type_name(list));
+    return;
+  }
+  if (list.size() > 16) {
+    port.error(key, "at most 16 addresses, got " + std::to_string(list.size()));
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string path = port.at(key) + "[" + std::to_string(i) + "]";
+    if (!list[i].is_string()) {
+      errors.push_back(path + ": must be a string like \"" +
+                       std::string(family == 4 ? "10.1.0.1/24" : "fd00:1::1/64") + "\", got " + type_name(list[i]));
+      continue;
+    }
+    std::string text = list[i].get<std::string>();
+    auto prefix = net::parse_prefix(text);
+    if (!prefix || prefix->addr.family != family) {
+      errors.push_back(path + ": must be an IPv" + std::to_string(family) + " address with its prefix length, got '" +
+                       text + "'");
+      continue;
+    }
+    if (prefix->len == 0) {
+      errors.push_back(path + ": prefix length must be at least 1, got '" + text + "'");
+      continue;
+    }
+    const auto& b = prefix->addr.bytes;
+    bool bad = family == 4 ? (b[0] == 0 || b[0] == 127 || b[0] >= 224) : (b[0] == 0xff || prefix->addr == net::IpAddr{6, {}});
+    if (family == 6) {
+      net::IpAddr loopback{6, {}};
+      loopback.bytes[15] = 1;
+      bad = bad || prefix->addr == loopback;
+    }
+    if (bad) {
+      errors.push_back(path + ": must be a unicast address, got '" + text + "'");
+      continue;
+    }
+    if (family == 4 && prefix->len <= 30) {
+      uint32_t host = prefix->addr.v4_host() & ((1u << (32 - prefix->len)) - 1);
+      if (host == 0 || host == (1u << (32 - prefix->len)) - 1) {
+        errors.push_back(path + ": " + text + " is the subnet's network or broadcast address");
+        continue;
+      }
+    }
+    out.push_back(*prefix);
   }
 }
 
 void read_port(const ObjectReader& port, PortConfig& out, std::vector<std::string>& errors) {
   port.allow_only({"name", "device", "devargs", "rx_queues", "tx_queues", "rx_descriptors", "tx_descriptors", "mtu",
-                   "mac", "promiscuous", "rss", "pipeline"});
+                   "mac", "promiscuous", "rss", "ipv4", "ipv6", "pipeline"});
   port.required("name");
   port.required("device");
   if (port.string("name", out.name)) {
@@ -279,6 +335,8 @@ void read_port(const ObjectReader& port, PortConfig& out, std::vector<std::strin
   std::string rss = "symmetric";
   port.one_of("rss", rss, {"symmetric", "off"});
   out.rss = rss == "off" ? RssMode::Off : RssMode::Symmetric;
+  read_addresses(port, "ipv4", 4, out.ipv4, errors);
+  read_addresses(port, "ipv6", 6, out.ipv6, errors);
   read_pipeline(port, out, errors);
 }
 
@@ -437,6 +495,209 @@ void resolve_and_check(Config& config, std::vector<std::string>& errors) {
   }
 }
 
+// routes, neighbours, icmp, neighbour: read as written; references resolved later.
+void read_l3(const ObjectReader& top, const json& root, Config& config, std::vector<std::string>& errors) {
+  if (root.contains("routes")) {
+    const json& routes = root.at("routes");
+    if (!routes.is_array()) {
+      top.error("routes", "must be an array of routes, got " + type_name(routes));
+    } else {
+      for (size_t i = 0; i < routes.size(); ++i) {
+        std::string path = "routes[" + std::to_string(i) + "]";
+        if (!routes[i].is_object()) {
+          errors.push_back(path + ": must be an object {\"prefix\": ..., \"via\": ...}, got " + type_name(routes[i]));
+          continue;
+        }
+        ObjectReader r(routes[i], path, errors);
+        r.allow_only({"prefix", "via", "port", "nexthops"});
+        r.required("prefix");
+        RouteConfig route;
+        std::string text;
+        if (r.string("prefix", text)) {
+          auto prefix = net::parse_prefix(text);
+          if (!prefix) r.error("prefix", "must be an IPv4 or IPv6 prefix like 10.2.0.0/16, got '" + text + "'");
+          else route.prefix = prefix->network();
+        }
+        auto read_hop = [&](const ObjectReader& hop) {
+          NextHopConfig nh;
+          std::string via;
+          if (hop.string("via", via)) {
+            auto a = net::parse_ip(via);
+            if (!a) hop.error("via", "must be an IPv4 or IPv6 address, got '" + via + "'");
+            else nh.via = *a;
+          }
+          hop.string("port", nh.port);
+          if (!hop.has("via") && !hop.has("port"))
+            errors.push_back(hop.at("via") + ": a next hop needs \"via\" (a gateway address), \"port\", or both");
+          route.nexthops.push_back(nh);
+        };
+        if (r.has("nexthops")) {
+          if (r.has("via") || r.has("port")) r.error("nexthops", "give either nexthops or via/port, not both");
+          const json& hops = r.raw("nexthops");
+          if (!hops.is_array() || hops.empty() || hops.size() > kMaxEcmp) {
+            r.error("nexthops", "must be an array of 1.." + std::to_string(kMaxEcmp) + " next hops, got " + show(hops));
+          } else {
+            for (size_t j = 0; j < hops.size(); ++j) {
+              std::string hop_path = r.at("nexthops") + "[" + std::to_string(j) + "]";
+              if (!hops[j].is_object()) {
+                errors.push_back(hop_path + ": must be an object {\"via\": ..., \"port\": ...}, got " +
+                                 type_name(hops[j]));
+                continue;
+              }
+              ObjectReader hop(hops[j], hop_path, errors);
+              hop.allow_only({"via", "port"});
+              read_hop(hop);
+            }
+          }
+        } else {
+          read_hop(r);
+        }
+        config.routes.push_back(route);
+      }
+    }
+  }
+
+  if (root.contains("neighbours")) {
+    const json& list = root.at("neighbours");
+    if (!list.is_array()) {
+      top.error("neighbours", "must be an array of static neighbours, got " + type_name(list));
+    } else {
+      for (size_t i = 0; i < list.size(); ++i) {
+        std::string path = "neighbours[" + std::to_string(i) + "]";
+        if (!list[i].is_object()) {
+          errors.push_back(path + ": must be an object {\"address\": ..., \"mac\": ...}, got " + type_name(list[i]));
+          continue;
+        }
+        ObjectReader n(list[i], path, errors);
+        n.allow_only({"address", "mac", "port"});
+        n.required("address");
+        n.required("mac");
+        NeighbourConfig neighbour;
+        std::string text;
+        if (n.string("address", text)) {
+          auto a = net::parse_ip(text);
+          if (!a) n.error("address", "must be an IPv4 or IPv6 address, got '" + text + "'");
+          else neighbour.address = *a;
+        }
+        if (n.string("mac", text)) {
+          auto mac = parse_mac(text);
+          if (!mac || ((*mac)[0] & 1)) n.error("mac", "must be a unicast MAC like 02:00:00:00:00:01, got '" + text + "'");
+          else neighbour.mac = *mac;
+        }
+        n.string("port", neighbour.port);
+        config.neighbours.push_back(neighbour);
+      }
+    }
+  }
+
+  std::optional<ObjectReader> icmp_storage, neighbour_storage;
+  if (auto* icmp = top.object("icmp", icmp_storage)) {
+    icmp->allow_only({"rate_per_second", "burst"});
+    icmp->uint("rate_per_second", config.icmp.rate_per_second, 0, 1000000);
+    icmp->uint("burst", config.icmp.burst, 1, 100000);
+  }
+  if (auto* n = top.object("neighbour", neighbour_storage)) {
+    n->allow_only({"reachable_ms", "stale_ms", "retransmit_ms", "probes", "queue_packets", "capacity"});
+    n->uint("reachable_ms", config.neighbour.reachable_ms, 1000, 3600000);
+    n->uint("stale_ms", config.neighbour.stale_ms, 1000, 86400000);
+    n->uint("retransmit_ms", config.neighbour.retransmit_ms, 100, 60000);
+    n->uint("probes", config.neighbour.probes, 1, 10);
+    n->uint("queue_packets", config.neighbour.queue_packets, 0, 1024);
+    n->uint("capacity", config.neighbour.capacity, 64, 1u << 20);
+  }
+}
+
+// Addresses against pipelines, overlapping subnets, and every route's and static
+// neighbour's port, found from the connected subnets when not written.
+void resolve_l3(Config& config, std::vector<std::string>& errors) {
+  struct Connected {
+    net::IpPrefix prefix;
+    size_t port;
+    std::string path;
+  };
+  std::vector<Connected> connected;
+  for (size_t i = 0; i < config.ports.size(); ++i) {
+    const auto& port = config.ports[i];
+    std::string path = "ports[" + std::to_string(i) + "]";
+    bool has_addresses = !port.ipv4.empty() || !port.ipv6.empty();
+    if (port.routed() && !has_addresses)
+      errors.push_back(path + ".pipeline: the route stage needs at least one address in ipv4 or ipv6");
+    if (!port.routed() && has_addresses)
+      errors.push_back(path + ": addresses (ipv4, ipv6) need the route stage in the pipeline");
+    for (const auto* list : {&port.ipv4, &port.ipv6}) {
+      for (size_t a = 0; a < list->size(); ++a) {
+        const auto& prefix = (*list)[a];
+        std::string a_path = path + (prefix.addr.family == 4 ? ".ipv4[" : ".ipv6[") + std::to_string(a) + "]";
+        for (const auto& other : connected) {
+          if (other.prefix.addr.family != prefix.addr.family) continue;
+          uint8_t len = std::min(other.prefix.len, prefix.len);
+          if (net::IpPrefix{other.prefix.addr, len}.contains(prefix.addr) && other.port != i)
+            errors.push_back(a_path + ": " + prefix.str() + " overlaps " + other.path + " " + other.prefix.str() +
+                             " on another port");
+          else if (other.prefix.addr == prefix.addr)
+            errors.push_back(a_path + ": " + prefix.addr.str() + " is already assigned at " + other.path);
+        }
+        connected.push_back({prefix, i, a_path});
+      }
+    }
+  }
+  auto port_for = [&](const net::IpAddr& a) -> std::optional<size_t> {
+    const Connected* best = nullptr;
+    for (const auto& c : connected)
+      if (c.prefix.contains(a) && (!best || c.prefix.len > best->prefix.len)) best = &c;
+    if (!best) return std::nullopt;
+    return best->port;
+  };
+  auto check_port = [&](const std::string& path, const std::string& name) {
+    const PortConfig* port = config.find_port(name);
+    if (!port) errors.push_back(path + ": unknown port '" + name + "'");
+    else if (!port->routed()) errors.push_back(path + ": port '" + name + "' has no route stage");
+    return port != nullptr && port->routed();
+  };
+
+  std::set<std::pair<std::array<uint8_t, 16>, std::pair<uint8_t, uint8_t>>> seen;
+  for (size_t i = 0; i < config.routes.size(); ++i) {
+    auto& route = config.routes[i];
+    std::string path = "routes[" + std::to_string(i) + "]";
+    if (!seen.insert({route.prefix.addr.bytes, {route.prefix.addr.family, route.prefix.len}}).second)
+      errors.push_back(path + ".prefix: " + route.prefix.str() + " is listed twice");
+    for (size_t j = 0; j < route.nexthops.size(); ++j) {
+      auto& hop = route.nexthops[j];
+      std::string hop_path = route.nexthops.size() > 1 || j > 0 ? path + ".nexthops[" + std::to_string(j) + "]" : path;
+      if (hop.via.is_set()) {
+        if (hop.via.family != route.prefix.addr.family) {
+          errors.push_back(hop_path + ".via: " + hop.via.str() + " is not an IPv" +
+                           std::to_string(route.prefix.addr.family) + " address like the prefix");
+          continue;
+        }
+        if (hop.port.empty()) {
+          auto port = port_for(hop.via);
+          if (!port) {
+            errors.push_back(hop_path + ".via: " + hop.via.str() + " is in no connected subnet; add \"port\"");
+            continue;
+          }
+          hop.port = config.ports[*port].name;
+        }
+      }
+      check_port(hop_path + ".port", hop.port);
+    }
+  }
+
+  for (size_t i = 0; i < config.neighbours.size(); ++i) {
+    auto& n = config.neighbours[i];
+    std::string path = "neighbours[" + std::to_string(i) + "]";
+    if (n.port.empty()) {
+      auto port = port_for(n.address);
+      if (!port) {
+        errors.push_back(path + ".address: " + n.address.str() + " is in no connected subnet; add \"port\"");
+        continue;
+      }
+      n.port = config.ports[*port].name;
+    }
+    check_port(path + ".port", n.port);
+  }
+}
+
 std::string json_error_position(const std::string& text, size_t byte) {
   size_t line = 1, column = 1;
   for (size_t i = 0; i + 1 < byte && i < text.size(); ++i) {
@@ -503,7 +764,8 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   Config config;
   auto& errors = result.errors;
   ObjectReader top(root, "", errors);
-  top.allow_only({"eal", "ports", "workers", "burst_size", "mempool", "control", "logging"});
+  top.allow_only({"eal", "ports", "workers", "burst_size", "mempool", "control", "logging", "routes", "neighbours",
+                  "icmp", "neighbour"});
   top.required("eal");
   top.required("ports");
 
@@ -567,7 +829,10 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
     logging->one_of("level", config.logging.level, log_level_names());
   }
 
+  read_l3(top, root, config, errors);
+
   if (errors.empty()) resolve_and_check(config, errors);
+  if (errors.empty()) resolve_l3(config, errors);
   if (errors.empty()) result.config = std::move(config);
   return result;
 }
@@ -609,7 +874,13 @@ json to_json(const Config& config) {
               {"mtu", port.mtu},
               {"promiscuous", port.promiscuous},
               {"rss", port.rss == RssMode::Off ? "off" : "symmetric"}};
-    if (port.mac) p["mac"] = format_mac(*port.mac);
+    if (port.mac) p["mac"] = mac_text(*port.mac);
+    if (port.routed()) {
+      p["ipv4"] = json::array();
+      for (const auto& a : port.ipv4) p["ipv4"].push_back(a.str());
+      p["ipv6"] = json::array();
+      for (const auto& a : port.ipv6) p["ipv6"].push_back(a.str());
+    }
     p["pipeline"] = json::array();
     for (const auto& stage : port.pipeline) {
       json s = {{"stage", stage.stage}};
@@ -634,7 +905,32 @@ json to_json(const Config& config) {
                       {"port", config.control.http.port}}},
                     {"telemetry", config.control.telemetry}};
   out["logging"] = {{"level", config.logging.level}};
+  if (config.routed()) {
+    out["routes"] = json::array();
+    for (const auto& route : config.routes) {
+      json r = {{"prefix", route.prefix.str()}, {"nexthops", json::array()}};
+      for (const auto& hop : route.nexthops) {
+        json h = {{"port", hop.port}};
+        if (hop.via.is_set()) h["via"] = hop.via.str();
+        r["nexthops"].push_back(h);
+      }
+      out["routes"].push_back(r);
+    }
+    out["neighbours"] = json::array();
+    for (const auto& n : config.neighbours)
+      out["neighbours"].push_back({{"address", n.address.str()}, {"mac", mac_text(n.mac)}, {"port", n.port}});
+    out["icmp"] = {{"rate_per_second", config.icmp.rate_per_second}, {"burst", config.icmp.burst}};
+    out["neighbour"] = {{"reachable_ms", config.neighbour.reachable_ms},
+                        {"stale_ms", config.neighbour.stale_ms},
+                        {"retransmit_ms", config.neighbour.retransmit_ms},
+                        {"probes", config.neighbour.probes},
+                        {"queue_packets", config.neighbour.queue_packets},
+                        {"capacity", config.neighbour.capacity}};
+  }
   return out;
+}
+
+std::string format_mac(const std::array<uint8_t, 6>& mac) { return mac_text(mac);
 }
 
 }  // namespace sluice::config

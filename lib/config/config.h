@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "net/ip_addr.h"
+
 namespace sluice::config {
 
 struct EalConfig {
@@ -23,7 +25,7 @@ struct EalConfig {
 };
 
 struct StageConfig {
-  std::string stage;  // "parse", "xconnect"
+  std::string stage;  // "parse", "xconnect", "route"
   std::string peer;   // xconnect: the output port's name
 };
 
@@ -42,7 +44,50 @@ struct PortConfig {
   std::optional<std::array<uint8_t, 6>> mac;
   bool promiscuous = true;
   RssMode rss = RssMode::Symmetric;
+  std::vector<net::IpPrefix> ipv4;  // interface addresses with their subnet length
+  std::vector<net::IpPrefix> ipv6;
   std::vector<StageConfig> pipeline;
+
+  bool routed() const {
+    for (const auto& s : pipeline)
+      if (s.stage == "route") return true;
+    return false;
+  }
+};
+
+// One way out for a route: a gateway on a port, or (no gateway) the port itself, the
+// destination then being resolved as a neighbour like a connected subnet.
+struct NextHopConfig {
+  net::IpAddr via;
+  std::string port;  // resolved from the connected subnets when not written
+};
+
+struct RouteConfig {
+  net::IpPrefix prefix;                // host bits cleared
+  std::vector<NextHopConfig> nexthops;  // more than one: ECMP
+};
+
+struct NeighbourConfig {
+  net::IpAddr address;
+  std::array<uint8_t, 6> mac{};
+  std::string port;
+};
+
+// The kernel's icmp_msgs_per_sec / icmp_msgs_burst, per worker lcore.
+struct IcmpConfig {
+  unsigned rate_per_second = 1000;
+  unsigned burst = 50;
+};
+
+// ARP/ND cache timers, after Linux's neigh defaults (base_reachable_time 30 s,
+// gc_stale_time 60 s, retrans_time 1 s, mcast_solicit 3).
+struct NeighbourSettings {
+  unsigned reachable_ms = 30000;
+  unsigned stale_ms = 60000;
+  unsigned retransmit_ms = 1000;
+  unsigned probes = 3;
+  unsigned queue_packets = 16;  // packets held per unresolved neighbour
+  unsigned capacity = 16384;
 };
 
 struct RxBinding {
@@ -85,6 +130,16 @@ struct Config {
   MempoolConfig mempool;
   ControlConfig control;
   LoggingConfig logging;
+  std::vector<RouteConfig> routes;
+  std::vector<NeighbourConfig> neighbours;
+  IcmpConfig icmp;
+  NeighbourSettings neighbour;
+
+  bool routed() const {
+    for (const auto& p : ports)
+      if (p.routed()) return true;
+    return false;
+  }
 
   const PortConfig* find_port(const std::string& name) const;
   int port_index(const std::string& name) const;
@@ -92,6 +147,7 @@ struct Config {
 
 inline constexpr unsigned kMaxBurst = 64;
 inline constexpr unsigned kMaxQueues = 64;
+inline constexpr unsigned kMaxEcmp = 16;
 
 // Either a Config, or every problem found, one line each ("ports[1].rx_queues: ...").
 struct ParseResult {
@@ -107,5 +163,6 @@ ParseResult load_config_file(const std::string& path);
 nlohmann::json to_json(const Config& config);
 
 const std::vector<std::string>& log_level_names();
+std::string format_mac(const std::array<uint8_t, 6>& mac);
 
 }  // namespace sluice::config

@@ -15,7 +15,7 @@ constexpr time_t kTimeoutSeconds = 5;         // read and write: a stalled clien
 constexpr size_t kKeepAliveRequests = 100;
 constexpr size_t kMaxPayload = 64 * 1024;     // nothing here takes a body
 
-constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config"};
+constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config", "/neighbours", "/routes"};
 
 bool is_known_path(const std::string& path) {
   for (const char* p : kPaths)
@@ -55,6 +55,16 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
   });
   srv.Get("/config", [this](const httplib::Request&, httplib::Response& res) {
     json_reply(res, config::to_json(runtime_.config()));
+  });
+  // Router views; an appliance without a route stage answers with empty lists.
+  srv.Get("/neighbours", [this](const httplib::Request&, httplib::Response& res) {
+    const router::Router* router = runtime_.router();
+    json_reply(res, router ? router->neighbours_json()
+                           : nlohmann::json{{"count", 0}, {"capacity", 0}, {"neighbours", nlohmann::json::array()}});
+  });
+  srv.Get("/routes", [this](const httplib::Request&, httplib::Response& res) {
+    const router::Router* router = runtime_.router();
+    json_reply(res, router ? router->routes_json() : nlohmann::json{{"routes", nlohmann::json::array()}});
   });
 
   // Anything but GET/HEAD is answered before httplib reads a body: 405 with the Allow

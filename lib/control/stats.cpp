@@ -131,6 +131,19 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
   }
   out["lcores"] = std::move(lcores);
 
+  // The router's slow path on the control thread: ARP/ND and packets held for a neighbour.
+  if (const router::Router* router = runtime.router()) {
+    StageTotals& t = totals_for(stages, "control", "slowpath");
+    const StageCounters& c = router->counters();
+    t.packets_in += c.packets_in.get();
+    t.packets_out += c.packets_out.get();
+    for (size_t i = 0; i < kDropCount; ++i) t.drops[i] += c.drops[i].get();
+    pipeline::NamedCounters named;
+    router->read_counters(named);
+    for (const auto& entry : named) t.counters.emplace_back(std::string(entry.first), entry.second);
+    t.counters.emplace_back("neighbours", router->neighbour_count());
+  }
+
   std::array<uint64_t, kDropCount> drop_totals{};
   nlohmann::json stage_rows = nlohmann::json::array();
   for (const auto& t : stages) {

@@ -106,6 +106,24 @@ int lcores_cmd(const char*, const char* params, rte_tel_data* d) {
   });
 }
 
+// "/sluice/neighbours": the ARP/ND cache, one nested dict per entry.
+int neighbours_cmd(const char*, const char*, rte_tel_data* d) {
+  std::shared_lock lock(g_runtime_mutex);
+  if (g_runtime == nullptr) return -EAGAIN;
+  rte_tel_data_start_dict(d);
+  const router::Router* router = g_runtime->router();
+  if (!router) return 0;
+  nlohmann::json all = router->neighbours_json();
+  add_value(d, "count", all["count"]);
+  add_value(d, "capacity", all["capacity"]);
+  for (const auto& n : all["neighbours"]) {
+    nlohmann::json flat = n;
+    if (flat["mac"].is_null()) flat["mac"] = "-";
+    add_nested(d, n["port"].get<std::string>() + "/" + n["address"].get<std::string>(), flat);
+  }
+  return 0;
+}
+
 }  // namespace
 
 void register_telemetry(const runtime::Runtime& runtime) {
@@ -120,6 +138,8 @@ void register_telemetry(const runtime::Runtime& runtime) {
                              "Sluice totals: packets, drops by reason, mempool use. Takes no parameters");
   rte_telemetry_register_cmd("/sluice/ports", ports_cmd,
                              "Sluice ports with stats and link. Parameters: optional port name or id");
+  rte_telemetry_register_cmd("/sluice/neighbours", neighbours_cmd,
+                             "Sluice ARP/ND cache: address, port, MAC, state, age. Takes no parameters");
   rte_telemetry_register_cmd("/sluice/lcores", lcores_cmd,
                              "Sluice worker lcores: polls, packets, cycles. Parameters: optional lcore id");
 }

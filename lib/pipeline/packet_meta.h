@@ -30,7 +30,7 @@ struct PacketMeta {
   uint8_t l4_proto;    // upper-layer protocol after IPv6 extension headers
   uint8_t flags;
   uint8_t vlan_count;
-  uint16_t reserved;
+  uint16_t aux;        // route: why a packet goes to the slow path (PuntReason)
 };
 static_assert(sizeof(PacketMeta) == 16);
 

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "pipeline/output.h"
+#include "pipeline/route.h"
 #include "pipeline/stage.h"
 
 namespace sluice::pipeline {
@@ -39,10 +40,11 @@ class Pipeline {
   std::vector<std::unique_ptr<Stage>> stages_;
 };
 
-// Builds a port's pipeline from config. `port_ids` maps port names to DPDK port ids.
-// Config was validated, so unknown stages or peers here are programming errors.
+// Builds a port's pipeline from config. `port_ids` maps port names to DPDK port ids;
+// `l3` is the worker's router context (null when no port routes). Config was
+// validated, so unknown stages or peers here are programming errors.
 std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
                                          const std::map<std::string, uint16_t>& port_ids,
-                                         const TxQueues* tx_queues);
+                                         const TxQueues* tx_queues, const L3Context* l3 = nullptr);
 
 }  // namespace sluice::pipeline

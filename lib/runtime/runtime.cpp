@@ -20,6 +20,7 @@ Runtime::~Runtime() {
     for (auto& port : ports_) stop_and_close(*port);
     ports_.clear();
     workers_.clear();
+    router_.reset();
     for (auto& pool : mempools_) rte_mempool_free(pool.pool);
     mempools_.clear();
     rte_eal_cleanup();
@@ -102,16 +103,33 @@ bool Runtime::setup(std::string& error) {
   for (size_t i = 0; i < ports_.size(); ++i)
     if (!configure_and_start(*ports_[i], pool, "ports[" + std::to_string(i) + "]", error)) return false;
 
+  if (config_.routed()) {
+    l3::RouteTable::PortMacs macs{};
+    for (const auto& port : ports_) rte_eth_macaddr_get(port->port_id, &macs[port->port_id]);
+    try {
+      router_ = std::make_unique<router::Router>(config_, pool, static_cast<unsigned>(config_.workers.size()));
+    } catch (const std::exception& e) {
+      error = std::string("router: ") + e.what() + " (raise eal.memory_mb)";
+      return false;
+    }
+    if (!router_->start(port_ids, macs, error)) return false;
+  }
+
   // Worker i owns TX queue i on every port: no TX queue is ever shared.
   for (size_t w = 0; w < config_.workers.size(); ++w) {
     const config::WorkerConfig& wc = config_.workers[w];
     auto worker = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(config_.burst_size));
     for (const auto& port : ports_) worker->add_tx_queue(port->port_id, static_cast<uint16_t>(w));
+    pipeline::L3Context l3;
+    if (router_) {
+      l3 = router_->context_for(static_cast<unsigned>(w));
+      worker->attach_router(router_->inject_ring(static_cast<unsigned>(w)), &router_->qsbr(), static_cast<unsigned>(w));
+    }
     for (const auto& rx : wc.rx) {
       const config::PortConfig& pc = *config_.find_port(rx.port);
       uint16_t port_id = port_ids.at(rx.port);
       worker->add_rx_queue(port_id, static_cast<uint16_t>(rx.queue),
-                           pipeline::build_pipeline(pc, port_ids, &worker->tx_by_port()));
+                           pipeline::build_pipeline(pc, port_ids, &worker->tx_by_port(), router_ ? &l3 : nullptr));
     }
     workers_.push_back(std::move(worker));
   }
@@ -125,6 +143,7 @@ void Runtime::launch() {
     else spdlog::info("lcore {}: worker polling {} rx queue(s)", worker->lcore_id(), worker->pipelines().size());
   }
   launched_ = true;
+  if (router_) router_->announce();
 }
 
 void Runtime::poll_links() {
@@ -140,6 +159,7 @@ void Runtime::stop_workers() {
 
 bool Runtime::shutdown() {
   stop_workers();
+  if (router_) router_->drain();
   for (auto& port : ports_) {
     stop_and_close(*port);
   }

@@ -10,6 +10,7 @@
 #include <rte_mempool.h>
 
 #include "config/config.h"
+#include "router/router.h"
 #include "runtime/port.h"
 #include "runtime/worker.h"
 
@@ -35,6 +36,11 @@ class Runtime {
   void launch();
   // Control thread, about once a second.
   void poll_links();
+  // Control thread, every loop (about 1 ms): the router's slow path and timers.
+  void poll_router() {
+    if (router_) router_->poll();
+  }
+  const router::Router* router() const { return router_.get(); }
   // Asks workers to stop and waits for them; their TX buffers are flushed on return.
   void stop_workers();
   // Stops and closes ports, then checks that every mbuf is back in its pool.
@@ -59,6 +65,7 @@ class Runtime {
   std::vector<std::unique_ptr<Port>> ports_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<MempoolInfo> mempools_;
+  std::unique_ptr<router::Router> router_;
 };
 
 }  // namespace sluice::runtime

@@ -17,8 +17,25 @@ void Worker::add_rx_queue(uint16_t port_id, uint16_t queue_id, std::unique_ptr<p
 
 int Worker::launch(void* worker) { return static_cast<Worker*>(worker)->run(); }
 
+// Control-thread packets (ARP/ND, resolved packets) leave on this worker's TX queues.
+void Worker::drain_inject_ring() {
+  rte_mbuf* pkts[pipeline::kMaxBurst];
+  unsigned n = rte_ring_sc_dequeue_burst(inject_ring_, reinterpret_cast<void**>(pkts), pipeline::kMaxBurst, nullptr);
+  for (unsigned i = 0; i < n; ++i) {
+    uint16_t port = pipeline::meta(pkts[i]).out_port;
+    pipeline::TxQueue* tx = port < RTE_MAX_ETHPORTS ? tx_by_port_[port] : nullptr;
+    if (tx) {
+      tx->push(pkts[i]);
+    } else {
+      injected_dropped_.inc();
+      rte_pktmbuf_free(pkts[i]);
+    }
+  }
+}
+
 int Worker::run() {
   pipeline::Burst burst;
+  if (qsbr_) qsbr_->online(reader_id_);
   // Locals, committed once per round: the hot loop touches no shared cache line.
   while (!stop_.load(std::memory_order_relaxed)) {
     const uint64_t round_start = rte_rdtsc();
@@ -30,7 +47,9 @@ int Worker::run() {
       rx.pipeline->run(burst);
       burst.free_discards();
     }
+    if (inject_ring_) drain_inject_ring();
     for (auto& tx : tx_queues_) tx->flush();
+    if (qsbr_) qsbr_->quiescent(reader_id_);  // no table pointer is held past here
     counters_.polls.inc();
     if (received) {
       counters_.busy_polls.inc();
@@ -42,6 +61,7 @@ int Worker::run() {
     }
   }
   for (auto& tx : tx_queues_) tx->flush();
+  if (qsbr_) qsbr_->offline(reader_id_);
   return 0;
 }
 

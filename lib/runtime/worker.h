@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "pipeline/output.h"
+#include "l3/rcu.h"
 #include "pipeline/pipeline.h"
 #include "stats/counter.h"
 
@@ -28,6 +29,12 @@ class Worker {
   // Set-up, before launch.
   void add_tx_queue(uint16_t port_id, uint16_t queue_id);
   void add_rx_queue(uint16_t port_id, uint16_t queue_id, std::unique_ptr<pipeline::Pipeline> pipeline);
+  // Router: packets the control thread hands over for TX, and the RCU reader id.
+  void attach_router(rte_ring* inject_ring, l3::Qsbr* qsbr, unsigned reader_id) {
+    inject_ring_ = inject_ring;
+    qsbr_ = qsbr;
+    reader_id_ = reader_id;
+  }
 
   // The poll loop; returns when stop() is called, with every TX buffer flushed.
   int run();
@@ -36,6 +43,7 @@ class Worker {
 
   unsigned lcore_id() const { return lcore_id_; }
   const WorkerCounters& counters() const { return counters_; }
+  uint64_t injected_dropped() const { return injected_dropped_.get(); }
   const std::vector<std::unique_ptr<pipeline::Pipeline>>& pipelines() const { return pipelines_; }
   const std::vector<std::unique_ptr<pipeline::TxQueue>>& tx_queues() const { return tx_queues_; }
   const pipeline::TxQueues& tx_by_port() const { return tx_by_port_; }
@@ -49,6 +57,11 @@ class Worker {
   std::vector<std::unique_ptr<pipeline::TxQueue>> tx_queues_;
   pipeline::TxQueues tx_by_port_;
   WorkerCounters counters_;
+  rte_ring* inject_ring_ = nullptr;
+  Counter injected_dropped_;  // out_port without a TX queue here: a bug, but counted
+  l3::Qsbr* qsbr_ = nullptr;
+  unsigned reader_id_ = 0;
+  void drain_inject_ring();
 };
 
 }  // namespace sluice::runtime

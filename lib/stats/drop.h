@@ -36,7 +36,24 @@ namespace sluice {
   _(TruncatedIcmp, "truncated_icmp", "ICMP or ICMPv6 header cut off by the IP payload end") \
   _(NoOutputPort, "no_output_port", "pipeline finished without choosing an output port")    \
   _(OutputPortDown, "output_port_down", "output port is not polled by this worker")         \
-  _(TxQueueFull, "tx_queue_full", "the output queue accepted fewer packets than offered")
+  _(TxQueueFull, "tx_queue_full", "the output queue accepted fewer packets than offered")              \
+  _(NotForUs, "not_for_us", "routed port: unicast frame for another MAC address")                     \
+  _(TaggedFrame, "tagged_frame", "routed port: 802.1Q-tagged frame (no VLAN sub-interfaces)")          \
+  _(NotIp, "not_ip", "routed port: neither IPv4, IPv6 nor ARP")                                      \
+  _(BadIpv4Checksum, "bad_ipv4_checksum", "IPv4 header checksum does not verify")                   \
+  _(MartianSource, "martian_source", "source address never valid on the wire (RFC 1812 5.3.7, RFC 4291)") \
+  _(MartianDestination, "martian_destination", "destination 0.0.0.0/8, 127.0.0.0/8, :: or ::1")       \
+  _(NotRoutable, "not_routable", "multicast, broadcast or link-local destination; routers do not forward it") \
+  _(NoRoute, "no_route", "no route to the destination")                                               \
+  _(TtlExceeded, "ttl_exceeded", "TTL or hop limit would reach 0")                                    \
+  _(TooBig, "too_big", "larger than the egress MTU with DF set, or IPv6")                             \
+  _(FragmentFailed, "fragment_failed", "IPv4 fragmentation failed (no mbufs, or too many fragments)")   \
+  _(NoNeighbour, "no_neighbour", "next hop unresolved: its queue was full or resolution timed out")    \
+  _(LocalUnhandled, "local_unhandled", "addressed to Sluice, but not a protocol it answers")           \
+  _(PuntRingFull, "punt_ring_full", "slow-path ring to the control thread was full")                  \
+  _(InjectRingFull, "inject_ring_full", "control thread's packet could not be handed to a worker")      \
+  _(BadNeighbourPacket, "bad_neighbour_packet", "ARP or neighbour discovery packet failed validation") \
+  _(Shutdown, "shutdown", "held by the slow path (waiting for a neighbour, or queued) when Sluice stopped")
 
 enum class Drop : uint8_t {
 #define SLUICE_DROP_ENUM(sym, name, desc) sym,

@@ -1,0 +1,419 @@
+#include "pipeline/route.h"
+
+#include <cstring>
+
+#include <rte_cycles.h>
+#include <rte_hash_crc.h>
+#include <rte_ip.h>
+#include <rte_ip_frag.h>
+
+#include "net/headers.h"
+
+namespace sluice::pipeline {
+
+using net::EthernetHeader;
+using net::IcmpHeader;
+using net::Ipv4Header;
+using net::Ipv6Header;
+
+namespace {
+
+constexpr uint16_t kMaxFragments = 16;
+
+enum Fate : uint8_t { kGone = 0, kLookup, kResolve, kReady };
+
+bool is_zero(const uint8_t* a) {
+  static const uint8_t zero[16] = {};
+  return std::memcmp(a, zero, 16) == 0;
+}
+bool is_loopback(const uint8_t* a) {
+  static const uint8_t loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return std::memcmp(a, loopback, 16) == 0;
+}
+bool is_link_local6(const uint8_t* a) { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
+
+// RFC 1624 TTL decrement, as Linux's ip_decrease_ttl.
+void decrement_ttl(Ipv4Header* ip) {
+  uint32_t check = ip->checksum.raw;
+  check += rte_cpu_to_be_16(0x0100);
+  ip->checksum.raw = static_cast<uint16_t>(check + (check >= 0xffff));
+  --ip->ttl;
+}
+
+}  // namespace
+
+RouteStage::RouteStage(uint16_t ingress_port, const L3Context& context, const TxQueues* tx_queues)
+    : Stage("route"), ingress_port_(ingress_port), ctx_(context), tx_queues_(tx_queues), hz_(rte_get_tsc_hz()) {}
+
+uint32_t RouteStage::flow_hash(const rte_mbuf* m, const PacketMeta& pm) {
+  uint32_t ports = 0;
+  if (pm.l4_offset && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp)) {
+    const auto* l4 = rte_pktmbuf_mtod_offset(m, const uint16_t*, pm.l4_offset);
+    ports = uint32_t(l4[0] ^ l4[1]);
+  }
+  uint32_t addrs;
+  if (pm.l3 == L3::Ipv4) {
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset);
+    addrs = ip->src.raw ^ ip->dst.raw;
+  } else {
+    const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset);
+    uint32_t words[8];
+    std::memcpy(words, ip->src, 32);
+    addrs = words[0] ^ words[1] ^ words[2] ^ words[3] ^ words[4] ^ words[5] ^ words[6] ^ words[7];
+  }
+  // XOR first keeps the hash symmetric: (a, b) and (b, a) mix to the same input.
+  return rte_hash_crc_4byte(addrs, rte_hash_crc_4byte(ports | uint32_t(pm.l4_proto) << 16, 0x5109e));
+}
+
+bool RouteStage::check_ipv4(rte_mbuf* m, PacketMeta& pm, Drop& reason) {
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset);
+  uint64_t cksum = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+  if (cksum == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+      (cksum != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_raw_cksum(ip, ip->header_len()) != 0xffff)) {
+    reason = Drop::BadIpv4Checksum;
+    return false;
+  }
+  uint32_t src = ip->src.value(), dst = ip->dst.value();
+  if ((src >> 24) == 0 || (src >> 24) == 127 || (src >> 28) >= 0xe) {
+    reason = Drop::MartianSource;
+    return false;
+  }
+  if ((dst >> 24) == 0 || (dst >> 24) == 127) {
+    reason = Drop::MartianDestination;
+    return false;
+  }
+  // Multicast, class E, limited broadcast; and link-local (RFC 3927 7).
+  if ((dst >> 28) >= 0xe || (dst >> 16) == 0xa9fe || (src >> 16) == 0xa9fe) {
+    reason = Drop::NotRoutable;
+    return false;
+  }
+  return true;
+}
+
+bool RouteStage::check_ipv6(rte_mbuf* m, PacketMeta& pm, Drop& reason, bool& punt) {
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset);
+  if (pm.l4_proto == net::kIpProtoIcmpv6 && pm.l4_offset) {
+    uint8_t type = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset)->type;
+    if (type == l3::icmp6::kNeighbourSolicit || type == l3::icmp6::kNeighbourAdvert) {
+      punt = true;
+      return true;
+    }
+  }
+  if (ip->src[0] == 0xff || is_zero(ip->src) || is_loopback(ip->src)) {
+    reason = Drop::MartianSource;
+    return false;
+  }
+  if (is_zero(ip->dst) || is_loopback(ip->dst)) {
+    reason = Drop::MartianDestination;
+    return false;
+  }
+  if (ip->dst[0] == 0xff || is_link_local6(ip->dst) || is_link_local6(ip->src)) {
+    reason = Drop::NotRoutable;
+    return false;
+  }
+  return true;
+}
+
+void RouteStage::send_icmp_error(Burst& /*burst*/, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable& table,
+                                 uint8_t type, uint8_t code, uint32_t rest, uint16_t& /*kept*/) {
+  const l3::Interface& itf = table.interface(ingress_port_);
+  rte_mbuf* out = nullptr;
+  bool later = pm.flags & kMetaLaterFragment;
+  if (pm.l3 == L3::Ipv4) {
+    if (itf.ipv4 == 0 || !l3::icmp4_error_allowed(m, pm.l3_offset, pm.l4_offset, later)) return;
+    if (!ctx_.icmp_bucket->take(rte_rdtsc())) {
+      icmp_rate_limited_.inc();
+      return;
+    }
+    out = l3::icmp4_error(m, pm.l3_offset, type, code, rest, itf.ipv4, itf.mac);
+  } else {
+    if (!itf.has_ipv6 || !l3::icmp6_error_allowed(m, pm.l3_offset, pm.l4_offset, pm.l4_proto, later)) return;
+    if (!ctx_.icmp_bucket->take(rte_rdtsc())) {
+      icmp_rate_limited_.inc();
+      return;
+    }
+    out = l3::icmp6_error(m, pm.l3_offset, type, code, rest, itf.ipv6.data(), itf.mac);
+  }
+  if (!out) {
+    icmp_no_mbuf_.inc();
+    return;
+  }
+  TxQueue* tx = (*tx_queues_)[ingress_port_];
+  if (!tx) {
+    rte_pktmbuf_free(out);
+    return;
+  }
+  meta(out) = PacketMeta{};
+  meta(out).out_port = ingress_port_;
+  if (type == l3::icmp4::kTimeExceeded && pm.l3 == L3::Ipv4) icmp_time_exceeded_.inc();
+  else if (type == l3::icmp6::kTimeExceeded && pm.l3 == L3::Ipv6) icmp_time_exceeded_.inc();
+  else if ((pm.l3 == L3::Ipv4 && code == l3::icmp4::kFragmentationNeeded) ||
+           (pm.l3 == L3::Ipv6 && type == l3::icmp6::kPacketTooBig))
+    icmp_too_big_.inc();
+  else icmp_unreachable_.inc();
+  tx->push(out);
+}
+
+void RouteStage::fragment(rte_mbuf* m, const PacketMeta& pm, uint16_t mtu, Burst& /*burst*/) {
+  EthernetHeader eth = *rte_pktmbuf_mtod(m, const EthernetHeader*);
+  uint16_t out_port = pm.out_port;
+  TxQueue* tx = (*tx_queues_)[out_port];
+  rte_pktmbuf_adj(m, pm.l3_offset);
+  rte_mbuf* frags[kMaxFragments];
+  int32_t count = tx ? rte_ipv4_fragment_packet(m, frags, kMaxFragments, mtu, m->pool, m->pool) : -1;
+  rte_pktmbuf_free(m);  // the fragments hold their own references to its data
+  if (count < 0) {
+    counters_.drop(Drop::FragmentFailed);
+    return;
+  }
+  fragmented_.inc();
+  for (int32_t i = 0; i < count; ++i) {
+    rte_mbuf* f = frags[i];
+    auto* ip = rte_pktmbuf_mtod(f, Ipv4Header*);
+    ip->checksum.raw = 0;
+    ip->checksum.raw = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(ip));
+    auto* l2 = reinterpret_cast<EthernetHeader*>(rte_pktmbuf_prepend(f, sizeof(EthernetHeader)));
+    if (!l2) {
+      rte_pktmbuf_free(f);
+      counters_.drop(Drop::FragmentFailed);
+      continue;
+    }
+    *l2 = eth;
+    meta(f) = PacketMeta{};
+    meta(f).out_port = out_port;
+    tx->push(f);
+  }
+}
+
+void RouteStage::process(Burst& burst) {
+  const l3::RouteTable& table = *ctx_.routes->get();
+  const l3::Interface& in_itf = table.interface(ingress_port_);
+  const uint16_t n = burst.count;
+
+  uint8_t fate[kMaxBurst];
+  uint64_t group[kMaxBurst];
+  uint32_t addr4[kMaxBurst];
+  uint8_t addr6[kMaxBurst][16];
+  uint64_t groups4[kMaxBurst], groups6[kMaxBurst];
+  uint16_t idx4[kMaxBurst], idx6[kMaxBurst];
+  unsigned n4 = 0, n6 = 0;
+  rte_mbuf* punts[kMaxBurst];
+  uint16_t n_punts = 0;
+
+  // Pass 1: L2 filter, header and address checks; gather destinations.
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    PacketMeta& pm = meta(m);
+    fate[i] = kGone;
+    m->port = ingress_port_;  // not every PMD sets it; the slow path needs it
+    if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(burst.pkts[i + 3], void*));
+    const auto* eth = rte_pktmbuf_mtod(m, const EthernetHeader*);
+    bool l2_group = eth->dst.bytes[0] & 1;
+    if (!l2_group && std::memcmp(eth->dst.bytes, in_itf.mac.addr_bytes, 6) != 0) {
+      drop(burst, m, Drop::NotForUs);
+      continue;
+    }
+    if (pm.vlan_count) {
+      drop(burst, m, Drop::TaggedFrame);
+      continue;
+    }
+    Drop reason = Drop::NotIp;
+    if (pm.l3 == L3::Ipv4) {
+      if (!check_ipv4(m, pm, reason)) {
+        drop(burst, m, reason);
+        continue;
+      }
+      if (l2_group) {  // RFC 1812 5.3.4: a link-layer broadcast is not forwarded
+        drop(burst, m, Drop::NotRoutable);
+        continue;
+      }
+      addr4[n4] = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->dst.value();
+      idx4[n4++] = i;
+      fate[i] = kLookup;
+    } else if (pm.l3 == L3::Ipv6) {
+      bool punt = false;
+      if (!check_ipv6(m, pm, reason, punt)) {
+        drop(burst, m, reason);
+        continue;
+      }
+      if (punt) {
+        pm.aux = kPuntNd;
+        punts[n_punts++] = m;
+        continue;
+      }
+      if (l2_group) {
+        drop(burst, m, Drop::NotRoutable);
+        continue;
+      }
+      std::memcpy(addr6[n6], rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->dst, 16);
+      idx6[n6++] = i;
+      fate[i] = kLookup;
+    } else if (pm.l3 == L3::Arp) {
+      pm.aux = kPuntArp;
+      punts[n_punts++] = m;
+    } else {
+      drop(burst, m, Drop::NotIp);
+    }
+  }
+
+  // Pass 2: one bulk FIB lookup per family.
+  if (n4) {
+    table.lookup4(addr4, groups4, n4);
+    for (unsigned k = 0; k < n4; ++k) group[idx4[k]] = groups4[k];
+  }
+  if (n6) {
+    table.lookup6(addr6, groups6, n6);
+    for (unsigned k = 0; k < n6; ++k) group[idx6[k]] = groups6[k];
+  }
+
+  // Pass 3: act on the route; gather next-hop neighbours.
+  l3::NeighbourKey keys[kMaxBurst];
+  const l3::NeighbourKey* key_ptrs[kMaxBurst];
+  uint16_t key_idx[kMaxBurst];
+  bool needs_fragment[kMaxBurst];
+  unsigned n_keys = 0;
+  uint16_t unused = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    if (fate[i] != kLookup) continue;
+    rte_mbuf* m = burst.pkts[i];
+    PacketMeta& pm = meta(m);
+    const bool v4 = pm.l3 == L3::Ipv4;
+    fate[i] = kGone;
+    if (group[i] == l3::kNoRoute) {
+      route_misses_.inc();
+      send_icmp_error(burst, m, pm, table, v4 ? l3::icmp4::kUnreachable : l3::icmp6::kUnreachable,
+                      v4 ? l3::icmp4::kNetUnreachable : l3::icmp6::kNoRoute, 0, unused);
+      drop(burst, m, Drop::NoRoute);
+      continue;
+    }
+    const l3::NextHop& hop = table.pick(group[i], table.multipath(group[i]) ? flow_hash(m, pm) : 0);
+    if (hop.kind == l3::HopKind::Local) {
+      const bool later = pm.flags & kMetaFragment;
+      if (pm.l4_offset && !later) {
+        const auto* icmp = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset);
+        if (v4 && pm.l4_proto == net::kIpProtoIcmp && icmp->type == l3::icmp4::kEchoRequest) {
+          l3::icmp4_echo_reply(m, pm.l3_offset, pm.l4_offset, in_itf.mac);
+          pm.out_port = ingress_port_;
+          local4_.inc();
+          icmp_echo_replies_.inc();
+          fate[i] = kReady;
+          continue;
+        }
+        if (!v4 && pm.l4_proto == net::kIpProtoIcmpv6 && icmp->type == l3::icmp6::kEchoRequest) {
+          l3::icmp6_echo_reply(m, pm.l3_offset, pm.l4_offset, in_itf.mac);
+          pm.out_port = ingress_port_;
+          local6_.inc();
+          icmp_echo_replies_.inc();
+          fate[i] = kReady;
+          continue;
+        }
+      }
+      drop(burst, m, Drop::LocalUnhandled);
+      continue;
+    }
+    if (hop.kind == l3::HopKind::Broadcast) {
+      drop(burst, m, Drop::NotRoutable);
+      continue;
+    }
+    // Forwarding: TTL, then MTU.
+    const uint8_t ttl = v4 ? rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->ttl
+                           : rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->hop_limit;
+    if (ttl <= 1) {
+      send_icmp_error(burst, m, pm, table, v4 ? l3::icmp4::kTimeExceeded : l3::icmp6::kTimeExceeded, 0, 0, unused);
+      drop(burst, m, Drop::TtlExceeded);
+      continue;
+    }
+    const uint16_t mtu = table.interface(hop.port_id).mtu;
+    needs_fragment[i] = false;
+    if (pm.l3_length > mtu) [[unlikely]] {
+      bool df = !v4 || (rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->fragment.value() & 0x4000);
+      if (df) {
+        send_icmp_error(burst, m, pm, table, v4 ? l3::icmp4::kUnreachable : l3::icmp6::kPacketTooBig,
+                        v4 ? l3::icmp4::kFragmentationNeeded : 0, mtu, unused);
+        drop(burst, m, Drop::TooBig);
+        continue;
+      }
+      needs_fragment[i] = true;
+    }
+    pm.out_port = hop.port_id;
+    l3::NeighbourKey& key = keys[n_keys];
+    if (hop.gateway.is_set()) {
+      key = l3::NeighbourKey::of(hop.port_id, hop.gateway);
+    } else if (v4) {
+      key = l3::NeighbourKey::v4(hop.port_id, rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->dst.raw);
+    } else {
+      key = l3::NeighbourKey::v6(hop.port_id, rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->dst);
+    }
+    key_ptrs[n_keys] = &key;
+    key_idx[n_keys++] = i;
+    fate[i] = kResolve;
+  }
+
+  // Pass 4: one bulk neighbour lookup; decrement TTL, rewrite MACs.
+  if (n_keys) {
+    int32_t positions[kMaxBurst];
+    ctx_.neighbours->lookup_bulk(key_ptrs, n_keys, positions);
+    const uint64_t now = rte_rdtsc();
+    for (unsigned k = 0; k < n_keys; ++k) {
+      const uint16_t i = key_idx[k];
+      rte_mbuf* m = burst.pkts[i];
+      PacketMeta& pm = meta(m);
+      if (pm.l3 == L3::Ipv4) {
+        decrement_ttl(rte_pktmbuf_mtod_offset(m, Ipv4Header*, pm.l3_offset));
+        forwarded4_.inc();
+      } else {
+        --rte_pktmbuf_mtod_offset(m, Ipv6Header*, pm.l3_offset)->hop_limit;
+        forwarded6_.inc();
+      }
+      uint64_t mac = positions[k] >= 0 ? ctx_.neighbours->mac(positions[k]) : 0;
+      if (!(mac & l3::kMacValid)) {
+        neighbour_misses_.inc();
+        pm.aux = kPuntResolve;
+        punts[n_punts++] = m;
+        fate[i] = kGone;
+        continue;
+      }
+      ctx_.neighbours->touch(positions[k], now, hz_);
+      auto* eth = rte_pktmbuf_mtod(m, EthernetHeader*);
+      std::memcpy(eth->dst.bytes, &mac, 6);
+      std::memcpy(eth->src.bytes, table.interface(pm.out_port).mac.addr_bytes, 6);
+      if (needs_fragment[i]) [[unlikely]] {
+        fragment(m, pm, table.interface(pm.out_port).mtu, burst);
+        fate[i] = kGone;
+        continue;
+      }
+      fate[i] = kReady;
+    }
+  }
+
+  // Slow-path packets leave the burst; what the ring cannot take is dropped.
+  if (n_punts) {
+    unsigned queued = rte_ring_sp_enqueue_burst(ctx_.punt_ring, reinterpret_cast<void* const*>(punts), n_punts, nullptr);
+    punted_.add(queued);
+    for (unsigned k = queued; k < n_punts; ++k) drop(burst, punts[k], Drop::PuntRingFull);
+  }
+
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i)
+    if (fate[i] == kReady) burst.pkts[kept++] = burst.pkts[i];
+  burst.count = kept;
+}
+
+void RouteStage::read_counters(NamedCounters& out) const {
+  out.emplace_back("ipv4_forwarded", forwarded4_.get());
+  out.emplace_back("ipv6_forwarded", forwarded6_.get());
+  out.emplace_back("ipv4_local", local4_.get());
+  out.emplace_back("ipv6_local", local6_.get());
+  out.emplace_back("route_misses", route_misses_.get());
+  out.emplace_back("neighbour_misses", neighbour_misses_.get());
+  out.emplace_back("punted", punted_.get());
+  out.emplace_back("fragmented", fragmented_.get());
+  out.emplace_back("icmp_echo_replies", icmp_echo_replies_.get());
+  out.emplace_back("icmp_time_exceeded", icmp_time_exceeded_.get());
+  out.emplace_back("icmp_unreachable", icmp_unreachable_.get());
+  out.emplace_back("icmp_too_big", icmp_too_big_.get());
+  out.emplace_back("icmp_rate_limited", icmp_rate_limited_.get());
+  out.emplace_back("icmp_no_mbuf", icmp_no_mbuf_.get());
+}
+
+}  // namespace sluice::pipeline
