@@ -1,5 +1,10 @@
 #include "pipeline/output.h"
 
+#include <rte_ip.h>
+#include <rte_ip_frag.h>
+
+#include "net/headers.h"
+
 namespace sluice::pipeline {
 
 void TxQueue::flush() {
@@ -35,9 +40,52 @@ void OutputStage::process(Burst& burst) {
       drop(burst, m, Drop::OutputPortDown);
       continue;
     }
+    if (meta(m).flags & kMetaFragmentOnOutput) [[unlikely]] {
+      fragment(m, queue);
+      continue;
+    }
     queue->push(m);
   }
   burst.count = 0;  // every packet now belongs to a TX queue or the discard list
+}
+
+// IPv4 fragmentation (RFC 791) for a packet the route stage found over the egress
+// MTU without DF. The fragments reference the original's data (indirect mbufs).
+void OutputStage::fragment(rte_mbuf* m, TxQueue* queue) {
+  constexpr uint16_t kMaxFragments = 16;
+  const PacketMeta pm = meta(m);
+  const net::EthernetHeader eth = *rte_pktmbuf_mtod(m, const net::EthernetHeader*);
+  rte_pktmbuf_adj(m, pm.l3_offset);
+  rte_mbuf* frags[kMaxFragments];
+  int32_t count = rte_ipv4_fragment_packet(m, frags, kMaxFragments, pm.aux, m->pool, m->pool);
+  rte_pktmbuf_free(m);  // the fragments hold their own references to its data
+  if (count < 0) {
+    counters_.drop(Drop::FragmentFailed);
+    return;
+  }
+  fragmented_.inc();
+  for (int32_t i = 0; i < count; ++i) {
+    rte_mbuf* f = frags[i];
+    auto* ip = rte_pktmbuf_mtod(f, net::Ipv4Header*);
+    ip->checksum.raw = 0;
+    ip->checksum.raw = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(ip));
+    auto* l2 = reinterpret_cast<net::EthernetHeader*>(rte_pktmbuf_prepend(f, sizeof(net::EthernetHeader)));
+    if (!l2) {
+      rte_pktmbuf_free(f);
+      counters_.drop(Drop::FragmentFailed);
+      continue;
+    }
+    *l2 = eth;
+    meta(f) = PacketMeta{};
+    meta(f).out_port = pm.out_port;
+    fragments_.inc();
+    queue->push(f);
+  }
+}
+
+void OutputStage::read_counters(NamedCounters& out) const {
+  out.emplace_back("fragmented", fragmented_.get());
+  out.emplace_back("fragments", fragments_.get());
 }
 
 }  // namespace sluice::pipeline

@@ -48,9 +48,13 @@ class OutputStage final : public Stage {
  public:
   explicit OutputStage(const TxQueues* tx_queues) : Stage("output"), tx_queues_(tx_queues) {}
   void process(Burst& burst) override;
+  void read_counters(NamedCounters& out) const override;
 
  private:
+  void fragment(rte_mbuf* m, TxQueue* queue);
+
   const TxQueues* tx_queues_;
+  Counter fragmented_, fragments_;
 };
 
 }  // namespace sluice::pipeline

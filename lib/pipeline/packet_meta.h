@@ -18,6 +18,7 @@ enum MetaFlags : uint8_t {
   kMetaFragment = 1 << 1,       // an IPv4 or IPv6 fragment
   kMetaLaterFragment = 1 << 2,  // a fragment other than the first: no L4 header
   kMetaIpv6ExtHeaders = 1 << 3,
+  kMetaFragmentOnOutput = 1 << 4,  // IPv4 without DF over the egress MTU; aux holds that MTU
 };
 
 struct PacketMeta {

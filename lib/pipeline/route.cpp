@@ -5,7 +5,6 @@
 #include <rte_cycles.h>
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
-#include <rte_ip_frag.h>
 
 #include "net/headers.h"
 
@@ -17,8 +16,6 @@ using net::Ipv4Header;
 using net::Ipv6Header;
 
 namespace {
-
-constexpr uint16_t kMaxFragments = 16;
 
 enum Fate : uint8_t { kGone = 0, kLookup, kResolve, kReady };
 
@@ -152,37 +149,6 @@ void RouteStage::send_icmp_error(Burst& /*burst*/, rte_mbuf* m, const PacketMeta
     icmp_too_big_.inc();
   else icmp_unreachable_.inc();
   tx->push(out);
-}
-
-void RouteStage::fragment(rte_mbuf* m, const PacketMeta& pm, uint16_t mtu, Burst& /*burst*/) {
-  EthernetHeader eth = *rte_pktmbuf_mtod(m, const EthernetHeader*);
-  uint16_t out_port = pm.out_port;
-  TxQueue* tx = (*tx_queues_)[out_port];
-  rte_pktmbuf_adj(m, pm.l3_offset);
-  rte_mbuf* frags[kMaxFragments];
-  int32_t count = tx ? rte_ipv4_fragment_packet(m, frags, kMaxFragments, mtu, m->pool, m->pool) : -1;
-  rte_pktmbuf_free(m);  // the fragments hold their own references to its data
-  if (count < 0) {
-    counters_.drop(Drop::FragmentFailed);
-    return;
-  }
-  fragmented_.inc();
-  for (int32_t i = 0; i < count; ++i) {
-    rte_mbuf* f = frags[i];
-    auto* ip = rte_pktmbuf_mtod(f, Ipv4Header*);
-    ip->checksum.raw = 0;
-    ip->checksum.raw = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(ip));
-    auto* l2 = reinterpret_cast<EthernetHeader*>(rte_pktmbuf_prepend(f, sizeof(EthernetHeader)));
-    if (!l2) {
-      rte_pktmbuf_free(f);
-      counters_.drop(Drop::FragmentFailed);
-      continue;
-    }
-    *l2 = eth;
-    meta(f) = PacketMeta{};
-    meta(f).out_port = out_port;
-    tx->push(f);
-  }
 }
 
 void RouteStage::process(Burst& burst) {
@@ -378,9 +344,9 @@ void RouteStage::process(Burst& burst) {
       std::memcpy(eth->dst.bytes, &mac, 6);
       std::memcpy(eth->src.bytes, table.interface(pm.out_port).mac.addr_bytes, 6);
       if (needs_fragment[i]) [[unlikely]] {
-        fragment(m, pm, table.interface(pm.out_port).mtu, burst);
-        fate[i] = kGone;
-        continue;
+        // The output stage fragments it in place in the burst, so the flow keeps its order.
+        pm.flags |= kMetaFragmentOnOutput;
+        pm.aux = table.interface(pm.out_port).mtu;
       }
       fate[i] = kReady;
     }
@@ -407,7 +373,6 @@ void RouteStage::read_counters(NamedCounters& out) const {
   out.emplace_back("route_misses", route_misses_.get());
   out.emplace_back("neighbour_misses", neighbour_misses_.get());
   out.emplace_back("punted", punted_.get());
-  out.emplace_back("fragmented", fragmented_.get());
   out.emplace_back("icmp_echo_replies", icmp_echo_replies_.get());
   out.emplace_back("icmp_time_exceeded", icmp_time_exceeded_.get());
   out.emplace_back("icmp_unreachable", icmp_unreachable_.get());

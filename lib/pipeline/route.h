@@ -45,13 +45,12 @@ class RouteStage final : public Stage {
   bool check_ipv6(rte_mbuf* m, PacketMeta& pm, Drop& reason, bool& punt);
   void send_icmp_error(Burst& burst, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable& table, uint8_t type,
                        uint8_t code, uint32_t rest, uint16_t& kept);
-  void fragment(rte_mbuf* m, const PacketMeta& pm, uint16_t mtu, Burst& burst);
 
   uint16_t ingress_port_;
   L3Context ctx_;
   const TxQueues* tx_queues_;
   uint64_t hz_;
-  Counter forwarded4_, forwarded6_, local4_, local6_, route_misses_, neighbour_misses_, punted_, fragmented_,
+  Counter forwarded4_, forwarded6_, local4_, local6_, route_misses_, neighbour_misses_, punted_,
       icmp_echo_replies_, icmp_time_exceeded_, icmp_unreachable_, icmp_too_big_, icmp_rate_limited_,
       icmp_no_mbuf_;
 };

@@ -126,7 +126,13 @@ bool configure_and_start(Port& port, rte_mempool* pool, const std::string& confi
     rte_ether_addr mac;
     std::copy(cfg.mac->begin(), cfg.mac->end(), mac.addr_bytes);
     rc = rte_eth_dev_default_mac_addr_set(id, &mac);
-    if (rc != 0) {
+    if (rc == -ENOTSUP && cfg.promiscuous) {
+      // Virtual devices (net_pcap, net_ring) have no MAC filter to program: with
+      // promiscuous mode the address only matters to Sluice itself.
+      spdlog::warn("port {}: device {} cannot change its MAC; using {} in software (promiscuous)", port.name,
+                   cfg.device, mac_text(mac));
+      port.software_mac = mac;
+    } else if (rc != 0) {
       error = config_path + ".mac: device " + cfg.device + " refused the address: " + rte_strerror(-rc);
       return false;
     }
@@ -142,8 +148,7 @@ bool configure_and_start(Port& port, rte_mempool* pool, const std::string& confi
     if (rc != 0) spdlog::warn("port {}: cannot enable promiscuous mode: {}", port.name, rte_strerror(-rc));
   }
 
-  rte_ether_addr mac{};
-  rte_eth_macaddr_get(id, &mac);
+  rte_ether_addr mac = port.mac();
   spdlog::info("port {} ({} = port {}, driver {}): {} rx / {} tx queues, {}/{} descriptors, mtu {}, mac {}", port.name,
                cfg.device, id, info.driver_name, cfg.rx_queues, cfg.tx_queues, port.rx_descriptors,
                port.tx_descriptors, cfg.mtu, mac_text(mac));

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <rte_ethdev.h>
@@ -24,7 +25,15 @@ struct Port {
   uint16_t tx_descriptors = 0;
   bool started = false;
   bool closed = false;
+  std::optional<rte_ether_addr> software_mac;  // config's MAC where the device cannot take it
   std::atomic<bool> link_up{false};
+
+  rte_ether_addr mac() const {
+    if (software_mac) return *software_mac;
+    rte_ether_addr m{};
+    rte_eth_macaddr_get(port_id, &m);
+    return m;
+  }
   std::atomic<uint32_t> link_speed_mbps{0};
 };
 

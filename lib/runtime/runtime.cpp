@@ -105,7 +105,7 @@ bool Runtime::setup(std::string& error) {
 
   if (config_.routed()) {
     l3::RouteTable::PortMacs macs{};
-    for (const auto& port : ports_) rte_eth_macaddr_get(port->port_id, &macs[port->port_id]);
+    for (const auto& port : ports_) macs[port->port_id] = port->mac();
     try {
       router_ = std::make_unique<router::Router>(config_, pool, static_cast<unsigned>(config_.workers.size()));
     } catch (const std::exception& e) {
