@@ -119,7 +119,11 @@ int neighbours_cmd(const char*, const char*, rte_tel_data* d) {
   for (const auto& n : all["neighbours"]) {
     nlohmann::json flat = n;
     if (flat["mac"].is_null()) flat["mac"] = "-";
-    add_nested(d, n["port"].get<std::string>() + "/" + n["address"].get<std::string>(), flat);
+    // Telemetry keys allow letters, digits, '_', '-' and '/': the address stays in the value.
+    std::string key = n["port"].get<std::string>() + "_" + n["address"].get<std::string>();
+    for (char& c : key)
+      if (c == '.' || c == ':') c = '_';
+    add_nested(d, key, flat);
   }
   return 0;
 }

@@ -96,6 +96,12 @@ bool RouteStage::check_ipv6(rte_mbuf* m, PacketMeta& pm, Drop& reason, bool& pun
       return true;
     }
   }
+  // Link-scope chatter first (MLD reports and router solicitations, some from ::):
+  // multicast is never routed, whatever its source.
+  if (ip->dst[0] == 0xff) {
+    reason = Drop::NotRoutable;
+    return false;
+  }
   if (ip->src[0] == 0xff || is_zero(ip->src) || is_loopback(ip->src)) {
     reason = Drop::MartianSource;
     return false;
@@ -104,7 +110,7 @@ bool RouteStage::check_ipv6(rte_mbuf* m, PacketMeta& pm, Drop& reason, bool& pun
     reason = Drop::MartianDestination;
     return false;
   }
-  if (ip->dst[0] == 0xff || is_link_local6(ip->dst) || is_link_local6(ip->src)) {
+  if (is_link_local6(ip->dst) || is_link_local6(ip->src)) {
     reason = Drop::NotRoutable;
     return false;
   }

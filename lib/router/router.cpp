@@ -294,6 +294,10 @@ void Router::handle_nd(rte_mbuf* m, uint64_t now) {
       bool differs = has_mac(e->state) && !rte_is_same_ether_addr(&e->mac, &*msg->link_addr);
       if (!differs || msg->override_flag || e->state == NeighbourState::Incomplete)
         learn(e->key, *msg->link_addr, msg->solicited ? NeighbourState::Reachable : NeighbourState::Stale, false, now);
+    } else if (e && has_mac(e->state) && msg->solicited && e->state != NeighbourState::Static) {
+      // The answer to a unicast probe may leave out the link-layer address (RFC 4861
+      // 7.2.5; Linux does): it confirms the MAC we have.
+      neighbours_->set_state(*e, NeighbourState::Reachable, now);
     }
   }
   counters_.packets_out.inc();
