@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -58,19 +59,30 @@ class ObjectReader {
     if (!has(key)) errors_.push_back((path_.empty() ? std::string("config") : path_) + ": missing required key '" + key + "'");
   }
 
-  void uint(const std::string& key, unsigned& out, unsigned min, unsigned max) const {
+  void uint(const std::string& key, unsigned& out, unsigned min, unsigned max, const std::string& also = "") const {
     if (!has(key)) return;
     const json& v = raw(key);
     if (!v.is_number_integer()) {
       error(key, "must be an integer, got " + type_name(v));
       return;
     }
-    long long value = v.get<long long>();
-    if (value < min || value > max) {
-      error(key, "must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " + std::to_string(value));
+    // Unsigned first: 2^64-1 read as long long would be reported as "got -1".
+    bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() >= min && v.get<uint64_t>() <= max
+                                           : v.get<int64_t>() >= min && v.get<int64_t>() <= max;
+    if (!in_range) {
+      error(key, "must be " + also + std::to_string(min) + ".." + std::to_string(max) + ", got " + v.dump());
       return;
     }
-    out = static_cast<unsigned>(value);
+    out = static_cast<unsigned>(v.get<uint64_t>());
+  }
+
+  // Like uint(), where 0 has its own meaning besides min..max.
+  void uint_or_zero(const std::string& key, unsigned& out, unsigned min, unsigned max, const std::string& zero) const {
+    if (has(key) && raw(key).is_number_integer() && raw(key).get<int64_t>() == 0) {
+      out = 0;
+      return;
+    }
+    uint(key, out, min, max, "0 (" + zero + ") or ");
   }
 
   void boolean(const std::string& key, bool& out) const {
@@ -128,14 +140,16 @@ bool is_pci_address(const std::string& device) {
 }
 
 std::optional<std::array<uint8_t, 6>> parse_mac(const std::string& text) {
+  // Exactly "xx:xx:xx:xx:xx:xx": sscanf's %x would also take "+1" or " 1" for a byte.
   std::array<uint8_t, 6> mac{};
-  unsigned parts[6];
-  char tail;
-  if (text.size() != 17 ||
-      std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &parts[0], &parts[1], &parts[2], &parts[3],
-                  &parts[4], &parts[5], &tail) != 6)
-    return std::nullopt;
-  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(parts[i]);
+  if (text.size() != 17) return std::nullopt;
+  for (size_t i = 0; i < 6; ++i) {
+    const char* pair = text.c_str() + i * 3;
+    if (!std::isxdigit(static_cast<unsigned char>(pair[0])) || !std::isxdigit(static_cast<unsigned char>(pair[1])) ||
+        (i < 5 && pair[2] != ':'))
+      return std::nullopt;
+    mac[i] = static_cast<uint8_t>(std::stoul(std::string(pair, 2), nullptr, 16));
+  }
   return mac;
 }
 
@@ -775,10 +789,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   std::optional<ObjectReader> mempool_storage;
   if (auto* mempool = top.object("mempool", mempool_storage)) {
     mempool->allow_only({"mbufs", "cache_size", "data_room"});
-    if (mempool->has("mbufs") && mempool->raw("mbufs").is_number_integer() && mempool->raw("mbufs").get<long long>() == 0)
-      config.mempool.mbufs = 0;
-    else
-      mempool->uint("mbufs", config.mempool.mbufs, 1024, 1u << 24);
+    mempool->uint_or_zero("mbufs", config.mempool.mbufs, 1024, 1u << 24, "sized automatically");
     mempool->uint("cache_size", config.mempool.cache_size, 0, 512);
     mempool->uint("data_room", config.mempool.data_room, 1024, 65535);
   }

@@ -126,8 +126,10 @@ std::optional<Drop> parse_ipv6(const View& view, PacketMeta& pm, ParseCounts& co
         return parse_l4(view, pm, cursor, end - cursor, counts);
     }
     if (n >= kMaxIpv6ExtHeaders) return Drop::BadIpv6ExtHeader;
-    if (cursor + sizeof(Ipv6ExtHeader) > end) return Drop::BadIpv6ExtHeader;
-    if (!view.fits(cursor, 8)) return view.short_reason(cursor, 8, Drop::BadIpv6ExtHeader);
+    // Every extension header is at least 8 octets: fewer left in the payload is malformed,
+    // whatever padding or segments follow.
+    if (cursor + 8 > end) return Drop::BadIpv6ExtHeader;
+    if (!view.fits(cursor, 8)) return Drop::HeadersNotContiguous;
     pm.flags |= kMetaIpv6ExtHeaders;
     const auto* ext = view.at<Ipv6ExtHeader>(cursor);
     if (next == kIpProtoFragment) {

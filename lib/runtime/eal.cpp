@@ -18,7 +18,8 @@ const std::map<std::string, std::string>& option_groups() {
 }
 
 std::string group_of(const std::string& token) {
-  std::string name = token.substr(0, token.find('='));
+  // "--name=value", or a short option with its value attached ("-l0-3", "-m512").
+  std::string name = token.rfind("--", 0) == 0 ? token.substr(0, token.find('=')) : token.substr(0, 2);
   auto it = option_groups().find(name);
   return it == option_groups().end() ? name : it->second;
 }
