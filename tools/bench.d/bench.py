@@ -67,6 +67,15 @@ def tsc_hz():
     return 0.0, "unknown"
 
 
+def perf_cycles_supported():
+    try:
+        r = subprocess.run(["perf", "stat", "-x,", "-e", "cycles", "--", "true"], capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return r.returncode == 0 and "not supported" not in r.stderr and "cycles" in r.stderr
+
+
 def hugepages_free_mb():
     info = {}
     with open("/proc/meminfo") as f:
@@ -112,9 +121,11 @@ class Telemetry:
         return json.loads(self.sock.recv(1 << 20))
 
     def counters(self):
+        before = time.monotonic()
         rx = self.query("/ethdev/stats,0")["/ethdev/stats"]
+        when = (before + time.monotonic()) / 2  # the rate comes from rx: time that query alone
         tx = self.query("/ethdev/stats,1")["/ethdev/stats"]
-        return {"rx": rx["ipackets"], "tx": tx["opackets"], "rx_nombuf": rx["rx_nombuf"]}
+        return {"rx": rx["ipackets"], "tx": tx["opackets"], "rx_nombuf": rx["rx_nombuf"], "t": when}
 
     def close(self):
         if self.sock:
@@ -236,7 +247,10 @@ def stop(proc, timeout=60):
 
 
 def sample(source, pid):
-    return time.monotonic(), source.counters(), thread_cpu_ns(pid)
+    """Counters, the time they were read (midway through the query) and thread CPU times."""
+    before = time.monotonic()
+    counters = source.counters()
+    return counters.get("t", (before + time.monotonic()) / 2), counters, thread_cpu_ns(pid)
 
 
 def run_app(a, app, pcap, flows, frame, run_dir, hz):
@@ -250,8 +264,9 @@ def run_app(a, app, pcap, flows, frame, run_dir, hz):
     a.started.append(proc)
     row = {"app": app}
     try:
-        # Ready: the stats source answers and packets are flowing. Loading a million
-        # frames into mbufs takes net_pcap several seconds.
+        # Ready: the stats source answers and packets leave port 1. Not port 0's rx
+        # counter: net_pcap counts the frames it loads into its ring at queue setup (a
+        # million take seconds) as received, then resets the counter.
         deadline = time.monotonic() + a.start_timeout
         while not source.connect():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -261,10 +276,10 @@ def run_app(a, app, pcap, flows, frame, run_dir, hz):
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise Failure(f"{app} moved no packets (see {log_path})")
-            rx = source.counters()["rx"]
+            tx = source.counters()["tx"]
             if first is None:
-                first = rx
-            elif rx > first:
+                first = tx
+            elif tx - first > 1000:
                 break
             time.sleep(0.2)
         time.sleep(a.warmup)
@@ -333,12 +348,14 @@ def fmt(value, spec, empty="-"):
     return empty if value is None else format(value, spec)
 
 
-def print_table(rows, hz, hz_source):
-    head = ("case", "app", "Mpps", "cyc/pkt", "vs l3fwd", "fwd", "cpu", "notes")
+def print_table(rows, hz, hz_source, pmu):
+    head = ("case", "app", "Mpps", "cyc/pkt", "vs l3fwd", "by cycles", "fwd", "cpu", "notes")
     lines = [head]
     for r in rows:
         lines.append((r["case"], r["app"], fmt(r.get("mpps"), ".2f"), fmt(r.get("cycles_per_packet"), ".0f"),
                       fmt(r.get("ratio_vs_l3fwd"), ".2f", "-") + ("x" if r.get("ratio_vs_l3fwd") is not None else ""),
+                      fmt(r.get("ratio_vs_l3fwd_cycles"), ".2f", "-") +
+                      ("x" if r.get("ratio_vs_l3fwd_cycles") is not None else ""),
                       fmt(r.get("forwarded"), ".2f"), fmt(r.get("cpu"), ".0%"), r.get("notes", "")))
     widths = [max(len(str(l[i])) for l in lines) for i in range(len(head) - 1)]
     out = []
@@ -348,8 +365,12 @@ def print_table(rows, hz, hz_source):
         if n == 0:
             out.append("  ".join("-" * w for w in widths) + "  -----")
     print("\n".join(out))
-    print(f"\ncyc/pkt: worker thread CPU time x TSC {hz / 1e6:.0f} MHz ({hz_source}) / packets "
-          "(no PMU on this VM, so not perf cycles). vs l3fwd: Mpps / l3fwd's Mpps in the same case. "
+    why = ("perf stat cannot count cycles here (no PMU in this VM)" if not pmu else
+           "the same method on every machine, though perf stat could count cycles here")
+    print(f"\ncyc/pkt: worker thread CPU time x TSC {hz / 1e6:.0f} MHz ({hz_source}) / packets; {why}.\n"
+          "Sluice's own busy cycles per packet (lcores[] in /stats) are in the notes: TSC cycles of busy polls, "
+          "which count time the thread was preempted.\nvs l3fwd: Mpps / l3fwd's Mpps in the same case (the target: Sluice >= 1.0x). "
+          "by cycles: l3fwd's cyc/pkt / this app's,\nthe same ratio without the time other tenants took from the core. "
           "fwd: port 1 tx / port 0 rx. cpu: worker thread CPU time / wall time.")
 
 
@@ -400,7 +421,11 @@ def main():
                     subprocess.run([sys.executable, os.path.join(HERE, "genpcap.py"), pcap + ".tmp", str(flows),
                                     str(frame), DUT_MAC], check=True)
                     os.rename(pcap + ".tmp", pcap)
-                need, free = case_memory_mb(flows), hugepages_free_mb()
+                # The previous app's pages may still be on their way back.
+                need, deadline = case_memory_mb(flows), time.monotonic() + 15
+                while hugepages_free_mb() < need and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                free = hugepages_free_mb()
                 if free < need:
                     msg = f"skipped: needs ~{need} MiB of free hugepages, {free} MiB free"
                     log(f"{case}: {msg}")
@@ -421,22 +446,26 @@ def main():
                     case_rows.append(row)
                     if row.get("mpps"):
                         log(f"  {row['mpps']:.2f} Mpps, {fmt(row.get('cycles_per_packet'), '.0f')} cycles/packet")
-                base = next((r["mpps"] for r in case_rows if r["app"] == "l3fwd" and r.get("mpps")), None)
+                base = next((r for r in case_rows if r["app"] == "l3fwd" and r.get("mpps")), None)
                 for r in case_rows:
-                    r["ratio_vs_l3fwd"] = r["mpps"] / base if base and r.get("mpps") else None
+                    r["ratio_vs_l3fwd"] = r["mpps"] / base["mpps"] if base and r.get("mpps") else None
+                    # The same ratio from CPU time: packets per CPU second, blind to time the
+                    # core spent on other tenants' work.
+                    mine, theirs = r.get("cycles_per_packet"), base and base.get("cycles_per_packet")
+                    r["ratio_vs_l3fwd_cycles"] = theirs / mine if mine and theirs else None
                 rows.extend(case_rows)
     finally:
         for proc in list(a.started):
             stop(proc, 20)
 
     print()
-    print_table(rows, hz, hz_source)
+    print_table(rows, hz, hz_source, perf_cycles_supported())
     for r in rows:
         if r.get("profile"):
             print(f"\nperf (cpu-clock) on Sluice's worker, {r['case']}:\n{r['profile']}")
     if a.json:
-        keys = ("case", "app", "flows", "frame_bytes", "mpps", "ratio_vs_l3fwd", "cycles_per_packet", "forwarded",
-                "cpu", "notes")
+        keys = ("case", "app", "flows", "frame_bytes", "mpps", "ratio_vs_l3fwd", "cycles_per_packet",
+                "ratio_vs_l3fwd_cycles", "forwarded", "cpu", "notes")
         out = [{k: r.get(k) for k in keys} for r in rows]
         for o in out:
             o["cycles_method"] = "worker thread CPU time x TSC Hz / packets"
