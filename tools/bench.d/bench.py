@@ -253,9 +253,9 @@ def sample(source, pid):
     return counters.get("t", (before + time.monotonic()) / 2), counters, thread_cpu_ns(pid)
 
 
-def run_app(a, app, pcap, flows, frame, run_dir, hz):
+def run_app(a, app, pcap, flows, frame, run_dir, hz, round_no=0):
     cmd, env, source = COMMANDS[app](a, pcap, flows, run_dir)
-    log_path = os.path.join(run_dir, f"{app}-{frame}B-{flows_label(flows)}.log")
+    log_path = os.path.join(run_dir, f"{app}-{frame}B-{flows_label(flows)}-{round_no + 1}.log")
     with open(log_path, "w") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
@@ -342,6 +342,21 @@ def profile(pid, cpu0, cpu1, a, run_dir, frame, flows):
     return "\n".join(lines[:25])
 
 
+def median_run(rows):
+    """With --rounds N: the run with the median Mpps, whole, so its other columns match it."""
+    good = sorted((r for r in rows if r.get("mpps")), key=lambda r: r["mpps"])
+    if not good:
+        return rows[0]
+    if len(rows) == 1:
+        return good[0]
+    median = dict(good[(len(good) - 1) // 2])
+    spread = f"median of {len(good)}: {good[0]['mpps']:.2f}..{good[-1]['mpps']:.2f} Mpps"
+    if len(good) < len(rows):
+        spread += f", {len(rows) - len(good)} failed"
+    median["notes"] = "; ".join(x for x in (spread, median.get("notes")) if x)
+    return median
+
+
 # ---------------------------------------------------------------- output
 
 def fmt(value, spec, empty="-"):
@@ -378,6 +393,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--rounds", type=int, default=1, help="run the apps N times per case, interleaved; report medians")
     p.add_argument("--flows", default="1,4K,1M")
     p.add_argument("--frames", default="64,1500")
     p.add_argument("--apps", default=",".join(APPS))
@@ -433,19 +449,21 @@ def main():
                         rows.append({"case": case, "app": app, "flows": flows, "frame_bytes": frame, "mpps": None,
                                      "ratio_vs_l3fwd": None, "notes": msg})
                     continue
-                case_rows = []
-                for app in apps:
-                    log(f"{case}: {app}, {a.seconds:g} s")
-                    try:
-                        row = run_app(a, app, pcap, flows, frame, run_dir, hz)
-                    except Failure as e:
-                        failures.append(str(e))
-                        log(f"FAILED: {e}")
-                        row = {"app": app, "mpps": None, "notes": f"FAILED: {e}"}
-                    row.update(case=case, flows=flows, frame_bytes=frame)
-                    case_rows.append(row)
-                    if row.get("mpps"):
-                        log(f"  {row['mpps']:.2f} Mpps, {fmt(row.get('cycles_per_packet'), '.0f')} cycles/packet")
+                runs = {app: [] for app in apps}
+                for round_no in range(a.rounds):  # apps interleaved, round after round
+                    for app in apps:
+                        log(f"{case}: {app}, {a.seconds:g} s" + (f", round {round_no + 1}" if a.rounds > 1 else ""))
+                        try:
+                            row = run_app(a, app, pcap, flows, frame, run_dir, hz, round_no)
+                        except Failure as e:
+                            failures.append(str(e))
+                            log(f"FAILED: {e}")
+                            row = {"app": app, "mpps": None, "notes": f"FAILED: {e}"}
+                        row.update(case=case, flows=flows, frame_bytes=frame)
+                        runs[app].append(row)
+                        if row.get("mpps"):
+                            log(f"  {row['mpps']:.2f} Mpps, {fmt(row.get('cycles_per_packet'), '.0f')} cycles/packet")
+                case_rows = [median_run(runs[app]) for app in apps]
                 base = next((r for r in case_rows if r["app"] == "l3fwd" and r.get("mpps")), None)
                 for r in case_rows:
                     r["ratio_vs_l3fwd"] = r["mpps"] / base["mpps"] if base and r.get("mpps") else None
