@@ -64,7 +64,8 @@ const BadConfig kBadConfigs[] = {
     {"NotAnObject", "[]", {"config: must be a JSON object, got array"}},
     {"EmptyObject", "{}", {"config: missing required key 'eal'", "config: missing required key 'ports'"}},
     {"UnknownTopLevelKey", R"({$EAL, "ports": [$W, $E], "wrokers": "auto"})",
-     {"wrokers: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging)"}},
+     {"wrokers: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, "
+      "neighbours, icmp, neighbour)"}},
 
     // burst_size
     {"BurstSizeZero", R"({$EAL, "ports": [$W, $E], "burst_size": 0})", {"burst_size: must be 1..64, got 0"}},
@@ -123,7 +124,7 @@ const BadConfig kBadConfigs[] = {
     {"PortUnknownKey",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "queues": 2, "pipeline": [{"stage": "xconnect", "peer": "east"}]}, $E]})",
      {"ports[0].queues: unknown key (expected one of: name, device, devargs, rx_queues, tx_queues, rx_descriptors, "
-      "tx_descriptors, mtu, mac, promiscuous, rss, pipeline)"}},
+      "tx_descriptors, mtu, mac, promiscuous, rss, ipv4, ipv6, pipeline)"}},
 
     // ports: values
     {"RxQueuesZero",
@@ -194,9 +195,9 @@ const BadConfig kBadConfigs[] = {
     {"PipelineEmpty", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": []}, $E]})",
      {"ports[0].pipeline: must be a non-empty array of stages, got []"}},
     {"PipelineWithoutOutput", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["parse"]}, $E]})",
-     {"ports[0].pipeline: must end with an output stage (xconnect), got 'parse'"}},
-    {"PipelineUnknownStage", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["route"]}, $E]})",
-     {"ports[0].pipeline[0]: unknown stage 'route' (known: parse, xconnect)"}},
+     {"ports[0].pipeline: must end with an output stage (xconnect or route), got 'parse'"}},
+    {"PipelineUnknownStage", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["nat"]}, $E]})",
+     {"ports[0].pipeline[0]: unknown stage 'nat' (known: parse, xconnect, route)"}},
     {"PipelineStageNotStringOrObject",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": [5, {"stage": "xconnect", "peer": "east"}]}, $E]})",
      {R"(ports[0].pipeline[0]: must be a stage name or an object {"stage": ...}, got integer)"}},
@@ -219,7 +220,7 @@ const BadConfig kBadConfigs[] = {
     {"OutputNotLast",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": [{"stage": "xconnect", "peer": "east"}, "parse"]}, $E]})",
      {"ports[0].pipeline[0]: xconnect sends packets out and must be the last stage",
-      "ports[0].pipeline: must end with an output stage (xconnect), got 'parse'"}},
+      "ports[0].pipeline: must end with an output stage (xconnect or route), got 'parse'"}},
     {"StageTwice",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["parse", "parse", {"stage": "xconnect", "peer": "east"}]}, $E]})",
      {"ports[0].pipeline[1]: stage 'parse' appears twice"}},

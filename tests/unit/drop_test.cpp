@@ -51,7 +51,12 @@ TEST(DropTest, KnownNamesMatchTheContract) {
   EXPECT_EQ(drop_name(Drop::HeadersNotContiguous), "headers_not_contiguous");
   EXPECT_EQ(drop_name(Drop::NoOutputPort), "no_output_port");
   EXPECT_EQ(drop_name(Drop::TxQueueFull), "tx_queue_full");
-  EXPECT_EQ(static_cast<size_t>(Drop::TxQueueFull), kDropCount - 1) << "TxQueueFull is the last entry";
+  EXPECT_EQ(drop_name(Drop::NotForUs), "not_for_us");
+  EXPECT_EQ(drop_name(Drop::TtlExceeded), "ttl_exceeded");
+  EXPECT_EQ(drop_name(Drop::NoNeighbour), "no_neighbour");
+  EXPECT_EQ(drop_name(Drop::BadNeighbourPacket), "bad_neighbour_packet");
+  EXPECT_EQ(drop_name(Drop::Shutdown), "shutdown");
+  EXPECT_EQ(static_cast<size_t>(Drop::Shutdown), kDropCount - 1) << "Shutdown is the last entry";
 }
 
 TEST(CounterTest, AddsIncrementsAndResets) {
