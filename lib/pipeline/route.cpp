@@ -44,7 +44,10 @@ RouteStage::RouteStage(uint16_t ingress_port, const L3Context& context, const Tx
 
 uint32_t RouteStage::flow_hash(const rte_mbuf* m, const PacketMeta& pm) {
   uint32_t ports = 0;
-  if (pm.l4_offset && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp)) {
+  // Only the first fragment carries the ports: leaving them out of every fragment keeps
+  // one datagram's fragments on one path (as the kernel's flow dissector does).
+  if (pm.l4_offset && !(pm.flags & kMetaFragment) &&
+      (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp)) {
     const auto* l4 = rte_pktmbuf_mtod_offset(m, const uint16_t*, pm.l4_offset);
     ports = uint32_t(l4[0] ^ l4[1]);
   }
