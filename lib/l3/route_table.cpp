@@ -29,7 +29,7 @@ uint64_t RouteTable::add_group(const std::vector<NextHop>& hops) {
 }
 
 std::unique_ptr<RouteTable> RouteTable::build(const config::Config& config, const PortIds& port_ids,
-                                              const PortMacs& macs, std::string& error) {
+                                              const PortMacs& macs, std::string& error, const PinGateway& pin) {
   std::unique_ptr<RouteTable> table(new RouteTable());
   table->groups_.push_back(HopGroup{0, 0});  // group 0: no route
 
@@ -44,7 +44,8 @@ std::unique_ptr<RouteTable> RouteTable::build(const config::Config& config, cons
   for (const auto& route : config.routes) {
     Pending p{route.prefix, {}};
     for (const auto& hop : route.nexthops)
-      p.hops.push_back(NextHop{HopKind::Neighbour, port_ids.at(hop.port), hop.via});
+      p.hops.push_back(NextHop{HopKind::Neighbour, port_ids.at(hop.port), hop.via,
+                               hop.via.is_set() && pin ? pin(port_ids.at(hop.port), hop.via) : -1});
     pending.push_back(std::move(p));
   }
   for (const auto& port : config.ports) {
@@ -54,6 +55,7 @@ std::unique_ptr<RouteTable> RouteTable::build(const config::Config& config, cons
     itf.routed = true;
     itf.mtu = static_cast<uint16_t>(port.mtu);
     itf.mac = macs[id];
+    itf.mac_word = load_mac(itf.mac.addr_bytes);
     for (const auto* list : {&port.ipv4, &port.ipv6}) {
       for (const auto& a : *list) {
         itf.addresses.push_back(a);

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <array>
+#include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,7 +30,8 @@ enum class HopKind : uint8_t {
 struct NextHop {
   HopKind kind;
   uint16_t port_id;
-  net::IpAddr gateway;  // unset: the destination is on the link (connected route)
+  net::IpAddr gateway;     // unset: the destination is on the link (connected route)
+  int32_t neighbour = -1;  // gateway's pinned neighbour-table position: no lookup per packet
 };
 
 struct HopGroup {
@@ -41,6 +44,7 @@ struct Interface {
   bool routed = false;
   uint16_t mtu = 0;
   rte_ether_addr mac{};
+  uint64_t mac_word = 0;        // the MAC's 6 bytes, as load_mac() reads a frame's
   uint32_t ipv4 = 0;            // first IPv4 address, network order (ICMP errors' source); 0: none
   std::array<uint8_t, 16> ipv6{};  // first IPv6 address (ICMPv6 errors' source)
   bool has_ipv6 = false;
@@ -49,14 +53,26 @@ struct Interface {
 
 inline constexpr uint64_t kNoRoute = 0;
 
+// A frame's 6-byte MAC as one word, for a compare without memcmp.
+inline uint64_t load_mac(const uint8_t* mac) {
+  uint32_t hi;
+  uint16_t lo;
+  std::memcpy(&hi, mac, 4);
+  std::memcpy(&lo, mac + 4, 2);
+  return uint64_t(hi) | uint64_t(lo) << 32;
+}
+
 class RouteTable {
  public:
   using PortIds = std::map<std::string, uint16_t>;
   using PortMacs = std::array<rte_ether_addr, RTE_MAX_ETHPORTS>;
+  // Gives a gateway's neighbour-table position, pinned for the table's lifetime (-1: none).
+  using PinGateway = std::function<int32_t(uint16_t port_id, const net::IpAddr& gateway)>;
 
   // Null and `error` set when DPDK cannot allocate the tables.
   static std::unique_ptr<RouteTable> build(const config::Config& config, const PortIds& port_ids,
-                                           const PortMacs& macs, std::string& error);
+                                           const PortMacs& macs, std::string& error,
+                                           const PinGateway& pin = nullptr);
   ~RouteTable();
   RouteTable(const RouteTable&) = delete;
   RouteTable& operator=(const RouteTable&) = delete;

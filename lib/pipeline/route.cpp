@@ -29,6 +29,20 @@ bool is_loopback(const uint8_t* a) {
 }
 bool is_link_local6(const uint8_t* a) { return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; }
 
+// Header checksum check: the common 20-byte header as five 32-bit words (one's
+// complement sums fold the same at any width), options through rte_raw_cksum.
+inline bool ipv4_checksum_ok(const Ipv4Header* ip) {
+  unsigned len = ip->header_len();
+  if (len != sizeof(Ipv4Header)) return rte_raw_cksum(ip, len) == 0xffff;
+  uint32_t w[5];
+  std::memcpy(w, ip, sizeof(w));
+  uint64_t sum = uint64_t(w[0]) + w[1] + w[2] + w[3] + w[4];
+  sum = (sum & 0xffffffff) + (sum >> 32);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return sum == 0xffff;
+}
+
 // RFC 1624 TTL decrement, as Linux's ip_decrease_ttl.
 void decrement_ttl(Ipv4Header* ip) {
   uint32_t check = ip->checksum.raw;
@@ -69,7 +83,7 @@ bool RouteStage::check_ipv4(rte_mbuf* m, PacketMeta& pm, Drop& reason) {
   const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset);
   uint64_t cksum = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
   if (cksum == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
-      (cksum != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_raw_cksum(ip, ip->header_len()) != 0xffff)) {
+      (cksum != RTE_MBUF_F_RX_IP_CKSUM_GOOD && !ipv4_checksum_ok(ip))) {
     reason = Drop::BadIpv4Checksum;
     return false;
   }
@@ -184,7 +198,7 @@ void RouteStage::process(Burst& burst) {
     if (i + 3 < n) rte_prefetch0(rte_pktmbuf_mtod(burst.pkts[i + 3], void*));
     const auto* eth = rte_pktmbuf_mtod(m, const EthernetHeader*);
     bool l2_group = eth->dst.bytes[0] & 1;
-    if (!l2_group && std::memcmp(eth->dst.bytes, in_itf.mac.addr_bytes, 6) != 0) {
+    if (!l2_group && l3::load_mac(eth->dst.bytes) != in_itf.mac_word) {
       drop(burst, m, Drop::NotForUs);
       continue;
     }
@@ -241,13 +255,18 @@ void RouteStage::process(Burst& burst) {
     for (unsigned k = 0; k < n6; ++k) group[idx6[k]] = groups6[k];
   }
 
-  // Pass 3: act on the route; gather next-hop neighbours.
+  // Pass 3: act on the route; gather next-hop neighbours. Gateways carry their
+  // neighbour position in the route; on-link destinations are looked up, once per run
+  // of equal keys.
   l3::NeighbourKey keys[kMaxBurst];
   const l3::NeighbourKey* key_ptrs[kMaxBurst];
-  uint16_t key_idx[kMaxBurst];
+  int32_t position[kMaxBurst];
+  int16_t key_of[kMaxBurst];  // packet -> index in keys, or -1 when the route gave the position
+  uint16_t resolve_idx[kMaxBurst];
   bool needs_fragment[kMaxBurst];
-  unsigned n_keys = 0;
+  unsigned n_keys = 0, n_resolve = 0;
   uint16_t unused = 0;
+  uint32_t misses = 0;
   for (uint16_t i = 0; i < n; ++i) {
     if (fate[i] != kLookup) continue;
     rte_mbuf* m = burst.pkts[i];
@@ -255,14 +274,14 @@ void RouteStage::process(Burst& burst) {
     const bool v4 = pm.l3 == L3::Ipv4;
     fate[i] = kGone;
     if (group[i] == l3::kNoRoute) {
-      route_misses_.inc();
+      ++misses;
       send_icmp_error(burst, m, pm, table, v4 ? l3::icmp4::kUnreachable : l3::icmp6::kUnreachable,
                       v4 ? l3::icmp4::kNetUnreachable : l3::icmp6::kNoRoute, 0, unused);
       drop(burst, m, Drop::NoRoute);
       continue;
     }
     const l3::NextHop& hop = table.pick(group[i], table.multipath(group[i]) ? flow_hash(m, pm) : 0);
-    if (hop.kind == l3::HopKind::Local) {
+    if (hop.kind == l3::HopKind::Local) [[unlikely]] {
       const bool later = pm.flags & kMetaFragment;
       if (pm.l4_offset && !later) {
         const auto* icmp = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset);
@@ -286,14 +305,14 @@ void RouteStage::process(Burst& burst) {
       drop(burst, m, Drop::LocalUnhandled);
       continue;
     }
-    if (hop.kind == l3::HopKind::Broadcast) {
+    if (hop.kind == l3::HopKind::Broadcast) [[unlikely]] {
       drop(burst, m, Drop::NotRoutable);
       continue;
     }
     // Forwarding: TTL, then MTU.
     const uint8_t ttl = v4 ? rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->ttl
                            : rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->hop_limit;
-    if (ttl <= 1) {
+    if (ttl <= 1) [[unlikely]] {
       send_icmp_error(burst, m, pm, table, v4 ? l3::icmp4::kTimeExceeded : l3::icmp6::kTimeExceeded, 0, 0, unused);
       drop(burst, m, Drop::TtlExceeded);
       continue;
@@ -311,6 +330,13 @@ void RouteStage::process(Burst& burst) {
       needs_fragment[i] = true;
     }
     pm.out_port = hop.port_id;
+    resolve_idx[n_resolve++] = i;
+    fate[i] = kResolve;
+    if (hop.neighbour >= 0) {
+      position[i] = hop.neighbour;
+      key_of[i] = -1;
+      continue;
+    }
     l3::NeighbourKey& key = keys[n_keys];
     if (hop.gateway.is_set()) {
       key = l3::NeighbourKey::of(hop.port_id, hop.gateway);
@@ -319,36 +345,46 @@ void RouteStage::process(Burst& burst) {
     } else {
       key = l3::NeighbourKey::v6(hop.port_id, rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->dst);
     }
+    if (n_keys > 0 && key == keys[n_keys - 1]) {
+      key_of[i] = static_cast<int16_t>(n_keys - 1);
+      continue;
+    }
     key_ptrs[n_keys] = &key;
-    key_idx[n_keys++] = i;
-    fate[i] = kResolve;
+    key_of[i] = static_cast<int16_t>(n_keys++);
   }
+  if (misses) route_misses_.add(misses);
 
   // Pass 4: one bulk neighbour lookup; decrement TTL, rewrite MACs.
-  if (n_keys) {
-    int32_t positions[kMaxBurst];
-    ctx_.neighbours->lookup_bulk(key_ptrs, n_keys, positions);
+  if (n_resolve) {
+    int32_t key_positions[kMaxBurst];
+    if (n_keys) ctx_.neighbours->lookup_bulk(key_ptrs, n_keys, key_positions);
     const uint64_t now = rte_rdtsc();
-    for (unsigned k = 0; k < n_keys; ++k) {
-      const uint16_t i = key_idx[k];
+    uint32_t forwarded4 = 0, forwarded6 = 0, unresolved = 0;
+    int32_t last_touched = -1;
+    for (unsigned k = 0; k < n_resolve; ++k) {
+      const uint16_t i = resolve_idx[k];
       rte_mbuf* m = burst.pkts[i];
       PacketMeta& pm = meta(m);
+      const int32_t pos = key_of[i] < 0 ? position[i] : key_positions[key_of[i]];
       if (pm.l3 == L3::Ipv4) {
         decrement_ttl(rte_pktmbuf_mtod_offset(m, Ipv4Header*, pm.l3_offset));
-        forwarded4_.inc();
+        ++forwarded4;
       } else {
         --rte_pktmbuf_mtod_offset(m, Ipv6Header*, pm.l3_offset)->hop_limit;
-        forwarded6_.inc();
+        ++forwarded6;
       }
-      uint64_t mac = positions[k] >= 0 ? ctx_.neighbours->mac(positions[k]) : 0;
-      if (!(mac & l3::kMacValid)) {
-        neighbour_misses_.inc();
+      uint64_t mac = pos >= 0 ? ctx_.neighbours->mac(pos) : 0;
+      if (!(mac & l3::kMacValid)) [[unlikely]] {
+        ++unresolved;
         pm.aux = kPuntResolve;
         punts[n_punts++] = m;
         fate[i] = kGone;
         continue;
       }
-      ctx_.neighbours->touch(positions[k], now, hz_);
+      if (pos != last_touched) {
+        ctx_.neighbours->touch(pos, now, hz_);
+        last_touched = pos;
+      }
       auto* eth = rte_pktmbuf_mtod(m, EthernetHeader*);
       std::memcpy(eth->dst.bytes, &mac, 6);
       std::memcpy(eth->src.bytes, table.interface(pm.out_port).mac.addr_bytes, 6);
@@ -359,6 +395,9 @@ void RouteStage::process(Burst& burst) {
       }
       fate[i] = kReady;
     }
+    if (forwarded4) forwarded4_.add(forwarded4);
+    if (forwarded6) forwarded6_.add(forwarded6);
+    if (unresolved) neighbour_misses_.add(unresolved);
   }
 
   // Slow-path packets leave the burst; what the ring cannot take is dropped.
