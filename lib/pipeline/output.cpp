@@ -49,21 +49,14 @@ void OutputStage::process(Burst& burst) {
   burst.count = 0;  // every packet now belongs to a TX queue or the discard list
 }
 
-// IPv4 fragmentation (RFC 791) for a packet the route stage found over the egress
-// MTU without DF. The fragments reference the original's data (indirect mbufs).
-void OutputStage::fragment(rte_mbuf* m, TxQueue* queue) {
-  constexpr uint16_t kMaxFragments = 16;
-  const PacketMeta pm = meta(m);
+int fragment_ipv4(rte_mbuf* m, uint16_t l3_offset, uint16_t mtu, rte_mbuf* (&out)[kMaxFragments], unsigned& lost) {
   const net::EthernetHeader eth = *rte_pktmbuf_mtod(m, const net::EthernetHeader*);
-  rte_pktmbuf_adj(m, pm.l3_offset);
+  rte_pktmbuf_adj(m, l3_offset);
   rte_mbuf* frags[kMaxFragments];
-  int32_t count = rte_ipv4_fragment_packet(m, frags, kMaxFragments, pm.aux, m->pool, m->pool);
+  int32_t count = rte_ipv4_fragment_packet(m, frags, kMaxFragments, mtu, m->pool, m->pool);
   rte_pktmbuf_free(m);  // the fragments hold their own references to its data
-  if (count < 0) {
-    counters_.drop(Drop::FragmentFailed);
-    return;
-  }
-  fragmented_.inc();
+  if (count < 0) return -1;
+  int kept = 0;
   for (int32_t i = 0; i < count; ++i) {
     rte_mbuf* f = frags[i];
     auto* ip = rte_pktmbuf_mtod(f, net::Ipv4Header*);
@@ -72,14 +65,33 @@ void OutputStage::fragment(rte_mbuf* m, TxQueue* queue) {
     auto* l2 = reinterpret_cast<net::EthernetHeader*>(rte_pktmbuf_prepend(f, sizeof(net::EthernetHeader)));
     if (!l2) {
       rte_pktmbuf_free(f);
-      counters_.drop(Drop::FragmentFailed);
+      ++lost;
       continue;
     }
     *l2 = eth;
-    meta(f) = PacketMeta{};
-    meta(f).out_port = pm.out_port;
+    out[kept++] = f;
+  }
+  return kept;
+}
+
+// A packet the route stage found over the egress MTU without DF (its MTU in aux). The
+// fragments reference the original's data (indirect mbufs).
+void OutputStage::fragment(rte_mbuf* m, TxQueue* queue) {
+  const PacketMeta pm = meta(m);
+  rte_mbuf* frags[kMaxFragments];
+  unsigned lost = 0;
+  int count = fragment_ipv4(m, pm.l3_offset, pm.aux, frags, lost);
+  if (lost) counters_.drop(Drop::FragmentFailed, lost);
+  if (count < 0) {
+    counters_.drop(Drop::FragmentFailed);
+    return;
+  }
+  fragmented_.inc();
+  for (int i = 0; i < count; ++i) {
+    meta(frags[i]) = PacketMeta{};
+    meta(frags[i]).out_port = pm.out_port;
     fragments_.inc();
-    queue->push(f);
+    queue->push(frags[i]);
   }
 }
 

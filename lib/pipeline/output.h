@@ -17,6 +17,15 @@ namespace sluice::pipeline {
 
 inline constexpr uint16_t kTxBufferSize = 2 * kMaxBurst;
 
+inline constexpr uint16_t kMaxFragments = 16;
+
+// IPv4 fragmentation (RFC 791) of the frame `m` (IP header at `l3_offset`) to `mtu`.
+// Consumes `m`. Returns how many fragments it wrote to `out`, each a whole frame with
+// m's Ethernet header and a valid checksum, or -1 when `m` cannot be fragmented (DF,
+// no mbufs, more than kMaxFragments). Fragments that got no room for their Ethernet
+// header are freed and counted in `lost`.
+int fragment_ipv4(rte_mbuf* m, uint16_t l3_offset, uint16_t mtu, rte_mbuf* (&out)[kMaxFragments], unsigned& lost);
+
 // One worker's TX queue on one port, with the "tx" stage counters for that port:
 // packets_in offered, packets_out accepted by the PMD, drops tx_queue_full.
 class TxQueue final : public Stage {

@@ -1,12 +1,15 @@
 #include "router/router.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include <rte_cycles.h>
+
 #include <spdlog/spdlog.h>
 
 #include "net/headers.h"
+#include "pipeline/output.h"
 #include "pipeline/packet_meta.h"
 #include "router/neighbour_packets.h"
 
@@ -36,8 +39,10 @@ constexpr uint64_t kDelayFirstProbeMs = 5000;
 bool has_mac(NeighbourState s) { return s != NeighbourState::Incomplete; }
 
 std::string mac_string(const rte_ether_addr& mac) {
+  // Lower case, as the configuration prints them (rte_ether_format_addr uses upper).
   char text[RTE_ETHER_ADDR_FMT_SIZE];
-  rte_ether_format_addr(text, sizeof(text), &mac);
+  const uint8_t* b = mac.addr_bytes;
+  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
   return text;
 }
 
@@ -131,9 +136,10 @@ void Router::announce() {
   }
 }
 
-void Router::poll() {
+void Router::poll() { poll_at(now_ms()); }
+
+void Router::poll_at(uint64_t now) {
   std::lock_guard lock(mutex_);
-  uint64_t now = now_ms();
   rte_mbuf* pkts[64];
   for (rte_ring* ring : punt_rings_) {
     // Bounded per call so timers and other rings get their turn.
@@ -192,11 +198,24 @@ void Router::flush_queue(Entry& e) {
   while (!e.queue.empty()) {
     rte_mbuf* m = e.queue.front();
     e.queue.pop_front();
+    const l3::Interface& itf = table->interface(e.key.port_id);
     auto* eth = rte_pktmbuf_mtod(m, EthernetHeader*);
     std::memcpy(eth->dst.bytes, e.mac.addr_bytes, 6);
-    std::memcpy(eth->src.bytes, table->interface(e.key.port_id).mac.addr_bytes, 6);
+    std::memcpy(eth->src.bytes, itf.mac.addr_bytes, 6);
     resolved_.inc();
     counters_.packets_out.inc();
+    const pipeline::PacketMeta& pm = meta(m);
+    if (pm.l3 == pipeline::L3::Ipv4 && pm.l3_length > itf.mtu) [[unlikely]] {
+      // Over the MTU without DF (the route stage answers DF itself): the output stage
+      // would have fragmented it, had its neighbour been known; inject rings go straight to TX.
+      rte_mbuf* frags[pipeline::kMaxFragments];
+      unsigned lost = 0;
+      int count = pipeline::fragment_ipv4(m, pm.l3_offset, itf.mtu, frags, lost);
+      if (lost) counters_.drop(Drop::FragmentFailed, lost);
+      if (count < 0) counters_.drop(Drop::FragmentFailed);
+      for (int i = 0; i < count; ++i) send(frags[i], e.key.port_id);
+      continue;
+    }
     send(m, e.key.port_id);
   }
 }

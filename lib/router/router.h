@@ -46,6 +46,8 @@ class Router {
 
   // Control loop: drains the punt rings and runs the neighbour timers.
   void poll();
+  // poll() at a given steady-clock time in ms: a seam for tests that drive the timers.
+  void poll_at(uint64_t now_ms);
   // After the workers stopped: frees every held packet (counted) and ring content.
   void drain();
 
