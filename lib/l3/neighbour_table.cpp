@@ -78,6 +78,12 @@ void NeighbourTable::update(Entry& entry, NeighbourState state, const rte_ether_
   set_state(entry, state, now_ms);
 }
 
+void NeighbourTable::forget_mac(Entry& entry, uint64_t now_ms) {
+  slots_[entry.position].mac.store(0, std::memory_order_release);
+  set_state(entry, NeighbourState::Incomplete, now_ms);
+  entry.probes = 0;
+}
+
 void NeighbourTable::set_state(Entry& entry, NeighbourState state, uint64_t now_ms) {
   if (state == NeighbourState::Stale) entry.stale_used_tsc = used_tsc(entry);
   if (state != entry.state) entry.probes = 0;

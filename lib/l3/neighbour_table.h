@@ -110,6 +110,9 @@ class NeighbourTable {
     uint64_t next_probe_ms = 0;  // Incomplete / Probe: when to (re)send
     uint64_t stale_used_tsc = 0; // used stamp when the entry went stale
     unsigned probes = 0;
+    // A route's gateway: its position is compiled into the route table, so the entry is
+    // never removed; it goes back to Incomplete instead.
+    bool pinned = false;
     std::deque<rte_mbuf*> queue;  // packets waiting for resolution, newest last
   };
 
@@ -119,6 +122,8 @@ class NeighbourTable {
   // Sets the MAC and state; workers see it at once.
   void update(Entry& entry, NeighbourState state, const rte_ether_addr& mac, uint64_t now_ms);
   void set_state(Entry& entry, NeighbourState state, uint64_t now_ms);
+  // Back to Incomplete: workers stop using the MAC at once.
+  void forget_mac(Entry& entry, uint64_t now_ms);
   // Removes the entry (its queue must be empty); the key slot is recycled after a grace period.
   void remove(const NeighbourKey& key);
   uint64_t used_tsc(const Entry& e) const { return slots_[e.position].used_tsc.load(std::memory_order_relaxed); }

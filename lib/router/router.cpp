@@ -74,9 +74,6 @@ Router::~Router() {
 
 bool Router::start(const l3::RouteTable::PortIds& port_ids, const l3::RouteTable::PortMacs& macs, std::string& error) {
   for (const auto& [name, id] : port_ids) port_names_[id] = name;
-  auto table = l3::RouteTable::build(config_, port_ids, macs, error);
-  if (!table) return false;
-  routes_->publish(std::move(table));
   uint64_t now = now_ms();
   for (const auto& n : config_.neighbours) {
     NeighbourKey key = NeighbourKey::of(port_ids.at(n.port), n.address);
@@ -89,6 +86,20 @@ bool Router::start(const l3::RouteTable::PortIds& port_ids, const l3::RouteTable
     std::memcpy(mac.addr_bytes, n.mac.data(), 6);
     neighbours_->update(*e, NeighbourState::Static, mac, now);
   }
+  // Every gateway gets its entry now, pinned, and its position goes into the routes:
+  // the fast path then needs no neighbour lookup for routed traffic. The first timer
+  // run resolves them, before any packet waits.
+  auto pin = [&](uint16_t port, const net::IpAddr& gateway) -> int32_t {
+    NeighbourKey key = NeighbourKey::of(port, gateway);
+    Entry* e = neighbours_->find(key);
+    if (!e) e = neighbours_->create(key, now);
+    if (!e) return -1;  // table full: this gateway is looked up per packet instead
+    e->pinned = true;
+    return e->position;
+  };
+  auto table = l3::RouteTable::build(config_, port_ids, macs, error, pin);
+  if (!table) return false;
+  routes_->publish(std::move(table));
   spdlog::info("router: {} routes and addresses installed, {} static neighbours",
                routes_->get()->entries().size(), config_.neighbours.size());
   return true;
@@ -349,6 +360,11 @@ void Router::handle_resolve(rte_mbuf* m, uint64_t now) {
     solicit(*e, false);
     e->probes = 1;
     e->next_probe_ms = now + config_.neighbour.retransmit_ms;
+  } else if (e->state == NeighbourState::Incomplete && e->probes == 0) {
+    // A pinned gateway that is not being resolved (not yet, or it failed before).
+    solicit(*e, false);
+    e->probes = 1;
+    e->next_probe_ms = now + config_.neighbour.retransmit_ms;
   }
   if (config_.neighbour.queue_packets == 0) return drop(m, Drop::NoNeighbour);
   if (e->queue.size() >= config_.neighbour.queue_packets) {
@@ -374,7 +390,16 @@ void Router::run_timers(uint64_t now) {
           e.next_probe_ms = now + s.retransmit_ms;
         } else {
           if (e.state == NeighbourState::Incomplete) resolution_failures_.inc();
-          dead.push_back(key);
+          if (!e.pinned) {
+            dead.push_back(key);
+            break;
+          }
+          // A gateway stays, unresolved: its queue goes, and it is tried again after
+          // reachable_ms, or at once when traffic needs it (handle_resolve).
+          for (rte_mbuf* m : e.queue) drop(m, Drop::NoNeighbour);
+          e.queue.clear();
+          neighbours_->forget_mac(e, now);
+          e.next_probe_ms = now + s.reachable_ms;
         }
         break;
       case NeighbourState::Reachable:
@@ -388,7 +413,7 @@ void Router::run_timers(uint64_t now) {
           solicit(e, true);
           e.probes = 1;
           e.next_probe_ms = now + s.retransmit_ms;
-        } else if (now - e.changed_ms >= s.stale_ms) {
+        } else if (now - e.changed_ms >= s.stale_ms && !e.pinned) {
           expired_.inc();
           dead.push_back(key);
         }
@@ -437,7 +462,8 @@ nlohmann::json Router::neighbours_json() const {
                            {"port", name == port_names_.end() ? std::to_string(key.port_id) : name->second},
                            {"state", l3::state_name(e.state)},
                            {"age_ms", now - e.changed_ms},
-                           {"queued", e.queue.size()}};
+                           {"queued", e.queue.size()},
+                           {"gateway", e.pinned}};
     item["mac"] = has_mac(e.state) ? nlohmann::json(mac_string(e.mac)) : nlohmann::json(nullptr);
     list.push_back(item);
   }

@@ -45,13 +45,23 @@ constexpr Mac kZeroMac = {};
 constexpr size_t kL3 = sizeof(net::EthernetHeader);
 constexpr uint64_t kStart = 1'000'000;  // the test clock, in ms
 
+// The route's gateway is the static neighbour, so no resolution runs unless a test asks.
 const char* kConfig = R"({"eal": {"lcores": "0-1"}, "ports": [
     {"name": "west", "device": "net_ring0", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"],
      "pipeline": ["parse", "route"]},
     {"name": "east", "device": "net_ring1", "mtu": 1000, "ipv4": ["10.2.0.1/24"], "ipv6": ["fd00:2::1/64"],
      "pipeline": ["parse", "route"]}],
-  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.99"}],
+  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.5"}],
   "neighbours": [{"address": "10.2.0.5", "mac": "02:00:00:00:0e:05"}],
+  "neighbour": {"queue_packets": 2, "retransmit_ms": 1000, "probes": 3, "reachable_ms": 30000, "stale_ms": 60000}})";
+
+// A gateway nobody configured a MAC for: the router resolves it by itself.
+const char* kGatewayConfig = R"({"eal": {"lcores": "0-1"}, "ports": [
+    {"name": "west", "device": "net_ring0", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"],
+     "pipeline": ["parse", "route"]},
+    {"name": "east", "device": "net_ring1", "mtu": 1000, "ipv4": ["10.2.0.1/24"], "ipv6": ["fd00:2::1/64"],
+     "pipeline": ["parse", "route"]}],
+  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.99"}],
   "neighbour": {"queue_packets": 2, "retransmit_ms": 1000, "probes": 3, "reachable_ms": 30000, "stale_ms": 60000}})";
 
 // Owns mbufs a test took; frees them when it goes.
@@ -133,6 +143,7 @@ std::vector<uint8_t> to_east(std::vector<uint8_t> frame) {
 
 class RouterTest : public test::MbufTest {
  protected:
+  virtual const char* config_text() const { return kConfig; }
   void SetUp() override {
     test::MbufTest::SetUp();
     if (HasFatalFailure()) return;
@@ -141,7 +152,7 @@ class RouterTest : public test::MbufTest {
     ASSERT_TRUE(west_->ok() && east_->ok());
     west_id_ = west_->port_id();
     east_id_ = east_->port_id();
-    config::ParseResult parsed = config::parse_config_text(kConfig, "router.json");
+    config::ParseResult parsed = config::parse_config_text(config_text(), "router.json");
     ASSERT_TRUE(parsed.ok()) << ::testing::PrintToString(parsed.errors);
     config_ = *parsed.config;
     ids_ = {{"west", west_id_}, {"east", east_id_}};
@@ -370,21 +381,12 @@ TEST_F(RouterTest, UnknownNeighbourIsResolvedAndItsPacketFlushed) {
   EXPECT_EQ(counter("arp_replies_received"), 1u);
   EXPECT_EQ(counter("packets_resolved"), 1u);
 
-  // Now the fast path finds the MAC itself, also through a gateway route.
+  // Now the fast path finds the MAC itself; the route's (static) gateway too.
   Taken forwarded = arrive(west_id_, {ipv4_frame({.dst = "10.2.0.99"}), ipv4_frame({.dst = "10.9.3.3"})});
   ASSERT_EQ(forwarded.size(), 2u);
   EXPECT_EQ(mac_at(data(forwarded[0])), kNeighbourMac);
-  EXPECT_EQ(mac_at(data(forwarded[1])), kNeighbourMac);
+  EXPECT_EQ(mac_at(data(forwarded[1])), kStaticMac);
   EXPECT_EQ(rte_ring_count(context_.punt_ring), 0u);
-}
-
-TEST_F(RouterTest, GatewayIsResolvedForARoutedDestination) {
-  send_to("10.9.3.3");
-  router_->poll_at(kStart);
-  Taken request = injected();
-  ASSERT_EQ(request.size(), 1u);
-  expect_arp(request[0], east_id_, kArpRequest, kBroadcastMac, kEastMac, "10.2.0.1", kZeroMac, "10.2.0.99");
-  EXPECT_EQ(neighbour("10.2.0.99")["queued"], 1);
 }
 
 TEST_F(RouterTest, Ipv6NeighbourIsSolicitedAndItsPacketFlushed) {
@@ -666,7 +668,7 @@ TEST_F(RouterTest, ListsRoutesWithTheirKinds) {
   nlohmann::json routes = router_->routes_json()["routes"];
   std::map<std::string, nlohmann::json> by_prefix;
   for (const auto& r : routes) by_prefix[r["prefix"]] = r["nexthops"];
-  EXPECT_EQ(by_prefix["10.9.0.0/16"], nlohmann::json::parse(R"([{"port": "east", "type": "gateway", "via": "10.2.0.99"}])"));
+  EXPECT_EQ(by_prefix["10.9.0.0/16"], nlohmann::json::parse(R"([{"port": "east", "type": "gateway", "via": "10.2.0.5"}])"));
   EXPECT_EQ(by_prefix["10.1.0.0/24"], nlohmann::json::parse(R"([{"port": "west", "type": "connected"}])"));
   EXPECT_EQ(by_prefix["10.1.0.1/32"], nlohmann::json::parse(R"([{"port": "west", "type": "local"}])"));
   EXPECT_EQ(by_prefix["10.1.0.255/32"], nlohmann::json::parse(R"([{"port": "west", "type": "broadcast"}])"));
@@ -708,6 +710,106 @@ TEST_F(RouterTest, PollWithTheRealClockAnswersToo) {
   arrive(west_id_, {arp_frame(kArpRequest, kHostMac, "10.1.0.10", kZeroMac, "10.1.0.1", kBroadcastMac)});
   router_->poll();
   EXPECT_EQ(injected().size(), 1u);
+}
+
+
+// ---- gateways: pinned entries, resolved without waiting for traffic, never removed ----
+
+class GatewayRouterTest : public RouterTest {
+ protected:
+  const char* config_text() const override { return kGatewayConfig; }
+};
+
+TEST_F(GatewayRouterTest, IsResolvedAtStartAndUsedWithoutALookup) {
+  nlohmann::json n = neighbour("10.2.0.99");
+  ASSERT_FALSE(n.is_null()) << "created with the routes";
+  EXPECT_EQ(n["state"], "incomplete");
+  EXPECT_EQ(n["gateway"], true);
+  router_->poll_at(kStart);
+  Taken request = injected();
+  ASSERT_EQ(request.size(), 1u) << "resolved before any packet needs it";
+  expect_arp(request[0], east_id_, kArpRequest, kBroadcastMac, kEastMac, "10.2.0.1", kZeroMac, "10.2.0.99");
+  arp_reply_from_neighbour();
+  router_->poll_at(kStart + 10);
+  EXPECT_EQ(neighbour("10.2.0.99")["state"], "reachable");
+
+  Taken forwarded = arrive(west_id_, {ipv4_frame({.dst = "10.9.3.3"}), ipv4_frame({.dst = "10.9.4.4"})});
+  ASSERT_EQ(forwarded.size(), 2u);
+  for (rte_mbuf* m : forwarded.pkts) {
+    EXPECT_EQ(mac_at(data(m)), kNeighbourMac);
+    EXPECT_EQ(mac_at(data(m) + 6), kEastMac);
+  }
+  EXPECT_EQ(rte_ring_count(context_.punt_ring), 0u);
+}
+
+TEST_F(GatewayRouterTest, TrafficBeforeResolutionWaitsInItsQueue) {
+  send_to("10.9.3.3", 0x7777);
+  router_->poll_at(kStart);
+  Taken request = injected();
+  ASSERT_EQ(request.size(), 1u) << "one request: the timer's and the packet's are the same";
+  EXPECT_EQ(neighbour("10.2.0.99")["queued"], 1);
+  arp_reply_from_neighbour();
+  router_->poll_at(kStart + 10);
+  Taken flushed = injected();
+  ASSERT_EQ(flushed.size(), 1u);
+  EXPECT_EQ(get16(data(flushed[0]) + kL3 + 4), 0x7777);
+  EXPECT_EQ(mac_at(data(flushed[0])), kNeighbourMac);
+}
+
+TEST_F(GatewayRouterTest, UnansweredStaysAndIsRetriedOnTrafficOrAfterReachableMs) {
+  send_to("10.9.3.3");
+  for (uint64_t t : {kStart, kStart + 1000, kStart + 2000}) {
+    router_->poll_at(t);
+    EXPECT_EQ(injected().size(), 1u) << "probe at " << t - kStart;
+  }
+  router_->poll_at(kStart + 3000);
+  EXPECT_EQ(injected().size(), 0u);
+  nlohmann::json n = neighbour("10.2.0.99");
+  ASSERT_FALSE(n.is_null()) << "a gateway is never removed: its position is in the routes";
+  EXPECT_EQ(n["state"], "incomplete");
+  EXPECT_EQ(n["queued"], 0);
+  EXPECT_EQ(drops(Drop::NoNeighbour), 1u);
+  EXPECT_EQ(counter("resolution_failures"), 1u);
+
+  send_to("10.9.3.3");  // traffic starts a new resolution at once
+  router_->poll_at(kStart + 3100);
+  EXPECT_EQ(injected().size(), 1u);
+  EXPECT_EQ(neighbour("10.2.0.99")["queued"], 1);
+  for (uint64_t t : {kStart + 4100, kStart + 5100}) {
+    router_->poll_at(t);
+    EXPECT_EQ(injected().size(), 1u);
+  }
+  router_->poll_at(kStart + 6100);
+  EXPECT_EQ(counter("resolution_failures"), 2u);
+  router_->poll_at(kStart + 6100 + 29000);
+  EXPECT_EQ(injected().size(), 0u) << "quiet until reachable_ms";
+  router_->poll_at(kStart + 6100 + 30000);
+  EXPECT_EQ(injected().size(), 1u) << "then tried again without traffic";
+  EXPECT_EQ(in_use(), 0u);
+}
+
+TEST_F(GatewayRouterTest, ForgetsAMacThatStopsAnsweringButKeepsTheEntry) {
+  router_->poll_at(kStart);
+  injected();
+  arp_reply_from_neighbour();
+  router_->poll_at(kStart + 10);
+  router_->poll_at(kStart + 30010);
+  EXPECT_EQ(neighbour("10.2.0.99")["state"], "stale");
+  router_->poll_at(kStart + 90010);
+  EXPECT_EQ(neighbour("10.2.0.99")["state"], "stale") << "an unused gateway does not expire";
+
+  // Used while stale: probed by unicast; no answer: back to incomplete, MAC withdrawn.
+  Taken forwarded = arrive(west_id_, {ipv4_frame({.dst = "10.9.3.3"})});
+  ASSERT_EQ(forwarded.size(), 1u) << "a stale MAC is still used";
+  router_->poll_at(kStart + 95010);
+  EXPECT_EQ(neighbour("10.2.0.99")["state"], "probe");
+  for (uint64_t t : {kStart + 96010, kStart + 97010, kStart + 98010}) router_->poll_at(t);
+  injected();
+  nlohmann::json n = neighbour("10.2.0.99");
+  EXPECT_EQ(n["state"], "incomplete");
+  EXPECT_TRUE(n["mac"].is_null());
+  EXPECT_EQ(arrive(west_id_, {ipv4_frame({.dst = "10.9.3.3"})}).size(), 0u) << "punted, not sent to the old MAC";
+  EXPECT_EQ(rte_ring_count(context_.punt_ring), 1u);
 }
 
 }  // namespace
