@@ -35,6 +35,8 @@ constexpr rte_ether_addr kAllNodesMac{{0x33, 0x33, 0, 0, 0, 1}};
 constexpr uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 constexpr unsigned kTimerIntervalMs = 100;
 constexpr uint64_t kDelayFirstProbeMs = 5000;
+// Traffic never makes a neighbour solicited more often than this (handle_resolve).
+constexpr uint64_t kResolicitFloorMs = 100;
 
 bool has_mac(NeighbourState s) { return s != NeighbourState::Incomplete; }
 
@@ -360,8 +362,12 @@ void Router::handle_resolve(rte_mbuf* m, uint64_t now) {
     solicit(*e, false);
     e->probes = 1;
     e->next_probe_ms = now + config_.neighbour.retransmit_ms;
-  } else if (e->state == NeighbourState::Incomplete && e->probes == 0) {
-    // A pinned gateway that is not being resolved (not yet, or it failed before).
+  } else if (e->state == NeighbourState::Incomplete &&
+             (e->probes == 0 ||
+              (e->queue.empty() && now + config_.neighbour.retransmit_ms >= e->next_probe_ms + kResolicitFloorMs))) {
+    // A pinned gateway not being resolved (it failed before), or the first packet to
+    // wait on one probed, unanswered, for a while (since start, before its link was up):
+    // ask now rather than at the next retransmit.
     solicit(*e, false);
     e->probes = 1;
     e->next_probe_ms = now + config_.neighbour.retransmit_ms;

@@ -812,5 +812,34 @@ TEST_F(GatewayRouterTest, ForgetsAMacThatStopsAnsweringButKeepsTheEntry) {
   EXPECT_EQ(rte_ring_count(context_.punt_ring), 1u);
 }
 
+TEST_F(GatewayRouterTest, FirstWaitingPacketAsksAtOnceNotAtTheNextRetransmit) {
+  router_->poll_at(kStart);
+  EXPECT_EQ(injected().size(), 1u) << "the start-up probe, unanswered (link down, say)";
+  send_to("10.9.3.3", 1);
+  router_->poll_at(kStart + 50);
+  EXPECT_EQ(injected().size(), 0u) << "probed 50 ms ago: wait for it";
+  router_->poll_at(kStart + 500);
+  send_to("10.9.3.3", 2);
+  router_->poll_at(kStart + 500);
+  EXPECT_EQ(injected().size(), 0u) << "a packet already waits: no new request";
+  EXPECT_EQ(neighbour("10.2.0.99")["queued"], 2);
+  arp_reply_from_neighbour();
+  router_->poll_at(kStart + 510);
+  EXPECT_EQ(injected().size(), 2u);
+  router_->poll_at(kStart + 30600);  // stale, unused
+  router_->poll_at(kStart + 200000);
+  EXPECT_EQ(neighbour("10.2.0.99")["state"], "stale");
+
+  // A fresh start: nobody waits, the last probe was long ago.
+  GatewayRouterTest::TearDown();
+  GatewayRouterTest::SetUp();
+  router_->poll_at(kStart);
+  EXPECT_EQ(injected().size(), 1u);
+  send_to("10.9.3.3", 3);
+  router_->poll_at(kStart + 400);
+  EXPECT_EQ(injected().size(), 1u) << "the first packet to wait asks at once";
+  EXPECT_EQ(counter("arp_requests_sent"), 2u);
+}
+
 }  // namespace
 }  // namespace sluice::router
