@@ -4,9 +4,10 @@
 # tests/integration/test_*.sh (each under a timeout, log in build/test-logs/NAME.log).
 #
 #   tools/test.sh              everything
-#   tools/test.sh FILTER...    only the tests whose name contains a FILTER
-#                              (names: unit, fuzz, and the integration tests without
-#                              test_ and .sh, e.g. xconnect_af_packet)
+#   tools/test.sh FILTER...    only the tests whose name contains a FILTER (names: unit,
+#                              fuzz, integration/NAME for tests/integration/test_NAME.sh:
+#                              "xconnect" runs both cross-connect tests, "integration" all
+#                              integration tests)
 #
 # Needs root (DPDK, hugepages, network namespaces). The last line of output is
 # "N passed, N failed"; the exit status is non-zero when anything failed. A test that
@@ -182,7 +183,7 @@ scripts=("$SLUICE_ROOT"/tests/integration/test_*.sh)
 ((${#scripts[@]} > 0)) || { selected integration && failed integration "no tests/integration/test_*.sh found"; }
 for script in "${scripts[@]}"; do
   name=$(basename "$script" .sh)
-  selected "${name#test_}" || continue
+  selected "integration/${name#test_}" || continue
   run_integration "$script"
 done
 
