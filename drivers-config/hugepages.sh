@@ -3,7 +3,7 @@
 # show where they stand, and print the lines that make a reservation survive a reboot.
 #
 #   drivers-config/hugepages.sh status
-#   drivers-config/hugepages.sh reserve N [--size 2M|1G] [--node N] [--mount DIR] [--dry-run]
+#   drivers-config/hugepages.sh reserve N [--size 2M|1G] [--node N] [--at-least] [--mount DIR] [--dry-run]
 #   drivers-config/hugepages.sh persist N [--size 2M|1G]
 #
 # Sluice needs eal.memory_mb of them (default 512 MiB: 256 pages of 2 MiB), on the
@@ -15,7 +15,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: hugepages.sh status
-       hugepages.sh reserve N [--size 2M|1G] [--node N] [--mount DIR] [--dry-run]
+       hugepages.sh reserve N [--size 2M|1G] [--node N] [--at-least] [--mount DIR] [--dry-run]
        hugepages.sh persist N [--size 2M|1G]
 
   status   pages per size and NUMA node (total, free, reserved), hugetlbfs mounts,
@@ -26,7 +26,9 @@ Usage: hugepages.sh status
   persist  print the sysctl, fstab and kernel command line lines that make N pages
            permanent (writes nothing)
 
-  --dry-run  print the commands instead of running them
+  --at-least  reserve: only raise the count, never lower it (for boot/service scripts
+              on hosts where something else may want more)
+  --dry-run   print the commands instead of running them
 
 Examples:
   hugepages.sh status
@@ -40,6 +42,7 @@ warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 dry_run=false
+at_least=false
 size=2M
 node=""
 mount_dir=""
@@ -133,9 +136,13 @@ cmd_reserve() {
   dir=$(pages_dir "$kb" "$node")
   [[ -d $dir ]] || die "no $(human "$kb") pages here ($dir missing): the CPU or kernel lacks them${node:+, or node $node does not exist}"
   before=$(read_count "$dir" nr_hugepages)
-  # Pages already handed out stay; asking for fewer only frees the unused ones.
-  write_value "$dir/nr_hugepages" "$want"
-  if ! $dry_run; then
+  if $at_least && ((before >= want)); then
+    echo "$(human "$kb") pages${node:+ on node $node}: $before already (>= $want, --at-least)"
+  else
+    # Pages already handed out stay; asking for fewer only frees the unused ones.
+    write_value "$dir/nr_hugepages" "$want"
+  fi
+  if ! $dry_run && ! { $at_least && ((before >= want)); }; then
     got=$(read_count "$dir" nr_hugepages)
     if ((got < want)); then
       warn "asked for $want pages of $(human "$kb")${node:+ on node $node}, the kernel gave $got (memory is fragmented or short)"
@@ -205,6 +212,7 @@ while (($#)); do
     --node=*) node=${1#*=} ;;
     --mount) mount_dir=${2:?--mount needs a directory}; shift ;;
     --mount=*) mount_dir=${1#*=} ;;
+    --at-least) at_least=true ;;
     -n | --dry-run) dry_run=true ;;
     -h | --help) usage; exit 0 ;;
     -*) usage >&2; die "unknown option: $1" ;;
