@@ -725,6 +725,55 @@ std::string json_error_position(const std::string& text, size_t byte) {
   return std::to_string(line) + ":" + std::to_string(column);
 }
 
+// nlohmann keeps the last of two equal keys without a word; a config where
+// "burst_size" appears twice is a mistake to report, not a choice to make silently.
+class DuplicateKeyFinder {
+ public:
+  explicit DuplicateKeyFinder(std::vector<std::string>& errors) : errors_(errors) {}
+
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames_.push_back(Frame{true}); break;
+      case json::parse_event_t::array_start: frames_.push_back(Frame{false}); break;
+      case json::parse_event_t::key:
+        frames_.back().key = parsed.get<std::string>();
+        if (!frames_.back().keys.insert(frames_.back().key).second)
+          errors_.push_back(path() + ": duplicate key (each key may appear once)");
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        [[fallthrough]];
+      case json::parse_event_t::value:
+        if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool object;
+    std::set<std::string> keys = {};
+    std::string key = {};
+    size_t index = 0;
+  };
+  std::string path() const {
+    std::string out;
+    for (const auto& f : frames_) {
+      if (!f.object) {
+        out.append("[").append(std::to_string(f.index)).append("]");
+        continue;
+      }
+      if (!out.empty()) out += '.';
+      out += f.key;
+    }
+    return out;
+  }
+  std::vector<Frame> frames_;
+  std::vector<std::string>& errors_;
+};
+
 }  // namespace
 
 const PortConfig* Config::find_port(const std::string& name) const {
@@ -747,12 +796,13 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   ParseResult result;
   json root;
   try {
-    root = json::parse(text);
+    root = json::parse(text, DuplicateKeyFinder(result.errors));
   } catch (const json::parse_error& e) {
     std::string what = e.what();
     // nlohmann prefixes "[json.exception.parse_error.101] parse error at line L, column C: "
     auto colon = what.find(": ");
     std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
+    result.errors.clear();  // duplicate keys found before the syntax error do not matter now
     result.errors.push_back(source_name + ":" + json_error_position(text, e.byte) + ": malformed JSON: " + reason);
     return result;
   } catch (const json::exception& e) {
@@ -767,6 +817,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
     }
     auto bracket = what.find("] ");
     std::string reason = bracket == std::string::npos ? what : what.substr(bracket + 2);
+    result.errors.clear();
     result.errors.push_back(source_name + ":" + json_error_position(text, byte) + ": malformed JSON: " + reason);
     return result;
   }

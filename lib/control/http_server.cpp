@@ -25,7 +25,9 @@ bool is_known_path(const std::string& path) {
 
 void json_reply(httplib::Response& res, const nlohmann::json& body, int status = 200) {
   res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json");
+  // Error bodies echo the request path, which is any bytes a client sent ("/%ff"):
+  // replace invalid UTF-8 rather than throw from a handler httplib does not guard.
+  res.set_content(body.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "application/json");
 }
 
 }  // namespace

@@ -402,7 +402,7 @@ PY
 }
 
 # Each command of dpdk-telemetry.py (Debian's, run by the python that has readline)
-# must return a JSON object keyed by the command name (without ",params"). Non-interactive,
+# must return a JSON object (or array) keyed by the command name (without ",params"). Non-interactive,
 # the script prints one JSON line per command, in order: TELEMETRY_REPLIES[i] is command i's.
 telemetry_ok() { # prefix cmd...
   local prefix=$1 out cmd line key i=0
@@ -416,8 +416,8 @@ telemetry_ok() { # prefix cmd...
   for cmd in "$@"; do
     line=${TELEMETRY_REPLIES[i]}
     key=${cmd%%,*}
-    printf '%s' "$line" | jq -e --arg c "$key" '.[$c] | type == "object" and length > 0' >/dev/null ||
-      fail "telemetry $cmd: expected a non-empty JSON object under \"$key\", got: $(printf '%s' "$line" | head -c 500)"
+    printf '%s' "$line" | jq -e --arg c "$key" '.[$c] | (type == "object" or type == "array") and length > 0' >/dev/null ||
+      fail "telemetry $cmd: expected a non-empty JSON object or array under \"$key\", got: $(printf '%s' "$line" | head -c 500)"
     it_log "ok: telemetry $cmd: $(printf '%s' "$line" | head -c 120)"
     i=$((i + 1))
   done

@@ -326,6 +326,20 @@ const BadConfig kBadConfigs[] = {
      R"({"eal": {"lcores": "0-2"}, "ports": [{"name": "west", "device": "net_ring0", "tx_queues": 1, "pipeline": [{"stage": "xconnect", "peer": "east"}]}, $E]})",
      {"ports[0].tx_queues: must be at least the number of workers (2), got 1"}},
 
+    // Duplicate keys: JSON parsers keep the last silently; a config must not.
+    {"DuplicateTopLevelKey", R"({$EAL, "ports": [$W, $E], "burst_size": 1, "burst_size": 64})",
+     {"burst_size: duplicate key (each key may appear once)"}},
+    {"DuplicateKeyInAPort",
+     R"({$EAL, "ports": [$W, {"name": "east", "device": "net_ring1", "mtu": 1500, "mtu": 1500, "pipeline": [{"stage": "xconnect", "peer": "west"}]}]})",
+     {"ports[1].mtu: duplicate key (each key may appear once)"}},
+    {"DuplicateKeyDeepInsideArrays",
+     R"({$EAL, "ports": [$W, $E], "workers": [{"lcore": 1, "rx": [{"port": "west"}, {"port": "east", "queue": 0, "queue": 0}]}]})",
+     {"workers[0].rx[1].queue: duplicate key (each key may appear once)"}},
+    {"DuplicateKeyBesideOtherErrors", R"({"eal": {"lcores": "0-1", "lcores": "0-1"}, "ports": [$W, $E], "burst_size": 0})",
+     {"eal.lcores: duplicate key (each key may appear once)", "burst_size: must be 1..64, got 0"}},
+    {"DuplicateKeyThenMalformed", R"({"burst_size": 1, "burst_size": 2,})",
+     {"test.json:1:35: malformed JSON: syntax error while parsing object key - unexpected '}'; expected string literal"}},
+
     // Several problems at once: all of them, in document order.
     {"SeveralProblems",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "rx_queues": 0, "mtu": 10, "pipeline": [{"stage": "xconnect", "peer": "east"}]}, $E],

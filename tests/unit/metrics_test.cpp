@@ -64,7 +64,16 @@ std::vector<std::string> lines(const std::string& text) {
 
 TEST(RenderPrometheusTest, HasTheExpectedSamples) {
   std::string text = render_prometheus(snapshot());
-  EXPECT_THAT(text, HasSubstr("\nsluice_uptime_seconds 12.500000\n"));
+  EXPECT_EQ(text.rfind("# HELP sluice_uptime_seconds Seconds since the data plane started.\n"
+                       "# TYPE sluice_uptime_seconds gauge\n"
+                       "sluice_uptime_seconds 12.500000\n",
+                       0),
+            0u);
+  EXPECT_THAT(text, HasSubstr("# HELP sluice_port_rx_packets_total Packets received by the port (ethdev ipackets).\n"
+                              "# TYPE sluice_port_rx_packets_total counter\n"
+                              "sluice_port_rx_packets_total{port=\"west\"} 100\n"
+                              "sluice_port_rx_packets_total{port=\"e\\\"ast\"} 90\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE sluice_drops_total counter\n"));
   EXPECT_THAT(text, HasSubstr("\nsluice_port_rx_packets_total{port=\"west\"} 100\n"));
   EXPECT_THAT(text, HasSubstr("\nsluice_port_tx_bytes_total{port=\"west\"} 5760\n"));
   EXPECT_THAT(text, HasSubstr("\nsluice_port_rx_missed_total{port=\"west\"} 1\n"));
