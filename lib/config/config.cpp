@@ -693,7 +693,13 @@ void resolve_l3(Config& config, std::vector<std::string>& errors) {
           hop.port = config.ports[*port].name;
         }
       }
-      check_port(hop_path + ".port", hop.port);
+      if (check_port(hop_path + ".port", hop.port)) {
+        const PortConfig* port = config.find_port(hop.port);
+        bool v4 = route.prefix.addr.family == 4;
+        if ((v4 ? port->ipv4 : port->ipv6).empty())
+          errors.push_back(hop_path + ".port: port '" + hop.port + "' has no " + (v4 ? "IPv4" : "IPv6") +
+                           " address to resolve next hops from");
+      }
     }
   }
 

@@ -106,7 +106,7 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     return false;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("http: serving /health /stats /metrics /config on http://{}:{}", config.address, config.port);
+  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes on http://{}:{}", config.address, config.port);
   return true;
 }
 

@@ -107,6 +107,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
       {"rx_packets", "Packets the worker received."},
       {"tx_packets", "Packets the worker's TX queues handed to the PMD."},
       {"busy_cycles", "TSC cycles spent in busy poll rounds."},
+      {"inject_dropped", "Slow-path packets for a port this worker has no TX queue on (freed; a bug if not 0)."},
   };
   for (const auto& [key, help] : lcore_metrics) {
     std::string metric = std::string("sluice_lcore_") + key + "_total";

@@ -127,6 +127,7 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
                       {"rx_packets", rx},
                       {"tx_packets", tx_packets},
                       {"busy_cycles", busy_cycles},
+                      {"inject_dropped", worker->injected_dropped()},
                       {"cycles_per_packet", rx ? double(busy_cycles) / double(rx) : 0.0}});
   }
   out["lcores"] = std::move(lcores);

@@ -91,14 +91,22 @@ void NeighbourTable::set_state(Entry& entry, NeighbourState state, uint64_t now_
   entry.changed_ms = now_ms;
 }
 
-void NeighbourTable::remove(const NeighbourKey& key) {
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return;
-  int32_t position = rte_hash_del_key(hash_, &key);
-  entries_.erase(it);
-  if (position >= 0) {
-    // A worker may still hold this position from a lookup: wait it out before reuse.
-    qsbr_.synchronize();
+void NeighbourTable::remove(const NeighbourKey& key) { remove(std::vector<NeighbourKey>{key}); }
+
+void NeighbourTable::remove(const std::vector<NeighbourKey>& keys) {
+  std::vector<int32_t> positions;
+  positions.reserve(keys.size());
+  for (const auto& key : keys) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) continue;
+    int32_t position = rte_hash_del_key(hash_, &key);
+    entries_.erase(it);
+    if (position >= 0) positions.push_back(position);
+  }
+  if (positions.empty()) return;
+  // A worker may still hold these positions from a lookup: wait it out before reuse.
+  qsbr_.synchronize();
+  for (int32_t position : positions) {
     slots_[position].mac.store(0, std::memory_order_release);
     rte_hash_free_key_with_position(hash_, position);
   }

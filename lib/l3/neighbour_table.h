@@ -126,6 +126,8 @@ class NeighbourTable {
   void forget_mac(Entry& entry, uint64_t now_ms);
   // Removes the entry (its queue must be empty); the key slot is recycled after a grace period.
   void remove(const NeighbourKey& key);
+  // The same for many, waiting one grace period for all.
+  void remove(const std::vector<NeighbourKey>& keys);
   uint64_t used_tsc(const Entry& e) const { return slots_[e.position].used_tsc.load(std::memory_order_relaxed); }
 
   std::unordered_map<NeighbourKey, Entry, NeighbourKeyHash>& entries() { return entries_; }

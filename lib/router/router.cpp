@@ -278,7 +278,9 @@ void Router::handle_arp(rte_mbuf* m, uint64_t now) {
   NeighbourKey key = NeighbourKey::v4(port, sender_ip);
   if (op == kArpRequest) {
     arp_requests_in_.inc();
-    if (sender_ip != 0 && sender_on_link) learn(key, sender_mac, NeighbourState::Stale, for_us, now);
+    // Only an on-link sender asking for us creates an entry; any sender refreshes one
+    // we have (a route may put a gateway on-link outside the port's subnets).
+    if (sender_ip != 0) learn(key, sender_mac, NeighbourState::Stale, for_us && sender_on_link, now);
     if (for_us) {
       rte_mbuf* reply = build_arp(pool_, kArpReply, itf.mac, target_ip, sender_mac, sender_ip, sender_mac);
       if (reply) {
@@ -288,7 +290,7 @@ void Router::handle_arp(rte_mbuf* m, uint64_t now) {
     }
   } else {
     arp_replies_in_.inc();
-    if (sender_on_link) learn(key, sender_mac, NeighbourState::Reachable, false, now);
+    learn(key, sender_mac, NeighbourState::Reachable, false, now);  // only an entry we have
   }
   counters_.packets_out.inc();
   rte_pktmbuf_free(m);  // consumed
@@ -326,6 +328,8 @@ void Router::handle_nd(rte_mbuf* m, uint64_t now) {
       bool differs = has_mac(e->state) && !rte_is_same_ether_addr(&e->mac, &*msg->link_addr);
       if (!differs || msg->override_flag || e->state == NeighbourState::Incomplete)
         learn(e->key, *msg->link_addr, msg->solicited ? NeighbourState::Reachable : NeighbourState::Stale, false, now);
+      else if (e->state == NeighbourState::Reachable)
+        neighbours_->set_state(*e, NeighbourState::Stale, now);  // RFC 4861 7.2.5: keep the MAC, doubt it
     } else if (e && has_mac(e->state) && msg->solicited && e->state != NeighbourState::Static) {
       // The answer to a unicast probe may leave out the link-layer address (RFC 4861
       // 7.2.5; Linux does): it confirms the MAC we have.
@@ -373,6 +377,8 @@ void Router::handle_resolve(rte_mbuf* m, uint64_t now) {
     e->next_probe_ms = now + config_.neighbour.retransmit_ms;
   }
   if (config_.neighbour.queue_packets == 0) return drop(m, Drop::NoNeighbour);
+  // A scan of unresolved hosts must not empty the pool that RX needs.
+  if (rte_mempool_avail_count(pool_) < pool_->size / 4) return drop(m, Drop::NoNeighbour);
   if (e->queue.size() >= config_.neighbour.queue_packets) {
     drop(e->queue.front(), Drop::NoNeighbour);  // as Linux: the oldest goes
     e->queue.pop_front();
@@ -430,8 +436,8 @@ void Router::run_timers(uint64_t now) {
     Entry* e = neighbours_->find(key);
     for (rte_mbuf* m : e->queue) drop(m, Drop::NoNeighbour);
     e->queue.clear();
-    neighbours_->remove(key);
   }
+  if (!dead.empty()) neighbours_->remove(dead);  // one grace period for all of them
 }
 
 void Router::drain() {

@@ -1,5 +1,6 @@
 #include "runtime/runtime.h"
 
+#include <algorithm>
 #include <bit>
 #include <map>
 
@@ -11,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "pipeline/packet_meta.h"
+#include "router/router.h"
 
 namespace sluice::runtime {
 
@@ -56,6 +58,10 @@ unsigned Runtime::auto_mbuf_count(const config::Config& config) {
     needed += uint64_t(port.rx_queues) * port.rx_descriptors + uint64_t(port.tx_queues) * port.tx_descriptors;
   // Each worker can hold a burst in flight plus a full TX buffer per port.
   needed += config.workers.size() * (config::kMaxBurst + config.ports.size() * pipeline::kTxBufferSize);
+  // The router's rings per worker (punted and injected packets). Its resolution queues
+  // stop taking mbufs when a quarter of the pool is left (Router::handle_resolve).
+  bool routed = std::any_of(config.ports.begin(), config.ports.end(), [](const auto& p) { return p.routed(); });
+  if (routed) needed += config.workers.size() * (router::kPuntRingSize + router::kInjectRingSize);
   // Per-lcore caches can hold up to 1.5x cache_size each.
   needed += config.eal.lcores.size() * (config.mempool.cache_size * 3 / 2);
   needed = std::max<uint64_t>(needed, 8191);

@@ -414,6 +414,29 @@ TEST_F(RouterTest, Ipv6NeighbourIsSolicitedAndItsPacketFlushed) {
   EXPECT_EQ(counter("nd_advertisements_received"), 1u);
 }
 
+TEST_F(RouterTest, AdvertisementOfAnotherMacWithoutOverrideOnlyMakesTheEntryStale) {
+  arrive(west_id_, {ipv6_frame({.dst = "fd00:2::99"})});
+  router_->poll_at(kStart);
+  injected();
+  auto advert = [&](uint8_t flags, const Mac& mac) {
+    arrive(east_id_, {nd_frame({.type = 136, .src = "fd00:2::99", .dst = "fd00:2::1", .target = "fd00:2::99",
+                                .flags = flags, .option = 2, .option_mac = mac, .eth_dst = kEastMac, .eth_src = mac})});
+    router_->poll_at(kStart + 10);
+  };
+  advert(0xe0, kNeighbourMac);
+  injected();
+  ASSERT_EQ(neighbour("fd00:2::99")["state"], "reachable");
+  const Mac other = {0x02, 0, 0, 0, 0x0e, 0x77};
+  advert(0xc0, other);  // router + solicited, no override (RFC 4861 7.2.5)
+  nlohmann::json n = neighbour("fd00:2::99");
+  EXPECT_EQ(n["state"], "stale");
+  EXPECT_EQ(n["mac"], "02:00:00:00:0e:99") << "kept";
+  advert(0xe0, other);  // with override: replaced
+  n = neighbour("fd00:2::99");
+  EXPECT_EQ(n["state"], "reachable");
+  EXPECT_EQ(n["mac"], "02:00:00:00:0e:77");
+}
+
 TEST_F(RouterTest, FullQueueDropsTheOldest) {
   // queue_packets is 2: of four packets the two newest wait.
   Taken forwarded = arrive(west_id_, {ipv4_frame({.dst = "10.2.0.99", .id = 1}), ipv4_frame({.dst = "10.2.0.99", .id = 2}),
