@@ -46,11 +46,14 @@ class ObjectReader {
   const json& raw(const std::string& key) const { return object_.at(key); }
 
   void allow_only(std::initializer_list<const char*> keys) const {
+    allow_only(std::vector<std::string>(keys.begin(), keys.end()));
+  }
+  void allow_only(const std::vector<std::string>& keys) const {
     std::set<std::string> allowed(keys.begin(), keys.end());
     for (auto it = object_.begin(); it != object_.end(); ++it) {
       if (allowed.count(it.key())) continue;
       std::string expected;
-      for (const auto& k : keys) expected += (expected.empty() ? "" : ", ") + std::string(k);
+      for (const auto& k : keys) expected += (expected.empty() ? "" : ", ") + k;
       error(it.key(), "unknown key (expected one of: " + expected + ")");
     }
   }
@@ -159,8 +162,68 @@ std::string mac_text(const std::array<uint8_t, 6>& mac) {
   return text;
 }
 
-const std::vector<std::string> kStages = {"parse", "xconnect", "route"};
+std::string join(const std::vector<std::string>& words) {
+  std::string list;
+  for (const auto& w : words) list += (list.empty() ? "" : ", ") + w;
+  return list;
+}
+
+const std::vector<std::string> kStages = {"parse", "conntrack", "xconnect", "route"};
 const std::vector<std::string> kOutputStages = {"xconnect", "route"};
+
+// How enums are written in JSON, in the enums' order (to_json indexes them).
+const std::vector<std::string> kSteeringNames = {"auto", "hardware", "software"};
+const std::vector<std::string> kFragmentPolicyNames = {"accept", "drop"};
+const std::vector<std::string> kActionNames = {"accept", "drop", "reject"};
+const std::vector<std::string> kDefaultPolicyNames = {"accept", "drop"};  // FirewallAction order; no reject
+// Bit i of CtStateBits / of the TCP flags byte (FIN 0x01 .. CWR 0x80).
+const std::vector<std::string> kStateNames = {"new", "established", "related", "invalid"};
+const std::vector<std::string> kTcpFlagNames = {"fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"};
+
+constexpr int kIcmp = 1, kTcp = 6, kUdp = 17, kIcmpv6 = 58;  // IP protocol numbers
+struct ProtocolName {
+  const char* name;
+  int number;
+};
+constexpr ProtocolName kProtocolNames[] = {{"tcp", kTcp}, {"udp", kUdp}, {"icmp", kIcmp}, {"icmpv6", kIcmpv6}};
+
+// conntrack.timeouts, spelled once for the reader and to_json.
+struct TimeoutField {
+  const char* name;
+  unsigned ConntrackTimeouts::*seconds;
+};
+constexpr TimeoutField kTimeoutFields[] = {
+    {"tcp_syn_sent", &ConntrackTimeouts::tcp_syn_sent},
+    {"tcp_syn_recv", &ConntrackTimeouts::tcp_syn_recv},
+    {"tcp_established", &ConntrackTimeouts::tcp_established},
+    {"tcp_fin_wait", &ConntrackTimeouts::tcp_fin_wait},
+    {"tcp_close_wait", &ConntrackTimeouts::tcp_close_wait},
+    {"tcp_last_ack", &ConntrackTimeouts::tcp_last_ack},
+    {"tcp_time_wait", &ConntrackTimeouts::tcp_time_wait},
+    {"tcp_close", &ConntrackTimeouts::tcp_close},
+    {"tcp_unacknowledged", &ConntrackTimeouts::tcp_unacknowledged},
+    {"udp", &ConntrackTimeouts::udp},
+    {"udp_stream", &ConntrackTimeouts::udp_stream},
+    {"icmp", &ConntrackTimeouts::icmp},
+    {"generic", &ConntrackTimeouts::generic},
+};
+constexpr unsigned kMaxTimeoutSeconds = 1728000;  // 20 days: deadlines are wrapping 32-bit ms stamps (24.8 days of range)
+
+// Reads an enum written as one of `names` (index = enum value); leaves `out` alone on error.
+template <typename Enum>
+void read_enum(const ObjectReader& reader, const std::string& key, Enum& out, const std::vector<std::string>& names) {
+  std::string value;
+  reader.one_of(key, value, names);
+  if (!value.empty())
+    out = static_cast<Enum>(std::find(names.begin(), names.end(), value) - names.begin());
+}
+
+// Port names and firewall zones share one syntax.
+bool is_name(const std::string& text) {
+  static const std::regex name_re(R"(^[A-Za-z][A-Za-z0-9_-]{0,31}$)");
+  return std::regex_match(text, name_re);
+}
+const char* const kNameRule = "must start with a letter and have 1..32 of A-Z a-z 0-9 _ -";
 
 void read_eal(const ObjectReader& eal, EalConfig& out) {
   eal.allow_only({"lcores", "main_lcore", "hugepages", "memory_mb", "file_prefix", "extra_args"});
@@ -237,7 +300,7 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
     }
     if (stage.stage.empty()) continue;
     if (std::find(kStages.begin(), kStages.end(), stage.stage) == kStages.end()) {
-      errors.push_back(path + ": unknown stage '" + stage.stage + "' (known: parse, xconnect, route)");
+      errors.push_back(path + ": unknown stage '" + stage.stage + "' (known: " + join(kStages) + ")");
       continue;
     }
     bool is_output = std::find(kOutputStages.begin(), kOutputStages.end(), stage.stage) != kOutputStages.end();
@@ -247,6 +310,8 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
       errors.push_back(path + ".peer: only the xconnect stage takes a peer");
     if (is_output && i + 1 != list.size())
       errors.push_back(path + ": " + stage.stage + " sends packets out and must be the last stage");
+    if (stage.stage == "conntrack" && !out.has_stage("parse"))
+      errors.push_back(path + ": the conntrack stage needs the parse stage before it");
     for (const auto& earlier : out.pipeline)
       if (earlier.stage == stage.stage) errors.push_back(path + ": stage '" + stage.stage + "' appears twice");
     out.pipeline.push_back(stage);
@@ -316,14 +381,11 @@ void read_addresses(const ObjectReader& port, const std::string& key, int family
 
 void read_port(const ObjectReader& port, PortConfig& out, std::vector<std::string>& errors) {
   port.allow_only({"name", "device", "devargs", "rx_queues", "tx_queues", "rx_descriptors", "tx_descriptors", "mtu",
-                   "mac", "promiscuous", "rss", "ipv4", "ipv6", "pipeline"});
+                   "mac", "promiscuous", "rss", "ipv4", "ipv6", "pipeline", "zone", "conntrack_zone", "steering"});
   port.required("name");
   port.required("device");
-  if (port.string("name", out.name)) {
-    static const std::regex name_re(R"(^[A-Za-z][A-Za-z0-9_-]{0,31}$)");
-    if (!std::regex_match(out.name, name_re))
-      port.error("name", "must start with a letter and have 1..32 of A-Z a-z 0-9 _ -, got '" + out.name + "'");
-  }
+  if (port.string("name", out.name) && !is_name(out.name))
+    port.error("name", std::string(kNameRule) + ", got '" + out.name + "'");
   if (port.string("device", out.device)) {
     out.is_pci = is_pci_address(out.device);
     static const std::regex vdev(R"(^net_[a-z_]+[0-9]*$)");
@@ -351,7 +413,23 @@ void read_port(const ObjectReader& port, PortConfig& out, std::vector<std::strin
   out.rss = rss == "off" ? RssMode::Off : RssMode::Symmetric;
   read_addresses(port, "ipv4", 4, out.ipv4, errors);
   read_addresses(port, "ipv6", 6, out.ipv6, errors);
+  size_t errors_before = errors.size();
   read_pipeline(port, out, errors);
+  bool pipeline_read = port.has("pipeline") && errors.size() == errors_before;
+
+  out.zone = out.name;  // a port is its own zone unless it says otherwise
+  if (port.string("zone", out.zone) && !is_name(out.zone))
+    port.error("zone", std::string(kNameRule) + ", got '" + out.zone + "'");
+  port.uint("conntrack_zone", out.conntrack_zone, 0, 65535);
+  read_enum(port, "steering", out.steering, kSteeringNames);
+  // A port without conntrack may still be a zone (the egress of a tracked port), but it
+  // has no flows to key or to steer. Judged only on a pipeline that was read cleanly.
+  if (pipeline_read && !out.tracked()) {
+    if (port.has("conntrack_zone")) port.error("conntrack_zone", "only ports with the conntrack stage track flows");
+    if (port.has("steering")) port.error("steering", "only ports with the conntrack stage steer flows");
+  }
+  if (out.steering == Steering::Hardware && out.rss == RssMode::Off)
+    port.error("steering", "hardware steering needs \"rss\": \"symmetric\"");
 }
 
 void read_workers(const json& root, Config& config, std::vector<std::string>& errors) {
@@ -718,6 +796,437 @@ void resolve_l3(Config& config, std::vector<std::string>& errors) {
   }
 }
 
+// "conntrack": the flow tables' sizes and the tracker's settings.
+void read_conntrack(const ObjectReader& top, ConntrackConfig& out) {
+  std::optional<ObjectReader> storage, timeouts_storage;
+  const ObjectReader* ct = top.object("conntrack", storage);
+  if (!ct) return;
+  ct->allow_only({"capacity", "capacity_ipv6", "tcp_liberal", "tcp_loose", "later_fragments", "timeouts"});
+  ct->uint("capacity", out.capacity, 1024, 1u << 26);
+  ct->uint_or_zero("capacity_ipv6", out.capacity_ipv6, 1024, 1u << 24, "no IPv6 tracking");
+  ct->boolean("tcp_liberal", out.tcp_liberal);
+  ct->boolean("tcp_loose", out.tcp_loose);
+  read_enum(*ct, "later_fragments", out.later_fragments, kFragmentPolicyNames);
+  if (const ObjectReader* timeouts = ct->object("timeouts", timeouts_storage)) {
+    std::vector<std::string> names;
+    for (const auto& field : kTimeoutFields) names.push_back(field.name);
+    timeouts->allow_only(names);
+    for (const auto& field : kTimeoutFields)
+      timeouts->uint(field.name, out.timeouts.*field.seconds, 1, kMaxTimeoutSeconds);
+  }
+}
+
+// One element of a "value or list of values" key, with the path to report it under:
+// `key` when the value was written alone, `key[i]` inside an array.
+struct ListItem {
+  std::string path;
+  const json* value;
+};
+
+// `key` holds one item (a string; an integer too when `numbers`) or a non-empty array
+// of items; anything else is reported as not being `expected`.
+bool list_items(const ObjectReader& reader, const std::string& key, bool numbers, const std::string& expected,
+                std::vector<ListItem>& items) {
+  const json& v = reader.raw(key);
+  if (v.is_string() || (numbers && v.is_number_integer())) {
+    items.push_back({reader.at(key), &v});
+    return true;
+  }
+  if (!v.is_array() || v.empty()) {
+    reader.error(key, "must be " + expected + ", got " + show(v));
+    return false;
+  }
+  for (size_t i = 0; i < v.size(); ++i) items.push_back({reader.at(key) + "[" + std::to_string(i) + "]", &v[i]});
+  return true;
+}
+
+// "from": "inside" or ["inside", "dmz"]; whether the names exist is checked later.
+bool read_name_list(const ObjectReader& reader, const std::string& key, const std::string& what,
+                    std::vector<std::string>& out, std::vector<std::string>& errors) {
+  if (!reader.has(key)) return true;
+  std::vector<ListItem> items;
+  if (!list_items(reader, key, false, "a " + what + " or a non-empty array of " + what + "s", items)) return false;
+  bool ok = true;
+  for (const auto& item : items) {
+    if (!item.value->is_string()) {
+      errors.push_back(item.path + ": must be a string, got " + type_name(*item.value));
+      ok = false;
+      continue;
+    }
+    out.push_back(item.value->get<std::string>());
+  }
+  return ok;
+}
+
+// "src": "10.0.0.0/8", "fd00::5" (a host) or a list of them. Unlike routes, host bits
+// are an error here: "10.0.0.1/8" in a filter is more likely a typo than a wish.
+bool read_prefix_list(const ObjectReader& reader, const std::string& key, std::vector<net::IpPrefix>& out,
+                      std::vector<std::string>& errors) {
+  if (!reader.has(key)) return true;
+  std::vector<ListItem> items;
+  if (!list_items(reader, key, false, "a prefix or address, or a non-empty array of them", items)) return false;
+  bool ok = true;
+  for (const auto& item : items) {
+    if (!item.value->is_string()) {
+      errors.push_back(item.path + ": must be a string, got " + type_name(*item.value));
+      ok = false;
+      continue;
+    }
+    std::string text = item.value->get<std::string>();
+    auto prefix = net::parse_prefix(text, false);
+    if (!prefix) {
+      errors.push_back(item.path + ": must be an IPv4 or IPv6 prefix or address like 10.0.0.0/8, got '" + text + "'");
+      ok = false;
+    } else if (prefix->network() != *prefix) {
+      errors.push_back(item.path + ": " + text + " has host bits set (did you mean " + prefix->network().str() + "?)");
+      ok = false;
+    } else {
+      out.push_back(*prefix);
+    }
+  }
+  return ok;
+}
+
+// 80 or "8000-8080"; first > last is returned as read, for the caller to report.
+std::optional<PortRange> parse_port_range(const json& v) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= 65535) {
+    auto port = static_cast<uint16_t>(v.get<uint64_t>());
+    return PortRange{port, port};
+  }
+  if (!v.is_string()) return std::nullopt;
+  static const std::regex range_re(R"(^([0-9]{1,5})-([0-9]{1,5})$)");
+  std::smatch m;
+  std::string text = v.get<std::string>();
+  if (!std::regex_match(text, m, range_re)) return std::nullopt;
+  unsigned long first = std::stoul(m[1].str()), last = std::stoul(m[2].str());
+  if (first > 65535 || last > 65535) return std::nullopt;
+  return PortRange{static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
+}
+
+bool read_port_list(const ObjectReader& reader, const std::string& key, std::vector<PortRange>& out,
+                    std::vector<std::string>& errors) {
+  if (!reader.has(key)) return true;
+  std::vector<ListItem> items;
+  if (!list_items(reader, key, true, "a port 0..65535, a range \"a-b\", or a non-empty array of them", items))
+    return false;
+  bool ok = true;
+  for (const auto& item : items) {
+    auto range = parse_port_range(*item.value);
+    if (!range) {
+      errors.push_back(item.path + ": must be a port 0..65535 or a range \"a-b\", got " + show(*item.value));
+      ok = false;
+    } else if (range->first > range->last) {
+      errors.push_back(item.path + ": range '" + item.value->get<std::string>() +
+                       "' is reversed (the first port must not be above the last)");
+      ok = false;
+    } else {
+      out.push_back(*range);
+    }
+  }
+  return ok;
+}
+
+// ["new", "established"] -> bits, bit i for names[i]; each name at most once.
+bool read_bits(const ObjectReader& reader, const std::string& key, const std::vector<std::string>& names,
+               const std::string& what, bool allow_empty, uint8_t& bits, std::vector<std::string>& errors) {
+  const json& v = reader.raw(key);
+  if (!v.is_array() || (!allow_empty && v.empty())) {
+    reader.error(key, std::string("must be ") + (allow_empty ? "an" : "a non-empty") + " array of " + join(names) +
+                          ", got " + show(v));
+    return false;
+  }
+  uint8_t seen = 0;
+  bool ok = true;
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string path = reader.at(key) + "[" + std::to_string(i) + "]";
+    if (!v[i].is_string()) {
+      errors.push_back(path + ": must be a string, got " + type_name(v[i]));
+      ok = false;
+      continue;
+    }
+    std::string name = v[i].get<std::string>();
+    auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) {
+      errors.push_back(path + ": unknown " + what + " '" + name + "' (known: " + join(names) + ")");
+      ok = false;
+      continue;
+    }
+    auto bit = static_cast<uint8_t>(1u << (it - names.begin()));
+    if (seen & bit) {
+      errors.push_back(path + ": '" + name + "' is listed twice");
+      ok = false;
+    }
+    seen |= bit;
+  }
+  if (ok) bits = seen;
+  return ok;
+}
+
+std::vector<std::string> names_of_bits(uint8_t bits, const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (bits & (1u << i)) out.push_back(names[i]);
+  return out;
+}
+
+// "tcp_flags": {"mask": ["syn", "ack"], "set": ["syn"]}: (flags & mask) == set.
+bool read_tcp_flags(const ObjectReader& rule, FirewallRule& out, std::vector<std::string>& errors) {
+  std::optional<ObjectReader> storage;
+  const ObjectReader* flags = rule.object("tcp_flags", storage);
+  if (!flags) return !rule.has("tcp_flags");
+  flags->allow_only({"mask", "set"});
+  flags->required("mask");
+  bool mask_ok = flags->has("mask") && read_bits(*flags, "mask", kTcpFlagNames, "TCP flag", false, out.tcp_flags_mask, errors);
+  bool set_ok = !flags->has("set") || read_bits(*flags, "set", kTcpFlagNames, "TCP flag", true, out.tcp_flags_set, errors);
+  if (!mask_ok || !set_ok || !flags->has("set")) return mask_ok && set_ok;
+  bool ok = true;
+  const json& set = flags->raw("set");
+  for (size_t i = 0; i < set.size(); ++i) {
+    const std::string name = set[i].get<std::string>();
+    auto bit = static_cast<uint8_t>(
+        1u << (std::find(kTcpFlagNames.begin(), kTcpFlagNames.end(), name) - kTcpFlagNames.begin()));
+    if (!(out.tcp_flags_mask & bit)) {
+      errors.push_back(flags->at("set") + "[" + std::to_string(i) + "]: '" + name +
+                       "' is not in mask (set must be within mask)");
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+int protocol_number(const json& v) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= 255) return static_cast<int>(v.get<uint64_t>());
+  if (v.is_string())
+    for (const auto& p : kProtocolNames)
+      if (v.get<std::string>() == p.name) return p.number;
+  return -1;
+}
+
+// Which families a prefix list admits: bit 0 IPv4, bit 1 IPv6; an empty list admits both.
+unsigned families(const std::vector<net::IpPrefix>& list) {
+  if (list.empty()) return 3;
+  unsigned mask = 0;
+  for (const auto& p : list) mask |= p.addr.family == 4 ? 1u : 2u;
+  return mask;
+}
+
+std::string family_only(unsigned mask) { return mask == 1 ? "IPv4 only" : "IPv6 only"; }
+
+void read_rule(const ObjectReader& r, const std::string& path, FirewallRule& rule, std::vector<std::string>& errors) {
+  r.allow_only({"name", "from", "to", "in_port", "out_port", "src", "dst", "protocol", "src_ports", "dst_ports",
+                "tcp_flags", "state", "action"});
+  r.required("action");
+  if (r.string("name", rule.name)) {
+    static const std::regex rule_name_re(R"(^[A-Za-z0-9_.-]{1,64}$)");
+    if (!std::regex_match(rule.name, rule_name_re)) {
+      r.error("name", "must be 1..64 characters of A-Z a-z 0-9 _ . -, got '" + rule.name + "'");
+      rule.name.clear();
+    }
+  }
+  read_name_list(r, "from", "zone name", rule.from_zones, errors);
+  read_name_list(r, "to", "zone name", rule.to_zones, errors);
+  read_name_list(r, "in_port", "port name", rule.in_ports, errors);
+  read_name_list(r, "out_port", "port name", rule.out_ports, errors);
+  bool addresses_ok = read_prefix_list(r, "src", rule.src, errors);
+  addresses_ok = read_prefix_list(r, "dst", rule.dst, errors) && addresses_ok;
+  bool protocol_ok = true;
+  if (r.has("protocol")) {
+    rule.protocol = protocol_number(r.raw("protocol"));
+    if (rule.protocol < 0) {
+      r.error("protocol", "must be tcp, udp, icmp, icmpv6 or 0..255, got " + show(r.raw("protocol")));
+      protocol_ok = false;
+    }
+  }
+  bool src_ports_ok = read_port_list(r, "src_ports", rule.src_ports, errors);
+  bool dst_ports_ok = read_port_list(r, "dst_ports", rule.dst_ports, errors);
+  bool flags_ok = read_tcp_flags(r, rule, errors);
+  if (r.has("state")) read_bits(r, "state", kStateNames, "state", false, rule.states, errors);
+  read_enum(r, "action", rule.action, kActionNames);
+
+  // What the rule's keys say about each other. Nothing to add when a key was already wrong.
+  if (!protocol_ok) return;
+  bool tcp_or_udp = rule.protocol == kTcp || rule.protocol == kUdp;
+  if (r.has("src_ports") && src_ports_ok && !tcp_or_udp)
+    r.error("src_ports", "needs \"protocol\": \"tcp\" or \"udp\"");
+  if (r.has("dst_ports") && dst_ports_ok && !tcp_or_udp)
+    r.error("dst_ports", "needs \"protocol\": \"tcp\" or \"udp\"");
+  if (r.has("tcp_flags") && flags_ok && rule.protocol != kTcp) r.error("tcp_flags", "needs \"protocol\": \"tcp\"");
+  if (!addresses_ok) return;
+  unsigned src = families(rule.src), dst = families(rule.dst), common = src & dst;
+  auto restricting = [&](unsigned family) {
+    if (src == family && dst == family) return "src and dst are " + family_only(family);
+    return (src == family ? "src is " : "dst is ") + family_only(family);
+  };
+  if (common == 0)
+    errors.push_back(path + ": src is " + family_only(src) + " and dst is " + family_only(dst) +
+                     ": the rule can never match");
+  else if (rule.protocol == kIcmp && common == 2)
+    errors.push_back(path + ": protocol icmp is IPv4 only and " + restricting(2) +
+                     ": the rule can never match (ICMP for IPv6 is icmpv6)");
+  else if (rule.protocol == kIcmpv6 && common == 1)
+    errors.push_back(path + ": protocol icmpv6 is IPv6 only and " + restricting(1) +
+                     ": the rule can never match (ICMP for IPv4 is icmp)");
+}
+
+// Rule names are counter and log labels: unique, written or "rule<index>".
+void name_rules(const std::vector<bool>& written, std::vector<FirewallRule>& rules, std::vector<std::string>& errors) {
+  std::map<std::string, size_t> owner;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    std::string path = "firewall.rules[" + std::to_string(i) + "]";
+    if (!written[i]) rules[i].name = "rule" + std::to_string(i);
+    if (rules[i].name.empty()) continue;  // an invalid name, already reported
+    auto [it, fresh] = owner.emplace(rules[i].name, i);
+    if (fresh) continue;
+    std::string other = "firewall.rules[" + std::to_string(it->second) + "]";
+    if (!written[i])
+      errors.push_back(path + ": its default name '" + rules[i].name + "' is already taken by " + other +
+                       "; give it a \"name\"");
+    else if (!written[it->second])
+      errors.push_back(path + ".name: duplicate rule name '" + rules[i].name + "' (the default name of " + other + ")");
+    else
+      errors.push_back(path + ".name: duplicate rule name '" + rules[i].name + "' (also " + other + ")");
+  }
+}
+
+// "firewall": read as written; zones and ports are checked against the ports later.
+void read_firewall(const ObjectReader& top, FirewallConfig& out, std::vector<std::string>& errors) {
+  std::optional<ObjectReader> storage, limit_storage;
+  const ObjectReader* fw = top.object("firewall", storage);
+  if (!fw) return;
+  out.enabled = true;
+  fw->allow_only({"default_policy", "policies", "rules", "reject_limit"});
+  read_enum(*fw, "default_policy", out.default_policy, kDefaultPolicyNames);
+
+  if (fw->has("policies")) {
+    const std::string shape = R"({"from": ZONE, "to": ZONE, "action": ...})";
+    const json& list = fw->raw("policies");
+    if (!list.is_array()) {
+      fw->error("policies", "must be an array of " + shape + ", got " + type_name(list));
+    } else {
+      std::map<std::pair<std::string, std::string>, size_t> seen;
+      for (size_t i = 0; i < list.size(); ++i) {
+        std::string path = fw->at("policies") + "[" + std::to_string(i) + "]";
+        ZonePolicy policy;
+        if (!list[i].is_object()) {
+          errors.push_back(path + ": must be an object " + shape + ", got " + type_name(list[i]));
+          out.policies.push_back(policy);
+          continue;
+        }
+        ObjectReader p(list[i], path, errors);
+        p.allow_only({"from", "to", "action"});
+        p.required("from");
+        p.required("to");
+        p.required("action");
+        p.string("from", policy.from);
+        p.string("to", policy.to);
+        read_enum(p, "action", policy.action, kActionNames);
+        if (!policy.from.empty() && !policy.to.empty()) {
+          auto [it, fresh] = seen.emplace(std::make_pair(policy.from, policy.to), i);
+          if (!fresh)
+            errors.push_back(path + ": duplicate policy from '" + policy.from + "' to '" + policy.to +
+                             "' (also firewall.policies[" + std::to_string(it->second) + "])");
+        }
+        out.policies.push_back(policy);
+      }
+    }
+  }
+
+  if (fw->has("rules")) {
+    const json& list = fw->raw("rules");
+    if (!list.is_array()) {
+      fw->error("rules", "must be an array of rules, got " + type_name(list));
+    } else if (list.size() > kMaxFirewallRules) {
+      fw->error("rules", "at most " + std::to_string(kMaxFirewallRules) + " rules, got " + std::to_string(list.size()));
+    } else {
+      std::vector<bool> written;
+      for (size_t i = 0; i < list.size(); ++i) {
+        std::string path = fw->at("rules") + "[" + std::to_string(i) + "]";
+        FirewallRule rule;
+        written.push_back(list[i].is_object() && list[i].contains("name"));
+        if (!list[i].is_object())
+          errors.push_back(path + ": must be an object {..., \"action\": ...}, got " + type_name(list[i]));
+        else
+          read_rule(ObjectReader(list[i], path, errors), path, rule, errors);
+        out.rules.push_back(rule);
+      }
+      name_rules(written, out.rules, errors);
+    }
+  }
+
+  if (const ObjectReader* limit = fw->object("reject_limit", limit_storage)) {
+    limit->allow_only({"rate_per_second", "burst"});
+    limit->uint("rate_per_second", out.reject_limit.rate_per_second, 0, 1000000);
+    limit->uint("burst", out.reject_limit.burst, 1, 100000);
+  }
+}
+
+// conntrack and firewall against the ports: some port tracks, and every zone and port
+// a rule or policy names exists (an ingress one with the conntrack stage).
+void resolve_flow(const json& root, const Config& config, std::vector<std::string>& errors) {
+  const bool tracked = config.tracked();
+  if (root.contains("conntrack") && !tracked) errors.push_back("conntrack: no port's pipeline has the conntrack stage");
+  // One flow must reach one worker whichever port it arrives on: hashed by the NIC or
+  // by the workers, not a mixture (the runtime refuses it too, at start).
+  std::optional<size_t> first_explicit;
+  for (size_t i = 0; i < config.ports.size(); ++i) {
+    const auto& port = config.ports[i];
+    if (!port.tracked() || port.steering == Steering::Auto) continue;
+    if (!first_explicit) {
+      first_explicit = i;
+      continue;
+    }
+    const auto& other = config.ports[*first_explicit];
+    if (other.steering != port.steering)
+      errors.push_back("ports[" + std::to_string(i) + "].steering: '" + kSteeringNames[static_cast<size_t>(port.steering)] +
+                       "' here but '" + kSteeringNames[static_cast<size_t>(other.steering)] + "' at ports[" +
+                       std::to_string(*first_explicit) + "]: every tracked port must steer the same way");
+  }
+  if (!config.firewall.enabled) return;
+  if (!tracked) {
+    errors.push_back("firewall: no port's pipeline has the conntrack stage");
+    return;
+  }
+  std::vector<std::string> zones;
+  std::set<std::string> tracked_zones;
+  for (const auto& port : config.ports) {
+    if (std::find(zones.begin(), zones.end(), port.zone) == zones.end()) zones.push_back(port.zone);
+    if (port.tracked()) tracked_zones.insert(port.zone);
+  }
+  auto check_zone = [&](const std::string& path, const std::string& zone, bool ingress) {
+    if (std::find(zones.begin(), zones.end(), zone) == zones.end())
+      errors.push_back(path + ": unknown zone '" + zone + "' (known: " + join(zones) + ")");
+    else if (ingress && !tracked_zones.count(zone))
+      errors.push_back(path + ": zone '" + zone + "' has no port with the conntrack stage, so nothing from it is classified");
+  };
+  auto check_port = [&](const std::string& path, const std::string& name, bool ingress) {
+    const PortConfig* port = config.find_port(name);
+    if (!port) errors.push_back(path + ": unknown port '" + name + "'");
+    else if (ingress && !port->tracked())
+      errors.push_back(path + ": port '" + name + "' has no conntrack stage, so nothing from it is classified");
+  };
+
+  for (size_t i = 0; i < config.firewall.policies.size(); ++i) {
+    const auto& policy = config.firewall.policies[i];
+    std::string path = "firewall.policies[" + std::to_string(i) + "]";
+    check_zone(path + ".from", policy.from, true);
+    check_zone(path + ".to", policy.to, false);
+  }
+  const json* rules = root.at("firewall").contains("rules") ? &root.at("firewall").at("rules") : nullptr;
+  for (size_t i = 0; i < config.firewall.rules.size(); ++i) {
+    const auto& rule = config.firewall.rules[i];
+    const json& written = rules->at(i);
+    // The path of the j-th name under `key`: "key" when written alone, "key[j]" in an array.
+    auto item = [&](const char* key, size_t j) {
+      std::string path = "firewall.rules[" + std::to_string(i) + "]." + key;
+      return written.at(key).is_array() ? path + "[" + std::to_string(j) + "]" : path;
+    };
+    for (size_t j = 0; j < rule.from_zones.size(); ++j) check_zone(item("from", j), rule.from_zones[j], true);
+    for (size_t j = 0; j < rule.to_zones.size(); ++j) check_zone(item("to", j), rule.to_zones[j], false);
+    for (size_t j = 0; j < rule.in_ports.size(); ++j) check_port(item("in_port", j), rule.in_ports[j], true);
+    for (size_t j = 0; j < rule.out_ports.size(); ++j) check_port(item("out_port", j), rule.out_ports[j], false);
+  }
+}
+
 std::string json_error_position(const std::string& text, size_t byte) {
   size_t line = 1, column = 1;
   for (size_t i = 0; i + 1 < byte && i < text.size(); ++i) {
@@ -836,7 +1345,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   auto& errors = result.errors;
   ObjectReader top(root, "", errors);
   top.allow_only({"eal", "ports", "workers", "burst_size", "mempool", "control", "logging", "routes", "neighbours",
-                  "icmp", "neighbour"});
+                  "icmp", "neighbour", "conntrack", "firewall"});
   top.required("eal");
   top.required("ports");
 
@@ -898,9 +1407,14 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   }
 
   read_l3(top, root, config, errors);
+  read_conntrack(top, config.conntrack);
+  read_firewall(top, config.firewall, errors);
 
   if (errors.empty()) resolve_and_check(config, errors);
-  if (errors.empty()) resolve_l3(config, errors);
+  if (errors.empty()) {
+    resolve_l3(config, errors);
+    resolve_flow(root, config, errors);
+  }
   if (errors.empty()) result.config = std::move(config);
   return result;
 }
@@ -919,8 +1433,55 @@ ParseResult load_config_file(const std::string& path) {
     result.errors.push_back(path + ": config file larger than 16 MiB");
     return result;
   }
-  return parse_config_text(text.str(), path);
+  ParseResult result = parse_config_text(text.str(), path);
+  if (result.config) result.config->source_path = path;
+  return result;
 }
+
+namespace {
+
+// A rule as the parser resolved it: lists as arrays (an empty one, "any", left out),
+// protocol by name where it has one, a single port as a number and a range as "a-b".
+json rule_json(const FirewallRule& rule) {
+  json r = {{"name", rule.name},
+            {"state", names_of_bits(rule.states, kStateNames)},
+            {"action", kActionNames[static_cast<size_t>(rule.action)]}};
+  auto names = [&](const char* key, const std::vector<std::string>& list) {
+    if (!list.empty()) r[key] = list;
+  };
+  names("from", rule.from_zones);
+  names("to", rule.to_zones);
+  names("in_port", rule.in_ports);
+  names("out_port", rule.out_ports);
+  auto prefixes = [&](const char* key, const std::vector<net::IpPrefix>& list) {
+    if (list.empty()) return;
+    r[key] = json::array();
+    for (const auto& p : list) r[key].push_back(p.str());
+  };
+  prefixes("src", rule.src);
+  prefixes("dst", rule.dst);
+  if (rule.protocol >= 0) {
+    r["protocol"] = rule.protocol;
+    for (const auto& p : kProtocolNames)
+      if (p.number == rule.protocol) r["protocol"] = p.name;
+  }
+  auto ports = [&](const char* key, const std::vector<PortRange>& list) {
+    if (list.empty()) return;
+    r[key] = json::array();
+    for (const auto& range : list) {
+      if (range.first == range.last) r[key].push_back(range.first);
+      else r[key].push_back(std::to_string(range.first) + "-" + std::to_string(range.last));
+    }
+  };
+  ports("src_ports", rule.src_ports);
+  ports("dst_ports", rule.dst_ports);
+  if (rule.tcp_flags_mask)
+    r["tcp_flags"] = {{"mask", names_of_bits(rule.tcp_flags_mask, kTcpFlagNames)},
+                      {"set", names_of_bits(rule.tcp_flags_set, kTcpFlagNames)}};
+  return r;
+}
+
+}  // namespace
 
 json to_json(const Config& config) {
   json out;
@@ -943,6 +1504,11 @@ json to_json(const Config& config) {
               {"promiscuous", port.promiscuous},
               {"rss", port.rss == RssMode::Off ? "off" : "symmetric"}};
     if (port.mac) p["mac"] = mac_text(*port.mac);
+    p["zone"] = port.zone;
+    if (port.tracked()) {
+      p["conntrack_zone"] = port.conntrack_zone;
+      p["steering"] = kSteeringNames[static_cast<size_t>(port.steering)];
+    }
     if (port.routed()) {
       p["ipv4"] = json::array();
       for (const auto& a : port.ipv4) p["ipv4"].push_back(a.str());
@@ -994,6 +1560,30 @@ json to_json(const Config& config) {
                         {"probes", config.neighbour.probes},
                         {"queue_packets", config.neighbour.queue_packets},
                         {"capacity", config.neighbour.capacity}};
+  }
+  if (config.tracked()) {
+    const auto& ct = config.conntrack;
+    json timeouts = json::object();
+    for (const auto& field : kTimeoutFields) timeouts[field.name] = ct.timeouts.*field.seconds;
+    out["conntrack"] = {{"capacity", ct.capacity},
+                        {"capacity_ipv6", ct.capacity_ipv6},
+                        {"tcp_liberal", ct.tcp_liberal},
+                        {"tcp_loose", ct.tcp_loose},
+                        {"later_fragments", kFragmentPolicyNames[static_cast<size_t>(ct.later_fragments)]},
+                        {"timeouts", timeouts}};
+  }
+  if (config.firewall.enabled) {
+    const auto& fw = config.firewall;
+    json policies = json::array();
+    for (const auto& p : fw.policies)
+      policies.push_back({{"from", p.from}, {"to", p.to}, {"action", kActionNames[static_cast<size_t>(p.action)]}});
+    json rules = json::array();
+    for (const auto& rule : fw.rules) rules.push_back(rule_json(rule));
+    out["firewall"] = {{"default_policy", kActionNames[static_cast<size_t>(fw.default_policy)]},
+                       {"policies", policies},
+                       {"rules", rules},
+                       {"reject_limit", {{"rate_per_second", fw.reject_limit.rate_per_second},
+                                         {"burst", fw.reject_limit.burst}}}};
   }
   return out;
 }

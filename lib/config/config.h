@@ -31,6 +31,11 @@ struct StageConfig {
 
 enum class RssMode { Symmetric, Off };
 
+// How both directions of a connection reach the one worker whose flow table holds it:
+// `hardware`, symmetric RSS on the NIC; `software`, the receiving worker hashes and
+// hands the packet to the owner over a ring (the kernel's RPS idea); `auto` picks.
+enum class Steering { Auto, Hardware, Software };
+
 struct PortConfig {
   std::string name;
   std::string device;   // vdev name (net_...) or PCI address
@@ -47,10 +52,15 @@ struct PortConfig {
   std::vector<net::IpPrefix> ipv4;  // interface addresses with their subnet length
   std::vector<net::IpPrefix> ipv6;
   std::vector<StageConfig> pipeline;
+  std::string zone;             // firewall zone; defaults to the port's name
+  unsigned conntrack_zone = 0;  // flow-key zone id (0..65535): separates overlapping address spaces
+  Steering steering = Steering::Auto;
 
-  bool routed() const {
+  bool routed() const { return has_stage("route"); }
+  bool tracked() const { return has_stage("conntrack"); }
+  bool has_stage(const char* stage_name) const {
     for (const auto& s : pipeline)
-      if (s.stage == "route") return true;
+      if (s.stage == stage_name) return true;
     return false;
   }
 };
@@ -88,6 +98,76 @@ struct NeighbourSettings {
   unsigned probes = 3;
   unsigned queue_packets = 16;  // packets held per unresolved neighbour
   unsigned capacity = 16384;
+};
+
+// Per-state flow timeouts in seconds; defaults are Linux nf_conntrack's (6.x).
+struct ConntrackTimeouts {
+  unsigned tcp_syn_sent = 120;
+  unsigned tcp_syn_recv = 60;
+  unsigned tcp_established = 432000;  // 5 days
+  unsigned tcp_fin_wait = 120;
+  unsigned tcp_close_wait = 60;
+  unsigned tcp_last_ack = 30;
+  unsigned tcp_time_wait = 120;
+  unsigned tcp_close = 10;
+  unsigned tcp_unacknowledged = 300;  // data in flight not acknowledged (nf_conntrack_tcp_timeout_unacknowledged)
+  unsigned udp = 30;                  // until a reply is seen
+  unsigned udp_stream = 120;          // replied (assured)
+  unsigned icmp = 30;
+  unsigned generic = 600;             // other protocols
+};
+
+enum class FragmentPolicy { Accept, Drop };
+
+struct ConntrackConfig {
+  unsigned capacity = 262144;      // IPv4 flows per worker lcore, memory reserved at start
+  unsigned capacity_ipv6 = 65536;  // IPv6 flows per worker lcore
+  bool tcp_liberal = false;        // nf_conntrack_tcp_be_liberal: no window checks, only state
+  bool tcp_loose = true;           // nf_conntrack_tcp_loose: pick up flows seen mid-stream
+  FragmentPolicy later_fragments = FragmentPolicy::Accept;  // non-first fragments carry no ports
+  ConntrackTimeouts timeouts;
+};
+
+// Connection states a firewall rule can match (bit values).
+enum CtStateBits : uint8_t { kCtNew = 1, kCtEstablished = 2, kCtRelated = 4, kCtInvalid = 8 };
+
+enum class FirewallAction { Accept, Drop, Reject };
+
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 65535;
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+// One firewall rule; an empty list matches anything.
+struct FirewallRule {
+  std::string name;                          // for counters and logs; "rule<N>" when not written
+  std::vector<std::string> from_zones;       // ingress zone
+  std::vector<std::string> to_zones;         // egress zone
+  std::vector<std::string> in_ports;         // ingress port names
+  std::vector<std::string> out_ports;        // egress port names
+  std::vector<net::IpPrefix> src, dst;       // host bits cleared; mixed families allowed
+  int protocol = -1;                         // IP protocol number, -1: any
+  std::vector<PortRange> src_ports, dst_ports;  // TCP/UDP only
+  uint8_t tcp_flags_mask = 0;                // match (flags & mask) == set
+  uint8_t tcp_flags_set = 0;
+  uint8_t states = kCtNew;                   // CtStateBits; default: new connections only
+  FirewallAction action = FirewallAction::Accept;
+};
+
+// What happens to a new connection from zone `from` to zone `to` that no rule decided.
+struct ZonePolicy {
+  std::string from;
+  std::string to;
+  FirewallAction action = FirewallAction::Drop;
+};
+
+struct FirewallConfig {
+  bool enabled = false;  // the "firewall" section is present
+  FirewallAction default_policy = FirewallAction::Drop;  // no rule and no zone policy
+  std::vector<ZonePolicy> policies;
+  std::vector<FirewallRule> rules;
+  IcmpConfig reject_limit;  // TCP RSTs and ICMP unreachables sent by reject, per worker lcore
 };
 
 struct RxBinding {
@@ -134,10 +214,18 @@ struct Config {
   std::vector<NeighbourConfig> neighbours;
   IcmpConfig icmp;
   NeighbourSettings neighbour;
+  ConntrackConfig conntrack;
+  FirewallConfig firewall;
+  std::string source_path;  // the file it was read from (reload reads it again)
 
   bool routed() const {
     for (const auto& p : ports)
       if (p.routed()) return true;
+    return false;
+  }
+  bool tracked() const {
+    for (const auto& p : ports)
+      if (p.tracked()) return true;
     return false;
   }
 
@@ -148,6 +236,7 @@ struct Config {
 inline constexpr unsigned kMaxBurst = 64;
 inline constexpr unsigned kMaxQueues = 64;
 inline constexpr unsigned kMaxEcmp = 16;
+inline constexpr unsigned kMaxFirewallRules = 4096;  // firewall.rules entries (before list expansion)
 
 // Either a Config, or every problem found, one line each ("ports[1].rx_queues: ...").
 struct ParseResult {

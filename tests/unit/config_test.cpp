@@ -65,7 +65,7 @@ const BadConfig kBadConfigs[] = {
     {"EmptyObject", "{}", {"config: missing required key 'eal'", "config: missing required key 'ports'"}},
     {"UnknownTopLevelKey", R"({$EAL, "ports": [$W, $E], "wrokers": "auto"})",
      {"wrokers: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, "
-      "neighbours, icmp, neighbour)"}},
+      "neighbours, icmp, neighbour, conntrack, firewall)"}},
 
     // burst_size
     {"BurstSizeZero", R"({$EAL, "ports": [$W, $E], "burst_size": 0})", {"burst_size: must be 1..64, got 0"}},
@@ -124,7 +124,7 @@ const BadConfig kBadConfigs[] = {
     {"PortUnknownKey",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "queues": 2, "pipeline": [{"stage": "xconnect", "peer": "east"}]}, $E]})",
      {"ports[0].queues: unknown key (expected one of: name, device, devargs, rx_queues, tx_queues, rx_descriptors, "
-      "tx_descriptors, mtu, mac, promiscuous, rss, ipv4, ipv6, pipeline)"}},
+      "tx_descriptors, mtu, mac, promiscuous, rss, ipv4, ipv6, pipeline, zone, conntrack_zone, steering)"}},
 
     // ports: values
     {"RxQueuesZero",
@@ -197,7 +197,7 @@ const BadConfig kBadConfigs[] = {
     {"PipelineWithoutOutput", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["parse"]}, $E]})",
      {"ports[0].pipeline: must end with an output stage (xconnect or route), got 'parse'"}},
     {"PipelineUnknownStage", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["nat"]}, $E]})",
-     {"ports[0].pipeline[0]: unknown stage 'nat' (known: parse, xconnect, route)"}},
+     {"ports[0].pipeline[0]: unknown stage 'nat' (known: parse, conntrack, xconnect, route)"}},
     {"PipelineStageNotStringOrObject",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": [5, {"stage": "xconnect", "peer": "east"}]}, $E]})",
      {R"(ports[0].pipeline[0]: must be a stage name or an object {"stage": ...}, got integer)"}},
