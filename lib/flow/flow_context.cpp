@@ -1,0 +1,196 @@
+#include "flow/flow_context.h"
+
+#include <rte_byteorder.h>
+
+namespace sluice::flow {
+
+namespace {
+
+constexpr uint8_t kProtoTcp = 6, kProtoUdp = 17, kProtoIcmp = 1, kProtoIcmpv6 = 58;
+
+template <typename Key>
+void addresses_of(const Key& key, unsigned slot, uint8_t family, std::array<uint8_t, 16>& out) {
+  out.fill(0);
+  if constexpr (sizeof(key.addr[0]) == 4) {
+    (void)family;
+    std::memcpy(out.data(), &key.addr[slot], 4);
+  } else {
+    std::memcpy(out.data(), key.addr[slot], 16);
+  }
+}
+
+}  // namespace
+
+unsigned state_slot(uint8_t proto, uint8_t state) {
+  const bool replied = state == static_cast<uint8_t>(GenericState::Replied);
+  switch (proto) {
+    case kProtoTcp: return state < kTcpStateSlots ? state : 0;
+    case kProtoUdp: return replied ? kUdpReplied : kUdpUnreplied;
+    case kProtoIcmp:
+    case kProtoIcmpv6: return replied ? kIcmpReplied : kIcmpUnreplied;
+    default: return replied ? kOtherReplied : kOtherUnreplied;
+  }
+}
+
+std::string_view state_slot_name(unsigned slot) {
+  static constexpr std::string_view kTcp[kTcpStateSlots] = {
+      "tcp_none",      "tcp_syn_sent", "tcp_syn_recv", "tcp_established", "tcp_fin_wait",
+      "tcp_close_wait", "tcp_last_ack", "tcp_time_wait", "tcp_close",      "tcp_syn_sent2"};
+  if (slot < kTcpStateSlots) return kTcp[slot];
+  switch (slot) {
+    case kUdpUnreplied: return "udp_unreplied";
+    case kUdpReplied: return "udp_replied";
+    case kIcmpUnreplied: return "icmp_unreplied";
+    case kIcmpReplied: return "icmp_replied";
+    case kOtherUnreplied: return "other_unreplied";
+    case kOtherReplied: return "other_replied";
+    default: return "unknown";
+  }
+}
+
+std::string_view state_name(uint8_t proto, uint8_t state) {
+  if (proto == kProtoTcp) return tcp_state_name(static_cast<TcpState>(state));
+  return state == static_cast<uint8_t>(GenericState::Replied) ? "replied" : "unreplied";
+}
+
+template <typename Entry>
+FlowRecord record_of(const Entry& e, uint32_t now_ms) {
+  FlowRecord r;
+  const unsigned opener = (e.body.flags & kFlowOpenerSlot1) ? 1 : 0;
+  r.family = sizeof(e.key.addr[0]) == 4 ? 4 : 6;
+  r.protocol = e.key.proto;
+  r.state = e.body.state;
+  r.flags = e.body.flags;
+  r.zone = e.key.zone;
+  r.rule = e.body.rule;
+  addresses_of(e.key, opener, r.family, r.src);
+  addresses_of(e.key, opener ^ 1, r.family, r.dst);
+  r.src_port = rte_be_to_cpu_16(e.key.port[opener]);
+  r.dst_port = rte_be_to_cpu_16(e.key.port[opener ^ 1]);
+  r.expires_in_ms = ms_diff(e.body.expires, now_ms);
+  return r;
+}
+template FlowRecord record_of<FlowEntry4>(const FlowEntry4&, uint32_t);
+template FlowRecord record_of<FlowEntry6>(const FlowEntry6&, uint32_t);
+
+bool matches(const FlowFilter& f, const FlowRecord& r) {
+  if (f.protocol >= 0 && r.protocol != f.protocol) return false;
+  if (f.zone >= 0 && r.zone != f.zone) return false;
+  if (f.state_mask && !(f.state_mask & (1u << state_slot(r.protocol, r.state)))) return false;
+  if (f.port >= 0) {
+    const bool has_ports = r.protocol == kProtoTcp || r.protocol == kProtoUdp;
+    if (!has_ports || (r.src_port != f.port && r.dst_port != f.port)) return false;
+  }
+  if (f.has_prefix) {
+    if (f.prefix.addr.family != r.family) return false;
+    net::IpAddr src{r.family, {}}, dst{r.family, {}};
+    std::memcpy(src.bytes.data(), r.src.data(), 16);
+    std::memcpy(dst.bytes.data(), r.dst.data(), 16);
+    if (!f.prefix.contains(src) && !f.prefix.contains(dst)) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<FlowContext> FlowContext::create(unsigned worker, uint32_t capacity4, uint32_t capacity6, int socket,
+                                                 std::string& error) {
+  std::unique_ptr<FlowContext> ctx(new FlowContext());
+  ctx->worker_ = worker;
+  ctx->page_.resize(kMaxPage);
+  const std::string base = "sl_flows" + std::to_string(worker);
+  ctx->table4_ = FlowTable4::create(capacity4, socket, base + "v4", error);
+  if (!ctx->table4_) return nullptr;
+  if (capacity6) {
+    ctx->table6_ = FlowTable6::create(capacity6, socket, base + "v6", error);
+    if (!ctx->table6_) return nullptr;
+  }
+  return ctx;
+}
+
+template <typename Entry>
+void FlowContext::account_removed(const Entry& e, Counter& why) {
+  counters_.state_leave(state_slot(e.key.proto, e.body.state));
+  why.inc();
+}
+
+void FlowContext::service() {
+  auto on_expire4 = [this](const FlowEntry4& e) { account_removed(e, counters_.expired); };
+  table4_->expire(now_ms_, kExpireBudget, on_expire4);
+  if (table6_) {
+    auto on_expire6 = [this](const FlowEntry6& e) { account_removed(e, counters_.expired); };
+    table6_->expire(now_ms_, kExpireBudget, on_expire6);
+  }
+  if (mailbox_.pending()) [[unlikely]]
+    serve_mailbox(kMailboxBudget);
+}
+
+template <typename Table>
+bool FlowContext::serve_table(Table& table, uint8_t family, uint32_t& budget) {
+  FlowMailbox& mb = mailbox_;
+  const uint64_t family_bit = family == 6 ? uint64_t(1) << 32 : 0;
+  uint32_t from = static_cast<uint32_t>(mb.cursor);
+  bool full = false;
+  auto visit = [&](uint32_t index, auto& entry) {
+    const FlowRecord r = record_of(entry, now_ms_);
+    if (!matches(mb.filter, r)) return true;
+    ++mb.matched;
+    if (mb.op == FlowMailbox::Op::Flush) {
+      account_removed(entry, counters_.flushed);
+      table.remove(index);
+      ++mb.count;
+      return true;
+    }
+    if (mb.count == mb.limit) {
+      full = true;
+      return false;
+    }
+    mb.records[mb.count++] = r;
+    return true;
+  };
+  const uint32_t scanned_before = from;
+  uint32_t next = table.scan(from, budget, visit);
+  const uint32_t used = next - scanned_before;
+  budget = used >= budget ? 0 : budget - used;
+  if (full) {
+    // The record that did not fit is the next page's first: step back onto it.
+    mb.cursor = family_bit | (next - 1);
+    mb.next_cursor = mb.cursor;
+    return true;  // finished: the page is full
+  }
+  mb.cursor = family_bit | next;
+  return false;
+}
+
+void FlowContext::serve_mailbox(uint32_t budget) {
+  FlowMailbox& mb = mailbox_;
+  const uint64_t posted = mb.posted.load(std::memory_order_acquire);
+  bool finished = false;
+  while (budget > 0 && !finished) {
+    const bool in_v6 = mb.cursor >> 32;
+    if (!in_v6) {
+      if (serve_table(*table4_, 4, budget)) {
+        finished = true;
+      } else if (static_cast<uint32_t>(mb.cursor) >= table4_->capacity()) {
+        mb.cursor = uint64_t(1) << 32;  // on to IPv6
+      }
+    } else {
+      if (!table6_ || static_cast<uint32_t>(mb.cursor) >= table6_->capacity()) {
+        mb.next_cursor = kCursorEnd;
+        finished = true;
+      } else if (serve_table(*table6_, 6, budget)) {
+        finished = true;
+      } else if (static_cast<uint32_t>(mb.cursor) >= table6_->capacity()) {
+        mb.next_cursor = kCursorEnd;
+        finished = true;
+      }
+    }
+  }
+  if (finished) mb.served.store(posted, std::memory_order_release);
+}
+
+uint32_t FlowContext::sweep() {
+  uint32_t n = table4_->sweep([this](const FlowEntry4& e) { account_removed(e, counters_.swept); });
+  if (table6_) n += table6_->sweep([this](const FlowEntry6& e) { account_removed(e, counters_.swept); });
+  return n;
+}
+
+}  // namespace sluice::flow

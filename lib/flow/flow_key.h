@@ -1,0 +1,122 @@
+// Flow keys and entries. A key is the normalised 5-tuple plus a zone: the (address,
+// port) pair that compares lower sits in slot 0, so a packet and its reply build the
+// same key. The entry remembers which slot the connection's opener holds.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include <rte_hash_crc.h>
+
+#include "flow/tcp_tracker.h"
+
+namespace sluice::flow {
+
+struct FlowKey4 {
+  uint32_t addr[2];  // network order
+  uint16_t port[2];  // network order; ICMP echo: identifier on the requester's side, 0 on the other
+  uint8_t proto;
+  uint8_t pad;
+  uint16_t zone;
+
+  friend bool operator==(const FlowKey4& a, const FlowKey4& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+  uint32_t hash() const {
+    uint64_t w[2];
+    std::memcpy(w, this, sizeof(w));
+    return rte_hash_crc_8byte(w[1], rte_hash_crc_8byte(w[0], 0x9e3779b9));
+  }
+};
+static_assert(sizeof(FlowKey4) == 16);
+
+struct FlowKey6 {
+  uint8_t addr[2][16];
+  uint16_t port[2];
+  uint8_t proto;
+  uint8_t pad;
+  uint16_t zone;
+
+  friend bool operator==(const FlowKey6& a, const FlowKey6& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+  uint32_t hash() const {
+    uint64_t w[5];
+    std::memcpy(w, this, sizeof(w));
+    uint32_t h = 0x9e3779b9;
+    for (uint64_t word : w) h = rte_hash_crc_8byte(word, h);
+    return h;
+  }
+};
+static_assert(sizeof(FlowKey6) == 40);
+
+// Fills `key` from one packet's tuple; returns the slot (0 or 1) the packet's sender
+// takes. Any total order works as long as both directions use the same one.
+inline unsigned make_key4(FlowKey4& key, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto,
+                          uint16_t zone) {
+  const bool sender_low = src < dst || (src == dst && sport <= dport);
+  key.addr[0] = sender_low ? src : dst;
+  key.addr[1] = sender_low ? dst : src;
+  key.port[0] = sender_low ? sport : dport;
+  key.port[1] = sender_low ? dport : sport;
+  key.proto = proto;
+  key.pad = 0;
+  key.zone = zone;
+  return sender_low ? 0 : 1;
+}
+
+inline unsigned make_key6(FlowKey6& key, const uint8_t* src, const uint8_t* dst, uint16_t sport, uint16_t dport,
+                          uint8_t proto, uint16_t zone) {
+  const int order = std::memcmp(src, dst, 16);
+  const bool sender_low = order < 0 || (order == 0 && sport <= dport);
+  std::memcpy(key.addr[0], sender_low ? src : dst, 16);
+  std::memcpy(key.addr[1], sender_low ? dst : src, 16);
+  key.port[0] = sender_low ? sport : dport;
+  key.port[1] = sender_low ? dport : sport;
+  key.proto = proto;
+  key.pad = 0;
+  key.zone = zone;
+  return sender_low ? 0 : 1;
+}
+
+// Entry flags.
+inline constexpr uint8_t kFlowInUse = 0x01;
+inline constexpr uint8_t kFlowOpenerSlot1 = 0x02;  // the connection's opener holds key slot 1
+inline constexpr uint8_t kFlowSeenReply = 0x04;
+inline constexpr uint8_t kFlowAssured = 0x08;      // nf_conntrack's IPS_ASSURED
+inline constexpr uint8_t kFlowProtected = 0x10;    // may not be evicted (mirrors the bucket hint)
+
+// States of non-TCP flows (TCP flows hold a TcpState).
+enum class GenericState : uint8_t { Unreplied = 1, Replied = 2 };
+
+// The fields every entry has after its key; kept identical for both families.
+struct FlowBody {
+  uint32_t timer_next;  // timer wheel list, or the free list while unused
+  uint32_t timer_prev;
+  uint32_t expires;     // ms (the table's clock), wraps: compared as a signed difference
+  uint16_t timer_slot;  // the wheel slot it is linked in
+  uint8_t state;        // TcpState for TCP, GenericState otherwise
+  uint8_t flags;        // kFlow*
+  TcpWindow tcp;        // TCP only
+  uint16_t rule;        // firewall rule (1-based) that admitted it; 0: a policy or no firewall
+  uint16_t spare;
+};
+static_assert(sizeof(FlowBody) == 48);
+
+// One cache line for IPv4.
+struct alignas(64) FlowEntry4 {
+  using Key = FlowKey4;
+  FlowKey4 key;
+  FlowBody body;
+};
+static_assert(sizeof(FlowEntry4) == 64);
+
+struct alignas(64) FlowEntry6 {
+  using Key = FlowKey6;
+  FlowKey6 key;
+  FlowBody body;
+};
+static_assert(sizeof(FlowEntry6) == 128);
+
+// The direction of a packet within its flow: 0 sent by the opener, 1 by the responder.
+inline unsigned direction(const FlowBody& body, unsigned sender_slot) {
+  return sender_slot ^ ((body.flags & kFlowOpenerSlot1) ? 1u : 0u);
+}
+
+}  // namespace sluice::flow

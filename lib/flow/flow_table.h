@@ -1,0 +1,449 @@
+// One worker lcore's flow table: a fixed pool of entries, a bucketised index with two
+// candidate buckets per key, and a timer wheel threaded through the entries. Owned
+// and written by one lcore only; no locks, no allocation after create().
+//
+// Index: 64-byte buckets of 8 slots, each a 16-bit signature, a 16-bit hint (protected
+// bit + creation time in seconds, for early drop without touching entries) and a
+// 32-bit entry index. capacity/4 buckets: half the slots are in use when the pool is
+// full, so a key almost always finds room in one of its two buckets.
+//
+// Timer wheel: kWheelSlots slots of kTickMs. A packet moves an entry's deadline later
+// without touching the wheel; when the slot comes due the entry is re-linked where its
+// deadline now falls, or expired. A deadline moved earlier re-links at once.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <rte_malloc.h>
+#include <rte_prefetch.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "flow/flow_key.h"
+
+namespace sluice::flow {
+
+inline constexpr uint32_t kNoEntry = UINT32_MAX;
+inline constexpr uint32_t kTickMs = 64;
+inline constexpr uint32_t kWheelSlots = 4096;  // horizon kWheelSlots * kTickMs = 262 s
+inline constexpr unsigned kEvictionBuckets = 8;  // buckets early drop looks at, as nf_conntrack's eviction range
+
+// Signed distance a - b of two wrapping millisecond stamps.
+inline int32_t ms_diff(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b); }
+
+struct alignas(64) FlowBucket {
+  uint16_t sig[8];    // 0: free slot
+  uint16_t hint[8];   // kHintProtected | creation second (mod 2^15)
+  uint32_t index[8];
+};
+static_assert(sizeof(FlowBucket) == 64);
+
+inline constexpr uint16_t kHintProtected = 0x8000;
+
+// An entry removed to make room, reported so the caller keeps its per-state counts.
+struct Victim {
+  bool evicted = false;
+  uint8_t proto = 0;
+  uint8_t state = 0;
+};
+
+template <typename Entry>
+class FlowTable {
+ public:
+  using Key = typename Entry::Key;
+
+  // Null with `error` set when the memory cannot be reserved.
+  static std::unique_ptr<FlowTable> create(uint32_t capacity, int socket, const std::string& name,
+                                           std::string& error) {
+    std::unique_ptr<FlowTable> t(new FlowTable());
+    t->capacity_ = capacity;
+    uint32_t buckets = 8;
+    while (buckets < capacity / 4) buckets <<= 1;
+    t->bucket_mask_ = buckets - 1;
+    t->entries_ = static_cast<Entry*>(
+        rte_zmalloc_socket((name + "_e").c_str(), sizeof(Entry) * size_t(capacity), 64, socket));
+    t->buckets_ = static_cast<FlowBucket*>(
+        rte_zmalloc_socket((name + "_b").c_str(), sizeof(FlowBucket) * size_t(buckets), 64, socket));
+    if (!t->entries_ || !t->buckets_) {
+      error = name + ": cannot reserve " + std::to_string(t->memory_bytes() >> 20) + " MiB for " +
+              std::to_string(capacity) + " flows (raise eal.memory_mb or lower conntrack.capacity)";
+      return nullptr;
+    }
+    for (uint32_t i = 0; i < kWheelSlots; ++i) t->wheel_[i] = kNoEntry;
+    // Free list in index order: the first flows land at the start of the pool.
+    for (uint32_t i = 0; i < capacity; ++i) t->entries_[i].body.timer_next = i + 1 < capacity ? i + 1 : kNoEntry;
+    t->free_head_ = capacity ? 0 : kNoEntry;
+    return t;
+  }
+
+  ~FlowTable() {
+    rte_free(entries_);
+    rte_free(buckets_);
+  }
+  FlowTable(const FlowTable&) = delete;
+  FlowTable& operator=(const FlowTable&) = delete;
+
+  uint32_t capacity() const { return capacity_; }
+  uint32_t active() const { return active_; }
+  uint32_t bucket_count() const { return bucket_mask_ + 1; }
+  size_t memory_bytes() const { return sizeof(Entry) * size_t(capacity_) + sizeof(FlowBucket) * bucket_count(); }
+
+  Entry& at(uint32_t index) { return entries_[index]; }
+  const Entry& at(uint32_t index) const { return entries_[index]; }
+
+  // ---- lookups
+
+  void prefetch(uint32_t hash) const {
+    rte_prefetch0(&buckets_[primary(hash)]);
+    rte_prefetch0(&buckets_[secondary(hash)]);
+  }
+
+  // The entry holding `key`, or kNoEntry. Expired-but-not-yet-reaped entries are found
+  // too: the caller checks the deadline.
+  uint32_t find(const Key& key, uint32_t hash) const {
+    const uint16_t sig = signature(hash);
+    uint32_t found = find_in(buckets_[primary(hash)], key, sig);
+    return found != kNoEntry ? found : find_in(buckets_[secondary(hash)], key, sig);
+  }
+
+  // find() for a burst: every bucket prefetched first, then the candidate entries,
+  // then the keys compared, so the cache misses of a burst overlap.
+  void find_bulk(const Key* const* keys, const uint32_t* hashes, unsigned n, uint32_t* out) const {
+    constexpr unsigned kMax = 64;
+    uint32_t candidate[kMax];
+    for (unsigned i = 0; i < n; ++i) prefetch(hashes[i]);
+    for (unsigned i = 0; i < n; ++i) {
+      const uint16_t sig = signature(hashes[i]);
+      uint32_t c = first_sig_match(buckets_[primary(hashes[i])], sig);
+      if (c == kNoEntry) c = first_sig_match(buckets_[secondary(hashes[i])], sig);
+      candidate[i] = c;
+      if (c != kNoEntry) rte_prefetch0(&entries_[c]);
+    }
+    for (unsigned i = 0; i < n; ++i) {
+      const uint32_t c = candidate[i];
+      // The first signature match is almost always the key; a collision falls back.
+      out[i] = (c != kNoEntry && entries_[c].key == *keys[i]) ? c : (c == kNoEntry ? kNoEntry : find(*keys[i], hashes[i]));
+    }
+  }
+
+  // ---- changes
+
+  // A fresh entry for `key` (not present: the caller looked), its body zeroed but for
+  // kFlowInUse, not linked in the wheel yet (arm() does). Makes room by early drop when
+  // the pool or both buckets are full; kNoEntry when nothing could be evicted.
+  uint32_t insert(const Key& key, uint32_t hash, uint32_t now_ms, Victim& victim) {
+    victim = Victim{};
+    const uint16_t sig = signature(hash);
+    const uint16_t now_sec = static_cast<uint16_t>((now_ms / 1000) & 0x7fff);
+    FlowBucket* b1 = &buckets_[primary(hash)];
+    FlowBucket* b2 = &buckets_[secondary(hash)];
+    int free1 = free_slot(*b1), free2 = free_slot(*b2);
+    if (free1 < 0 && free2 < 0) {
+      // Both buckets full: only an entry in one of them can give up its slot.
+      if (!evict_from(b1, b2, nullptr, 0, now_sec, victim)) return kNoEntry;
+      free1 = free_slot(*b1);
+      free2 = free_slot(*b2);
+    }
+    if (free_head_ == kNoEntry) {
+      // The pool is full: the oldest unprotected flow near this key goes.
+      FlowBucket* range[kEvictionBuckets];
+      unsigned count = 0;
+      range[count++] = b1;
+      if (b2 != b1) range[count++] = b2;
+      for (uint32_t k = 1; count < kEvictionBuckets; ++k) range[count++] = &buckets_[(primary(hash) + k) & bucket_mask_];
+      if (!evict_from(nullptr, nullptr, range, count, now_sec, victim)) return kNoEntry;
+      free1 = free_slot(*b1);
+      free2 = free_slot(*b2);
+    }
+    // The emptier bucket takes it, keeping both shallow.
+    FlowBucket* b = b1;
+    int slot = free1;
+    if (free1 < 0 || (free2 >= 0 && free_count(*b2) > free_count(*b1))) {
+      b = b2;
+      slot = free2;
+    }
+    const uint32_t index = free_head_;
+    free_head_ = entries_[index].body.timer_next;
+    Entry& e = entries_[index];
+    e.key = key;
+    std::memset(&e.body, 0, sizeof(e.body));
+    e.body.flags = kFlowInUse;
+    e.body.timer_next = e.body.timer_prev = kNoEntry;
+    e.body.timer_slot = kUnlinked;
+    b->sig[slot] = sig;
+    b->hint[slot] = now_sec;
+    b->index[slot] = index;
+    ++active_;
+    return index;
+  }
+
+  // Unlinks and frees an entry.
+  void remove(uint32_t index) {
+    Entry& e = entries_[index];
+    unlink_timer(index);
+    clear_slot(index, e.key.hash());
+    e.body.flags = 0;
+    e.body.timer_next = free_head_;
+    free_head_ = index;
+    --active_;
+  }
+
+  // Whether early drop may take this entry (kFlowProtected, mirrored in its bucket hint
+  // so eviction reads no entry).
+  void set_protected(uint32_t index, bool on) {
+    Entry& e = entries_[index];
+    if (bool(e.body.flags & kFlowProtected) == on) return;
+    e.body.flags = static_cast<uint8_t>(on ? e.body.flags | kFlowProtected : e.body.flags & ~kFlowProtected);
+    FlowBucket* b;
+    int slot = locate(index, e.key.hash(), b);
+    if (slot >= 0) b->hint[slot] = static_cast<uint16_t>(on ? b->hint[slot] | kHintProtected : b->hint[slot] & ~kHintProtected);
+  }
+
+  // Sets the entry's deadline. A later one costs nothing now; an earlier one than the
+  // slot it sits in re-links it, so short timeouts (RST, close) are kept.
+  void arm(uint32_t index, uint32_t expires_ms, uint32_t now_ms) {
+    FlowBody& body = entries_[index].body;
+    body.expires = expires_ms;
+    const uint64_t target = target_tick(expires_ms, now_ms);
+    if (body.timer_slot != kUnlinked) {
+      const uint64_t linked = cursor_ + ((body.timer_slot - cursor_) & (kWheelSlots - 1));
+      if (target >= linked) return;
+      unlink_timer(index);
+    }
+    link_timer(index, target);
+  }
+
+  // Expires due entries, at most `budget` looked at; `on_expire(entry)` runs before
+  // each is freed. Returns how many expired. Called every poll round.
+  template <typename OnExpire>
+  unsigned expire(uint32_t now_ms, unsigned budget, OnExpire&& on_expire) {
+    const uint64_t now_tick = advance_clock(now_ms);
+    unsigned expired = 0;
+    unsigned empty_budget = kWheelSlots;  // a whole turn of empty slots means an empty wheel
+    while (budget > 0 && cursor_ < now_tick) {
+      const uint32_t slot = static_cast<uint32_t>(cursor_ & (kWheelSlots - 1));
+      const uint32_t index = wheel_[slot];
+      if (index == kNoEntry) {
+        ++cursor_;
+        if (--empty_budget == 0) {
+          cursor_ = now_tick;  // every slot was empty: nothing is linked anywhere
+          break;
+        }
+        continue;
+      }
+      --budget;
+      unlink_timer(index);
+      Entry& e = entries_[index];
+      if (ms_diff(e.body.expires, now_ms) <= 0) {
+        on_expire(e);
+        remove(index);
+        ++expired;
+      } else {
+        link_timer(index, target_tick(e.body.expires, now_ms));
+      }
+    }
+    return expired;
+  }
+
+  // Visits every entry in use, in pool order, from `from`; stops when `visit(index,
+  // entry)` returns false or after `budget` entries. Returns where to continue
+  // (capacity() when done).
+  template <typename Visit>
+  uint32_t scan(uint32_t from, uint32_t budget, Visit&& visit) {
+    uint32_t i = from;
+    for (; i < capacity_ && budget > 0; ++i, --budget) {
+      if (!(entries_[i].body.flags & kFlowInUse)) continue;
+      if (!visit(i, entries_[i])) return i + 1;
+    }
+    return i;
+  }
+
+  // Frees everything (shutdown); `on_remove(entry)` first. Returns how many.
+  template <typename OnRemove>
+  uint32_t sweep(OnRemove&& on_remove) {
+    uint32_t removed = 0;
+    for (uint32_t i = 0; i < capacity_; ++i) {
+      if (!(entries_[i].body.flags & kFlowInUse)) continue;
+      on_remove(entries_[i]);
+      remove(i);
+      ++removed;
+    }
+    return removed;
+  }
+
+  // The wheel's position, for tests.
+  uint64_t cursor_tick() const { return cursor_; }
+
+ private:
+  static constexpr uint16_t kUnlinked = 0xffff;
+  static_assert(kWheelSlots < kUnlinked);
+
+  FlowTable() = default;
+
+  static uint16_t signature(uint32_t hash) {
+    const uint16_t sig = static_cast<uint16_t>(hash >> 16);
+    return sig ? sig : 1;
+  }
+  uint32_t primary(uint32_t hash) const { return hash & bucket_mask_; }
+  uint32_t secondary(uint32_t hash) const { return (hash ^ (uint32_t(signature(hash)) * 0x5bd1e995u >> 7)) & bucket_mask_; }
+
+  // Bit i set when slot i's signature equals `sig`.
+  static unsigned sig_matches(const FlowBucket& b, uint16_t sig) {
+#if defined(__SSE2__)
+    const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+    const __m128i eq = _mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)));
+    // Two mask bits per 16-bit lane: keep the even ones, then squeeze.
+    unsigned bytes = static_cast<unsigned>(_mm_movemask_epi8(eq)) & 0x5555u;
+    unsigned bits = 0;
+    while (bytes) {
+      const unsigned lane = static_cast<unsigned>(__builtin_ctz(bytes)) >> 1;
+      bits |= 1u << lane;
+      bytes &= bytes - 1;
+    }
+    return bits;
+#else
+    unsigned bits = 0;
+    for (unsigned i = 0; i < 8; ++i)
+      if (b.sig[i] == sig) bits |= 1u << i;
+    return bits;
+#endif
+  }
+
+  uint32_t first_sig_match(const FlowBucket& b, uint16_t sig) const {
+    const unsigned bits = sig_matches(b, sig);
+    return bits ? b.index[__builtin_ctz(bits)] : kNoEntry;
+  }
+
+  uint32_t find_in(const FlowBucket& b, const Key& key, uint16_t sig) const {
+    for (unsigned bits = sig_matches(b, sig); bits; bits &= bits - 1) {
+      const uint32_t index = b.index[__builtin_ctz(bits)];
+      if (entries_[index].key == key) return index;
+    }
+    return kNoEntry;
+  }
+
+  static int free_slot(const FlowBucket& b) {
+    const unsigned bits = sig_matches(b, 0);
+    return bits ? __builtin_ctz(bits) : -1;
+  }
+  static unsigned free_count(const FlowBucket& b) { return static_cast<unsigned>(__builtin_popcount(sig_matches(b, 0))); }
+
+  // The bucket slot that points at `index`.
+  int locate(uint32_t index, uint32_t hash, FlowBucket*& bucket) {
+    const uint16_t sig = signature(hash);
+    for (FlowBucket* b : {&buckets_[primary(hash)], &buckets_[secondary(hash)]}) {
+      for (unsigned bits = sig_matches(*b, sig); bits; bits &= bits - 1) {
+        const int slot = __builtin_ctz(bits);
+        if (b->index[slot] == index) {
+          bucket = b;
+          return slot;
+        }
+      }
+    }
+    return -1;
+  }
+
+  void clear_slot(uint32_t index, uint32_t hash) {
+    FlowBucket* b;
+    int slot = locate(index, hash, b);
+    if (slot < 0) return;
+    b->sig[slot] = 0;
+    b->hint[slot] = 0;
+    b->index[slot] = kNoEntry;
+  }
+
+  // Early drop: the unprotected slot with the oldest creation time in the given
+  // buckets (b1/b2, or `range`) loses its entry.
+  bool evict_from(FlowBucket* b1, FlowBucket* b2, FlowBucket* const* range, unsigned count, uint16_t now_sec,
+                  Victim& victim) {
+    FlowBucket* pair[2] = {b1, b2};
+    FlowBucket* const* list = range ? range : pair;
+    const unsigned n = range ? count : (b1 == b2 ? 1u : 2u);
+    FlowBucket* best_bucket = nullptr;
+    int best_slot = -1;
+    unsigned best_age = 0;
+    for (unsigned k = 0; k < n; ++k) {
+      FlowBucket* b = list[k];
+      for (int s = 0; s < 8; ++s) {
+        if (b->sig[s] == 0 || (b->hint[s] & kHintProtected)) continue;
+        const unsigned age = (now_sec - b->hint[s]) & 0x7fffu;
+        if (best_slot < 0 || age > best_age) {
+          best_bucket = b;
+          best_slot = s;
+          best_age = age;
+        }
+      }
+    }
+    if (best_slot < 0) return false;
+    const uint32_t index = best_bucket->index[best_slot];
+    victim.evicted = true;
+    victim.proto = entries_[index].key.proto;
+    victim.state = entries_[index].body.state;
+    remove(index);
+    return true;
+  }
+
+  uint64_t advance_clock(uint32_t now_ms) {
+    // Widen the wrapping ms clock; a stamp older than the last one seen changes nothing.
+    const int32_t step = ms_diff(now_ms, static_cast<uint32_t>(now64_));
+    if (step > 0 || !clock_started_) now64_ += static_cast<uint32_t>(now_ms - static_cast<uint32_t>(now64_));
+    if (!clock_started_) {
+      clock_started_ = true;
+      cursor_ = now64_ / kTickMs;
+    }
+    return now64_ / kTickMs;
+  }
+
+  // The tick an entry due at `expires_ms` goes to: after the cursor, within the horizon.
+  uint64_t target_tick(uint32_t expires_ms, uint32_t now_ms) {
+    const uint64_t now_tick = advance_clock(now_ms);
+    int32_t delta = ms_diff(expires_ms, now_ms);
+    if (delta < 0) delta = 0;
+    uint64_t tick = (now64_ + static_cast<uint64_t>(delta)) / kTickMs;
+    if (tick < now_tick) tick = now_tick;
+    if (tick <= cursor_) tick = cursor_ + 1;  // never the slot being walked
+    if (tick >= cursor_ + kWheelSlots) tick = cursor_ + kWheelSlots - 1;
+    return tick;
+  }
+
+  void link_timer(uint32_t index, uint64_t tick) {
+    const uint32_t slot = static_cast<uint32_t>(tick & (kWheelSlots - 1));
+    FlowBody& body = entries_[index].body;
+    body.timer_slot = static_cast<uint16_t>(slot);
+    body.timer_prev = kNoEntry;
+    body.timer_next = wheel_[slot];
+    if (wheel_[slot] != kNoEntry) entries_[wheel_[slot]].body.timer_prev = index;
+    wheel_[slot] = index;
+  }
+
+  void unlink_timer(uint32_t index) {
+    FlowBody& body = entries_[index].body;
+    if (body.timer_slot == kUnlinked) return;
+    if (body.timer_prev != kNoEntry) entries_[body.timer_prev].body.timer_next = body.timer_next;
+    else wheel_[body.timer_slot] = body.timer_next;
+    if (body.timer_next != kNoEntry) entries_[body.timer_next].body.timer_prev = body.timer_prev;
+    body.timer_slot = kUnlinked;
+    body.timer_next = body.timer_prev = kNoEntry;
+  }
+
+  Entry* entries_ = nullptr;
+  FlowBucket* buckets_ = nullptr;
+  uint32_t capacity_ = 0;
+  uint32_t bucket_mask_ = 0;
+  uint32_t free_head_ = kNoEntry;
+  uint32_t active_ = 0;
+  uint64_t now64_ = 0;
+  uint64_t cursor_ = 0;  // next tick to walk
+  bool clock_started_ = false;
+  uint32_t wheel_[kWheelSlots];
+};
+
+using FlowTable4 = FlowTable<FlowEntry4>;
+using FlowTable6 = FlowTable<FlowEntry6>;
+
+}  // namespace sluice::flow
