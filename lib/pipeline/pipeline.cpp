@@ -2,18 +2,37 @@
 
 #include <stdexcept>
 
+#include <rte_ethdev.h>
+
 #include "pipeline/parse.h"
+#include "pipeline/steer.h"
 #include "pipeline/xconnect.h"
 
 namespace sluice::pipeline {
 
 std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
                                          const std::map<std::string, uint16_t>& port_ids,
-                                         const TxQueues* tx_queues, const L3Context* l3) {
+                                         const TxQueues* tx_queues, const L3Context* l3,
+                                         const ConntrackContext* conntrack, const SteerContext* steer) {
+  const uint16_t port_id = port_ids.at(port.name);
   std::vector<std::unique_ptr<Stage>> stages;
   for (const auto& stage : port.pipeline) {
     if (stage.stage == "parse") {
       stages.push_back(std::make_unique<ParseStage>());
+      if (steer && port.tracked())
+        stages.push_back(std::make_unique<SteerStage>(port_id, static_cast<uint16_t>(port.conntrack_zone), steer->self,
+                                                      steer->workers, conntrack && conntrack->flows->table6(),
+                                                      steer->rings));
+    } else if (stage.stage == "conntrack") {
+      if (!conntrack) throw std::logic_error("conntrack stage without a conntrack context");
+      uint16_t peer = kNoPort;
+      for (const auto& s : port.pipeline)
+        if (s.stage == "xconnect") peer = port_ids.at(s.peer);
+      if (!port.routed() && !l3 && peer == kNoPort) throw std::logic_error("conntrack stage without an output stage");
+      rte_ether_addr mac{};
+      rte_eth_macaddr_get(port_id, &mac);
+      stages.push_back(std::make_unique<ConntrackStage>(port_id, static_cast<uint16_t>(port.conntrack_zone), *conntrack,
+                                                        port.routed() ? l3 : nullptr, peer, tx_queues, mac));
     } else if (stage.stage == "route") {
       if (!l3) throw std::logic_error("route stage without a router context");
       stages.push_back(std::make_unique<RouteStage>(port_ids.at(port.name), *l3, tx_queues));

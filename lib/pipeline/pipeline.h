@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "pipeline/conntrack.h"
 #include "pipeline/output.h"
 #include "pipeline/route.h"
+#include "pipeline/steer.h"
 #include "pipeline/stage.h"
 
 namespace sluice::pipeline {
@@ -20,16 +22,27 @@ class Pipeline {
 
   // Runs the burst through every stage; afterwards every packet is either in a TX
   // queue or in burst.discards, counted by the stage that dropped it.
-  void run(Burst& burst) {
-    for (auto& stage : stages_) {
+  void run(Burst& burst) { run_from(burst, 0); }
+
+  // From stage `first` on: a worker runs packets another worker steered to it from
+  // the stage after `steer` (handoff_stage()).
+  void run_from(Burst& burst, size_t first) {
+    for (size_t s = first; s < stages_.size(); ++s) {
+      Stage& stage = *stages_[s];
       uint16_t in = burst.count;
       uint16_t discarded_before = burst.discarded;
-      stage->process(burst);
-      StageCounters& c = stage->counters();
+      stage.process(burst);
+      StageCounters& c = stage.counters();
       c.packets_in.add(in);
       c.packets_out.add(in - (burst.discarded - discarded_before));
       if (burst.count == 0) break;
     }
+  }
+  // The index of the first stage after `steer`, or 0 when the pipeline does not steer.
+  size_t handoff_stage() const {
+    for (size_t s = 0; s < stages_.size(); ++s)
+      if (stages_[s]->name() == "steer") return s + 1;
+    return 0;
   }
 
   const std::string& port_name() const { return port_name_; }
@@ -40,11 +53,22 @@ class Pipeline {
   std::vector<std::unique_ptr<Stage>> stages_;
 };
 
+// Software steering for one worker: its rings to the other workers (index = worker,
+// null for itself). Given, the builder puts a steer stage after parse.
+struct SteerContext {
+  unsigned self = 0;
+  unsigned workers = 1;
+  std::vector<rte_ring*> rings;
+};
+
 // Builds a port's pipeline from config. `port_ids` maps port names to DPDK port ids;
-// `l3` is the worker's router context (null when no port routes). Config was
-// validated, so unknown stages or peers here are programming errors.
+// `l3` is the worker's router context (null when no port routes), `conntrack` its
+// connection-tracking context (null when no port tracks). Config was validated, so
+// unknown stages or peers here are programming errors.
 std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
                                          const std::map<std::string, uint16_t>& port_ids,
-                                         const TxQueues* tx_queues, const L3Context* l3 = nullptr);
+                                         const TxQueues* tx_queues, const L3Context* l3 = nullptr,
+                                         const ConntrackContext* conntrack = nullptr,
+                                         const SteerContext* steer = nullptr);
 
 }  // namespace sluice::pipeline

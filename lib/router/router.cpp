@@ -56,9 +56,13 @@ rte_ring* make_ring(const std::string& name, unsigned size) {
 
 }  // namespace
 
-Router::Router(const config::Config& config, rte_mempool* pool, unsigned worker_count)
+Router::Router(const config::Config& config, rte_mempool* pool, unsigned worker_count, l3::Qsbr* qsbr)
     : config_(config), pool_(pool), worker_count_(worker_count), hz_(rte_get_tsc_hz()) {
-  qsbr_ = std::make_unique<l3::Qsbr>(worker_count);
+  if (!qsbr) {
+    own_qsbr_ = std::make_unique<l3::Qsbr>(worker_count);
+    qsbr = own_qsbr_.get();
+  }
+  qsbr_ = qsbr;
   routes_ = std::make_unique<l3::Published<l3::RouteTable>>(*qsbr_);
   neighbours_ = std::make_unique<l3::NeighbourTable>(config.neighbour, *qsbr_);
   for (unsigned w = 0; w < worker_count; ++w) {

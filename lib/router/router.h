@@ -30,7 +30,8 @@ inline constexpr unsigned kInjectRingSize = 1024;
 
 class Router {
  public:
-  Router(const config::Config& config, rte_mempool* pool, unsigned worker_count);
+  // `qsbr`: the runtime's RCU state shared with other published tables; null makes one.
+  Router(const config::Config& config, rte_mempool* pool, unsigned worker_count, l3::Qsbr* qsbr = nullptr);
   ~Router();
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -43,6 +44,7 @@ class Router {
   pipeline::L3Context context_for(unsigned worker) const;
   rte_ring* inject_ring(unsigned worker) const { return inject_rings_[worker]; }
   l3::Qsbr& qsbr() { return *qsbr_; }
+  const l3::Published<l3::RouteTable>& routes() const { return *routes_; }
 
   // Control loop: drains the punt rings and runs the neighbour timers.
   void poll();
@@ -77,7 +79,8 @@ class Router {
   rte_mempool* pool_;
   unsigned worker_count_;
   uint64_t hz_;
-  std::unique_ptr<l3::Qsbr> qsbr_;
+  std::unique_ptr<l3::Qsbr> own_qsbr_;
+  l3::Qsbr* qsbr_ = nullptr;
   std::unique_ptr<l3::Published<l3::RouteTable>> routes_;
   std::unique_ptr<l3::NeighbourTable> neighbours_;
   std::vector<rte_ring*> punt_rings_;

@@ -6,6 +6,7 @@
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
+#include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -23,6 +24,10 @@ Runtime::~Runtime() {
     ports_.clear();
     workers_.clear();
     router_.reset();
+    free_handoff_rings();
+    policy_.reset();
+    flow_contexts_.clear();
+    qsbr_.reset();
     for (auto& pool : mempools_) rte_mempool_free(pool.pool);
     mempools_.clear();
     rte_eal_cleanup();
@@ -62,6 +67,9 @@ unsigned Runtime::auto_mbuf_count(const config::Config& config) {
   // stop taking mbufs when a quarter of the pool is left (Router::handle_resolve).
   bool routed = std::any_of(config.ports.begin(), config.ports.end(), [](const auto& p) { return p.routed(); });
   if (routed) needed += config.workers.size() * (router::kPuntRingSize + router::kInjectRingSize);
+  // Software steering's rings between every pair of workers.
+  if (config.tracked() && config.workers.size() > 1)
+    needed += config.workers.size() * (config.workers.size() - 1) * kHandoffRingSize;
   // Per-lcore caches can hold up to 1.5x cache_size each.
   needed += config.eal.lcores.size() * (config.mempool.cache_size * 3 / 2);
   needed = std::max<uint64_t>(needed, 8191);
@@ -97,7 +105,7 @@ bool Runtime::setup(std::string& error) {
   spdlog::info("mempool {}: {} mbufs, data room {}, cache {}", pool_name, mbufs, config_.mempool.data_room,
                config_.mempool.cache_size);
 
-  std::map<std::string, uint16_t> port_ids;
+  std::map<std::string, uint16_t>& port_ids = port_ids_;
   for (size_t i = 0; i < config_.ports.size(); ++i) {
     auto port = std::make_unique<Port>();
     port->config = &config_.ports[i];
@@ -109,11 +117,20 @@ bool Runtime::setup(std::string& error) {
   for (size_t i = 0; i < ports_.size(); ++i)
     if (!configure_and_start(*ports_[i], pool, "ports[" + std::to_string(i) + "]", error)) return false;
 
+  const unsigned worker_count = static_cast<unsigned>(config_.workers.size());
+  if (config_.routed() || config_.tracked()) {
+    try {
+      qsbr_ = std::make_unique<l3::Qsbr>(worker_count);
+    } catch (const std::exception&) {
+      error = "cannot allocate the RCU state for " + std::to_string(worker_count) + " workers (raise eal.memory_mb)";
+      return false;
+    }
+  }
   if (config_.routed()) {
     l3::RouteTable::PortMacs macs{};
     for (const auto& port : ports_) macs[port->port_id] = port->mac();
     try {
-      router_ = std::make_unique<router::Router>(config_, pool, static_cast<unsigned>(config_.workers.size()));
+      router_ = std::make_unique<router::Router>(config_, pool, worker_count, qsbr_.get());
     } catch (const std::exception& e) {
       error = std::string("router: ") + e.what() + " (raise eal.memory_mb)";
       return false;
@@ -121,32 +138,185 @@ bool Runtime::setup(std::string& error) {
     if (!router_->start(port_ids, macs, error)) return false;
   }
 
+  // Connection tracking: the policy (firewall rules, timeouts) published once now and
+  // again on every reload; one flow table pair per worker, memory reserved up front.
+  if (config_.tracked()) {
+    policy_ = std::make_unique<l3::Published<firewall::Policy>>(*qsbr_);
+    std::unique_ptr<firewall::Policy> policy = firewall::Policy::build(config_, port_ids, 1, error);
+    if (!policy) return false;
+    if (policy->rules)
+      spdlog::info("firewall: {} rule(s), default policy {}", policy->rules->rule_count(),
+                   config_.firewall.default_policy == config::FirewallAction::Accept ? "accept" : "drop");
+    else
+      spdlog::info("conntrack: no firewall section: tracking only, every connection accepted");
+    policy_->publish(std::move(policy));
+    for (unsigned w = 0; w < worker_count; ++w) {
+      const unsigned lcore = config_.workers[w].lcore;
+      const int worker_socket = static_cast<int>(rte_lcore_to_socket_id(lcore));
+      auto flows = flow::FlowContext::create(w, config_.conntrack.capacity, config_.conntrack.capacity_ipv6,
+                                             worker_socket, error);
+      if (!flows) return false;
+      spdlog::info("conntrack: lcore {}: {} IPv4 + {} IPv6 flows, {} MiB reserved", lcore,
+                   config_.conntrack.capacity, config_.conntrack.capacity_ipv6, flows->memory_bytes() >> 20);
+      flow_contexts_.push_back(std::move(flows));
+      const auto& limit = config_.firewall.reject_limit;
+      reject_buckets_.push_back(std::make_unique<l3::TokenBucket>(limit.rate_per_second, limit.burst, rte_get_tsc_hz()));
+    }
+  }
+
+  if (config_.tracked() && !resolve_steering(error)) return false;
+
   // Worker i owns TX queue i on every port: no TX queue is ever shared.
   for (size_t w = 0; w < config_.workers.size(); ++w) {
     const config::WorkerConfig& wc = config_.workers[w];
     auto worker = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(config_.burst_size));
     for (const auto& port : ports_) worker->add_tx_queue(port->port_id, static_cast<uint16_t>(w));
     pipeline::L3Context l3;
+    if (qsbr_) worker->attach_rcu(qsbr_.get(), static_cast<unsigned>(w));
     if (router_) {
       l3 = router_->context_for(static_cast<unsigned>(w));
-      worker->attach_router(router_->inject_ring(static_cast<unsigned>(w)), &router_->qsbr(), static_cast<unsigned>(w));
+      worker->attach_router(router_->inject_ring(static_cast<unsigned>(w)), qsbr_.get(), static_cast<unsigned>(w));
     }
+    pipeline::ConntrackContext conntrack;
+    if (policy_) {
+      conntrack.flows = flow_contexts_[w].get();
+      conntrack.policy = policy_.get();
+      conntrack.reject_bucket = reject_buckets_[w].get();
+      worker->attach_flows(conntrack.flows);
+    }
+    pipeline::SteerContext steer;
+    if (software_steering_) {
+      steer.self = static_cast<unsigned>(w);
+      steer.workers = worker_count;
+      steer.rings = handoff_rings_[w];
+      for (unsigned from = 0; from < worker_count; ++from)
+        if (from != w) worker->add_handoff_ring(handoff_rings_[from][w]);
+    }
+    auto build = [&](const config::PortConfig& pc) {
+      return pipeline::build_pipeline(pc, port_ids, &worker->tx_by_port(), router_ ? &l3 : nullptr,
+                                      policy_ ? &conntrack : nullptr, software_steering_ ? &steer : nullptr);
+    };
     for (const auto& rx : wc.rx) {
       const config::PortConfig& pc = *config_.find_port(rx.port);
       uint16_t port_id = port_ids.at(rx.port);
-      worker->add_rx_queue(port_id, static_cast<uint16_t>(rx.queue),
-                           pipeline::build_pipeline(pc, port_ids, &worker->tx_by_port(), router_ ? &l3 : nullptr));
+      worker->add_rx_queue(port_id, static_cast<uint16_t>(rx.queue), build(pc));
+    }
+    if (software_steering_) {
+      // Any worker may own a flow of any tracked port: each can run every tracked
+      // port's pipeline from the stage after steer.
+      for (const auto& pc : config_.ports) {
+        if (!pc.tracked()) continue;
+        pipeline::Pipeline* p = worker->pipeline_for(pc.name);
+        if (!p) p = worker->add_handoff_only_pipeline(build(pc));
+        worker->set_handoff_pipeline(port_ids.at(pc.name), p, p->handoff_stage());
+      }
     }
     workers_.push_back(std::move(worker));
   }
   return true;
 }
 
+// Both directions of a connection must reach the worker whose table holds it. The
+// NIC does that (hardware) when every tracked port spreads flows with the same
+// symmetric RSS over the same number of queues and one worker polls queue q of all of
+// them; otherwise the workers steer in software.
+bool Runtime::resolve_steering(std::string& error) {
+  const unsigned worker_count = static_cast<unsigned>(config_.workers.size());
+  bool want_hardware = false, want_software = false;
+  std::string hardware_port;
+  for (const auto& pc : config_.ports) {
+    if (!pc.tracked()) continue;
+    if (pc.steering == config::Steering::Hardware) {
+      want_hardware = true;
+      hardware_port = pc.name;
+    }
+    if (pc.steering == config::Steering::Software) want_software = true;
+  }
+  if (want_hardware && want_software) {
+    error = "ports: steering mixes hardware and software; every tracked port must steer the same way";
+    return false;
+  }
+  std::string why_not_hardware;
+  if (worker_count > 1) {
+    unsigned queues = 0;
+    std::map<std::pair<std::string, unsigned>, unsigned> poller;
+    for (size_t w = 0; w < config_.workers.size(); ++w)
+      for (const auto& rx : config_.workers[w].rx) poller[{rx.port, rx.queue}] = static_cast<unsigned>(w);
+    for (const auto& port : ports_) {
+      const config::PortConfig& pc = *port->config;
+      if (!pc.tracked()) continue;
+      if (queues == 0) queues = pc.rx_queues;
+      if (pc.rx_queues != queues) why_not_hardware = "tracked ports have different rx_queues";
+      else if (pc.rx_queues > 1 && !port->rss_enabled) why_not_hardware = "port " + pc.name + " has no symmetric RSS";
+      if (!why_not_hardware.empty()) break;
+    }
+    if (why_not_hardware.empty()) {
+      for (unsigned q = 0; q < queues && why_not_hardware.empty(); ++q) {
+        int owner = -1;
+        for (const auto& pc : config_.ports) {
+          if (!pc.tracked()) continue;
+          const int w = static_cast<int>(poller.at({pc.name, q}));
+          if (owner >= 0 && w != owner) why_not_hardware = "queue " + std::to_string(q) + " of the tracked ports is polled by different workers";
+          owner = w;
+        }
+      }
+    }
+  }
+  if (want_hardware && !why_not_hardware.empty()) {
+    error = "ports: " + hardware_port + ": steering hardware cannot work: " + why_not_hardware +
+            " (use \"auto\" or \"software\")";
+    return false;
+  }
+  software_steering_ = worker_count > 1 && (want_software || !why_not_hardware.empty());
+  if (software_steering_ && worker_count > pipeline::kMaxWorkers) {
+    error = "workers: software steering handles at most " + std::to_string(pipeline::kMaxWorkers) + " workers";
+    return false;
+  }
+  if (!software_steering_) {
+    spdlog::info("conntrack: steering {}", worker_count == 1 ? "not needed (one worker)" : "hardware (symmetric RSS)");
+    return true;
+  }
+  spdlog::info("conntrack: steering software across {} workers{}", worker_count,
+               want_software ? "" : " (" + why_not_hardware + ")");
+  handoff_rings_.assign(worker_count, std::vector<rte_ring*>(worker_count, nullptr));
+  for (unsigned from = 0; from < worker_count; ++from) {
+    for (unsigned to = 0; to < worker_count; ++to) {
+      if (from == to) continue;
+      const std::string name = "sl_ho_" + std::to_string(from) + "_" + std::to_string(to);
+      rte_ring* ring = rte_ring_create(name.c_str(), kHandoffRingSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!ring) {
+        error = "cannot create ring " + name + ": " + rte_strerror(rte_errno) + " (raise eal.memory_mb)";
+        return false;
+      }
+      handoff_rings_[from][to] = ring;
+    }
+  }
+  return true;
+}
+
+// After the workers stopped: packets still in flight between workers are freed.
+void Runtime::free_handoff_rings() {
+  unsigned freed = 0;
+  for (auto& row : handoff_rings_) {
+    for (rte_ring* ring : row) {
+      if (!ring) continue;
+      void* m;
+      while (rte_ring_sc_dequeue(ring, &m) == 0) {
+        rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        ++freed;
+      }
+      rte_ring_free(ring);
+    }
+  }
+  handoff_rings_.clear();
+  if (freed) spdlog::info("steering: {} packet(s) in flight between workers freed at shutdown", freed);
+}
+
 void Runtime::launch() {
   for (auto& worker : workers_) {
     int rc = rte_eal_remote_launch(Worker::launch, worker.get(), worker->lcore_id());
     if (rc != 0) spdlog::error("lcore {}: cannot launch worker: {}", worker->lcore_id(), rte_strerror(-rc));
-    else spdlog::info("lcore {}: worker polling {} rx queue(s)", worker->lcore_id(), worker->pipelines().size());
+    else spdlog::info("lcore {}: worker polling {} rx queue(s)", worker->lcore_id(), worker->rx_queue_count());
   }
   launched_ = true;
   if (router_) router_->announce();
@@ -166,6 +336,11 @@ void Runtime::stop_workers() {
 bool Runtime::shutdown() {
   stop_workers();
   if (router_) router_->drain();
+  free_handoff_rings();
+  for (size_t w = 0; w < flow_contexts_.size(); ++w) {
+    uint32_t swept = flow_contexts_[w]->sweep();
+    if (swept) spdlog::info("conntrack: lcore {}: {} flow(s) removed at shutdown", workers_[w]->lcore_id(), swept);
+  }
   for (auto& port : ports_) {
     stop_and_close(*port);
   }
@@ -181,6 +356,63 @@ bool Runtime::shutdown() {
     }
   }
   return clean;
+}
+
+}  // namespace sluice::runtime
+
+namespace sluice::runtime {
+
+namespace {
+
+// The top-level parts of a config a reload cannot change under running workers: the
+// config's JSON without what the published policy (and the log level) carry.
+nlohmann::json restart_part(const config::Config& config) {
+  nlohmann::json j = config::to_json(config);
+  j.erase("firewall");
+  j.erase("logging");
+  if (j.contains("conntrack")) {
+    for (const char* key : {"timeouts", "tcp_liberal", "tcp_loose", "later_fragments"}) j["conntrack"].erase(key);
+  }
+  return j;
+}
+
+}  // namespace
+
+std::shared_ptr<const config::Config> Runtime::active_config() const {
+  std::lock_guard lock(policy_mutex_);
+  if (reloaded_) return reloaded_;
+  // The start-up config is owned by main for the process's life: share it without a copy.
+  return std::shared_ptr<const config::Config>(&config_, [](const config::Config*) {});
+}
+
+bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& error, uint32_t& generation) {
+  std::lock_guard lock(policy_mutex_);
+  const config::Config& current = reloaded_ ? *reloaded_ : config_;
+  const nlohmann::json before = restart_part(current), after = restart_part(*next);
+  if (before != after) {
+    std::string changed;
+    for (auto it = after.begin(); it != after.end(); ++it)
+      if (!before.contains(it.key()) || before.at(it.key()) != it.value()) changed += (changed.empty() ? "" : ", ") + it.key();
+    for (auto it = before.begin(); it != before.end(); ++it)
+      if (!after.contains(it.key())) changed += (changed.empty() ? "" : ", ") + it.key();
+    error = "reload refused: " + changed +
+            " changed, which needs a restart (a reload applies firewall, conntrack timeouts/tcp_liberal/tcp_loose/"
+            "later_fragments and logging); nothing was applied";
+    return false;
+  }
+  generation = 0;
+  if (policy_) {
+    const uint32_t next_generation = policy_->get()->generation + 1;
+    std::unique_ptr<firewall::Policy> policy = firewall::Policy::build(*next, port_ids_, next_generation, error);
+    if (!policy) {
+      error = "reload refused: " + error + "; the running rules stay";
+      return false;
+    }
+    policy_->publish(std::move(policy));  // returns once no worker can hold the old one
+    generation = next_generation;
+  }
+  reloaded_ = std::move(next);
+  return true;
 }
 
 }  // namespace sluice::runtime

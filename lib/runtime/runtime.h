@@ -3,13 +3,19 @@
 // Worker object launched on their lcore.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <rte_mempool.h>
 
 #include "config/config.h"
+#include "firewall/policy.h"
+#include "flow/flow_context.h"
+#include "l3/icmp.h"
+#include "l3/rcu.h"
 #include "router/router.h"
 #include "runtime/port.h"
 #include "runtime/worker.h"
@@ -41,6 +47,27 @@ class Runtime {
     if (router_) router_->poll();
   }
   const router::Router* router() const { return router_.get(); }
+
+  // Connection tracking: one flow context per worker (index = worker index), empty
+  // when no port tracks. The control thread reads their counters and uses their
+  // mailboxes; it never touches the tables.
+  const std::vector<std::unique_ptr<flow::FlowContext>>& flow_contexts() const { return flow_contexts_; }
+  // Runs `read(policy)` on the published firewall policy (null when no port tracks),
+  // excluding a concurrent reload from freeing it meanwhile.
+  template <typename Read>
+  auto with_policy(Read&& read) const {
+    std::lock_guard lock(policy_mutex_);
+    return read(policy_ ? policy_->get() : static_cast<const firewall::Policy*>(nullptr));
+  }
+  // Reload: validates `next` against the running config (only the firewall, conntrack
+  // timeouts and flags, and logging may change), builds its policy and publishes it
+  // while the workers run. On refusal nothing changes and `error` says why.
+  bool reload(std::shared_ptr<const config::Config> next, std::string& error, uint32_t& generation);
+  // The configuration in force: the one started with, or the last reloaded.
+  std::shared_ptr<const config::Config> active_config() const;
+  const std::map<std::string, uint16_t>& port_ids() const { return port_ids_; }
+  bool software_steering() const { return software_steering_; }
+  static constexpr unsigned kHandoffRingSize = 1024;
   // Asks workers to stop and waits for them; their TX buffers are flushed on return.
   void stop_workers();
   // Stops and closes ports, then checks that every mbuf is back in its pool.
@@ -65,7 +92,18 @@ class Runtime {
   std::vector<std::unique_ptr<Port>> ports_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<MempoolInfo> mempools_;
+  std::map<std::string, uint16_t> port_ids_;
+  std::unique_ptr<l3::Qsbr> qsbr_;  // every table published to the workers
   std::unique_ptr<router::Router> router_;
+  std::unique_ptr<l3::Published<firewall::Policy>> policy_;
+  std::vector<std::unique_ptr<flow::FlowContext>> flow_contexts_;
+  std::vector<std::unique_ptr<l3::TokenBucket>> reject_buckets_;
+  bool software_steering_ = false;
+  std::vector<std::vector<rte_ring*>> handoff_rings_;  // [from][to], null on the diagonal
+  bool resolve_steering(std::string& error);
+  void free_handoff_rings();
+  mutable std::mutex policy_mutex_;  // reload vs. readers of the policy on control threads
+  std::shared_ptr<const config::Config> reloaded_;  // under policy_mutex_
 };
 
 }  // namespace sluice::runtime

@@ -33,12 +33,44 @@ void Worker::drain_inject_ring() {
   }
 }
 
+// Packets other workers steered here: each run of one ingress port continues through
+// that port's pipeline from the stage after steer.
+uint32_t Worker::drain_handoff(pipeline::Burst& burst) {
+  uint32_t total = 0;
+  rte_mbuf* pkts[pipeline::kMaxBurst];
+  for (rte_ring* ring : handoff_rings_) {
+    const unsigned n = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), burst_size_, nullptr);
+    if (n == 0) continue;
+    total += n;
+    unsigned i = 0;
+    while (i < n) {
+      const uint16_t port = pkts[i]->port;
+      unsigned j = i;
+      burst.count = 0;
+      while (j < n && pkts[j]->port == port) burst.pkts[burst.count++] = pkts[j++];
+      const HandoffTarget& target = port < RTE_MAX_ETHPORTS ? handoff_[port] : HandoffTarget{};
+      if (target.pipeline) {
+        target.pipeline->run_from(burst, target.first_stage);
+      } else {
+        handoff_dropped_.add(burst.count);
+        rte_pktmbuf_free_bulk(burst.pkts, burst.count);
+      }
+      burst.free_discards();
+      i = j;
+    }
+  }
+  if (total) handoff_received_.add(total);
+  return total;
+}
+
 int Worker::run() {
   pipeline::Burst burst;
   if (qsbr_) qsbr_->online(reader_id_);
+  const uint64_t tsc_per_ms = rte_get_tsc_hz() / 1000;
   // Locals, committed once per round: the hot loop touches no shared cache line.
   while (!stop_.load(std::memory_order_relaxed)) {
     const uint64_t round_start = rte_rdtsc();
+    if (flows_) flows_->set_now(static_cast<uint32_t>(round_start / tsc_per_ms));
     uint32_t received = 0;
     for (const RxQueueBinding& rx : rx_queues_) {
       burst.count = rte_eth_rx_burst(rx.port_id, rx.queue_id, burst.pkts, burst_size_);
@@ -47,11 +79,13 @@ int Worker::run() {
       rx.pipeline->run(burst);
       burst.free_discards();
     }
+    const uint32_t handed_in = handoff_rings_.empty() ? 0 : drain_handoff(burst);
     if (inject_ring_) drain_inject_ring();
     for (auto& tx : tx_queues_) tx->flush();
+    if (flows_) flows_->service();  // bounded: expiry and control requests
     if (qsbr_) qsbr_->quiescent(reader_id_);  // no table pointer is held past here
     counters_.polls.inc();
-    if (received) {
+    if (received || handed_in) {
       counters_.busy_polls.inc();
       counters_.rx_packets.add(received);
       counters_.busy_cycles.add(rte_rdtsc() - round_start);

@@ -3,10 +3,12 @@
 // this lcore; the control thread only reads counters.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <vector>
 
+#include "flow/flow_context.h"
 #include "pipeline/output.h"
 #include "l3/rcu.h"
 #include "pipeline/pipeline.h"
@@ -32,9 +34,39 @@ class Worker {
   // Router: packets the control thread hands over for TX, and the RCU reader id.
   void attach_router(rte_ring* inject_ring, l3::Qsbr* qsbr, unsigned reader_id) {
     inject_ring_ = inject_ring;
+    attach_rcu(qsbr, reader_id);
+  }
+  // The RCU state of every table this worker reads (routes, neighbours, firewall policy).
+  void attach_rcu(l3::Qsbr* qsbr, unsigned reader_id) {
     qsbr_ = qsbr;
     reader_id_ = reader_id;
   }
+  // Connection tracking: the worker runs its flow context's clock and housekeeping.
+  void attach_flows(flow::FlowContext* flows) { flows_ = flows; }
+  flow::FlowContext* flows() const { return flows_; }
+  // Software steering: a ring another worker hands this one packets on, and, per
+  // ingress port, the pipeline and stage they continue at. `owned` pipelines run only
+  // for handed-over packets (this worker polls no queue of that port).
+  void add_handoff_ring(rte_ring* ring) { handoff_rings_.push_back(ring); }
+  void set_handoff_pipeline(uint16_t port_id, pipeline::Pipeline* pipeline, size_t first_stage) {
+    handoff_[port_id] = HandoffTarget{pipeline, first_stage};
+  }
+  pipeline::Pipeline* add_handoff_only_pipeline(std::unique_ptr<pipeline::Pipeline> pipeline) {
+    pipelines_.push_back(std::move(pipeline));
+    return pipelines_.back().get();
+  }
+  bool has_pipeline_for(const std::string& port_name) const {
+    for (const auto& p : pipelines_)
+      if (p->port_name() == port_name) return true;
+    return false;
+  }
+  pipeline::Pipeline* pipeline_for(const std::string& port_name) const {
+    for (const auto& p : pipelines_)
+      if (p->port_name() == port_name) return p.get();
+    return nullptr;
+  }
+  uint64_t handoff_received() const { return handoff_received_.get(); }
+  size_t rx_queue_count() const { return rx_queues_.size(); }
 
   // The poll loop; returns when stop() is called, with every TX buffer flushed.
   int run();
@@ -61,7 +93,17 @@ class Worker {
   Counter injected_dropped_;  // out_port without a TX queue here: a bug, but counted
   l3::Qsbr* qsbr_ = nullptr;
   unsigned reader_id_ = 0;
+  flow::FlowContext* flows_ = nullptr;
+  struct HandoffTarget {
+    pipeline::Pipeline* pipeline = nullptr;
+    size_t first_stage = 0;
+  };
+  std::vector<rte_ring*> handoff_rings_;
+  std::array<HandoffTarget, RTE_MAX_ETHPORTS> handoff_{};
+  Counter handoff_received_;
+  Counter handoff_dropped_;  // for a port this worker has no pipeline for: a bug, but counted
   void drain_inject_ring();
+  uint32_t drain_handoff(pipeline::Burst& burst);
 };
 
 }  // namespace sluice::runtime

@@ -56,7 +56,11 @@ TEST(DropTest, KnownNamesMatchTheContract) {
   EXPECT_EQ(drop_name(Drop::NoNeighbour), "no_neighbour");
   EXPECT_EQ(drop_name(Drop::BadNeighbourPacket), "bad_neighbour_packet");
   EXPECT_EQ(drop_name(Drop::Shutdown), "shutdown");
-  EXPECT_EQ(static_cast<size_t>(Drop::Shutdown), kDropCount - 1) << "Shutdown is the last entry";
+  EXPECT_EQ(drop_name(Drop::FlowTableFull), "flow_table_full");
+  EXPECT_EQ(drop_name(Drop::TcpOutOfWindow), "tcp_out_of_window");
+  EXPECT_EQ(drop_name(Drop::FirewallReject), "firewall_reject");
+  EXPECT_EQ(drop_name(Drop::HandoffRingFull), "handoff_ring_full");
+  EXPECT_EQ(static_cast<size_t>(Drop::HandoffRingFull), kDropCount - 1) << "HandoffRingFull is the last entry";
 }
 
 TEST(CounterTest, AddsIncrementsAndResets) {

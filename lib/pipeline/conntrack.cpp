@@ -1,0 +1,652 @@
+#include "pipeline/conntrack.h"
+
+#include <cstring>
+
+#include <rte_cycles.h>
+#include <rte_prefetch.h>
+
+#include "l3/tcp_reset.h"
+#include "net/headers.h"
+#include "pipeline/flow_keys.h"
+
+namespace sluice::pipeline {
+
+using firewall::AclKey4;
+using firewall::Action;
+using firewall::AclKey6;
+using flow::FlowEntry4;
+using flow::FlowEntry6;
+using flow::FlowKey4;
+using flow::FlowKey6;
+using flow::kNoEntry;
+using flow::TcpState;
+using net::IcmpHeader;
+using net::Ipv4Header;
+using net::Ipv6Header;
+using net::TcpHeader;
+
+namespace {
+
+enum Kind : uint8_t {
+  kUntracked = 0,  // passed on as it is
+  kTrack4,
+  kTrack6,
+};
+
+// What the flow table (and then the firewall) made of a packet.
+enum Class : uint8_t {
+  kPass = 0,     // not tracked
+  kEstablished,  // belongs to a flow, accepted by it
+  kRelated,      // an ICMP error about a tracked flow
+  kNew,          // opens a connection (if accepted)
+  kInvalid,      // belongs to nothing it could open, or broke its flow's rules
+};
+
+enum Fate : uint8_t { kKeep = 0, kDrop, kReject, kGone };
+
+Drop drop_for(flow::TcpInvalid why) {
+  switch (why) {
+    case flow::TcpInvalid::BadFlags: return Drop::TcpBadFlags;
+    case flow::TcpInvalid::NoFlow: return Drop::TcpNoFlow;
+    case flow::TcpInvalid::BadTransition: return Drop::TcpBadTransition;
+    case flow::TcpInvalid::OutOfWindow: return Drop::TcpOutOfWindow;
+    case flow::TcpInvalid::RstOutOfWindow: return Drop::TcpRstOutOfWindow;
+    default: return Drop::TcpBadTransition;
+  }
+}
+
+bool ipv4_not_forwarded(uint32_t dst_host) {
+  const uint32_t top = dst_host >> 24;
+  return top == 0 || top == 127 || (dst_host >> 28) >= 0xe || (dst_host >> 16) == 0xa9fe;
+}
+bool ipv6_not_forwarded(const uint8_t* dst) {
+  static const uint8_t zero[15] = {};
+  return dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80) ||
+         (std::memcmp(dst, zero, 15) == 0 && (dst[15] == 0 || dst[15] == 1));
+}
+
+}  // namespace
+
+struct ConntrackStage::Work {
+  uint8_t kind;
+  uint8_t cls;
+  uint8_t fate;
+  uint8_t sender_slot;
+  uint8_t related;     // the key is the quoted packet's (ICMP error)
+  uint8_t needs_egress;
+  uint16_t out_port;   // egress for the rules
+  Drop reason;         // for kInvalid: why; for kDrop: the drop reason
+  uint32_t hash;
+  uint32_t entry;
+  uint32_t rule;       // firewall rule (1-based) or 0
+};
+
+ConntrackStage::ConntrackStage(uint16_t port_id, uint16_t conntrack_zone, const ConntrackContext& context,
+                               const L3Context* l3, uint16_t peer_port, const TxQueues* tx_queues,
+                               const rte_ether_addr& port_mac)
+    : Stage("conntrack"),
+      port_id_(port_id),
+      zone_(conntrack_zone),
+      ctx_(context),
+      routed_(l3 != nullptr),
+      peer_port_(peer_port),
+      tx_queues_(tx_queues),
+      port_mac_(port_mac),
+      hz_(rte_get_tsc_hz()) {
+  if (l3) l3_ = *l3;
+}
+
+// A packet of a flow the table holds: advance its state. Sets w.cls to kEstablished,
+// kInvalid (w.reason) or, for a SYN reusing a closed flow's key, kNew after removing
+// the old entry (w.entry = kNoEntry).
+template <typename Entry>
+void ConntrackStage::track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta& pm,
+                               const flow::FlowSettings& settings, flow::FlowTable<Entry>& table) {
+  flow::FlowBody& body = e.body;
+  flow::FlowCounters& counters = ctx_.flows->counters();
+  const uint32_t now = ctx_.flows->now();
+  const unsigned dir = flow::direction(body, w.sender_slot);
+  const unsigned old_slot = flow::state_slot(e.key.proto, body.state);
+  uint32_t timeout;
+
+  if (e.key.proto == net::kIpProtoTcp) {
+    const auto* tcp = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+    const uint32_t header_len = reinterpret_cast<const TcpHeader*>(tcp)->header_len();
+    const uint32_t payload = pm.l3_length - (pm.l4_offset - pm.l3_offset) - header_len;
+    const flow::TcpSegment seg = flow::tcp_segment(tcp, header_len, payload);
+    auto state = static_cast<TcpState>(body.state);
+    flow::TcpInvalid why = flow::TcpInvalid::None;
+    const flow::TcpVerdict verdict = flow::tcp_track(state, body.tcp, dir, seg, settings.tcp, why);
+    if (verdict == flow::TcpVerdict::Invalid) {
+      w.cls = kInvalid;
+      w.reason = drop_for(why);
+      return;
+    }
+    if (verdict == flow::TcpVerdict::Reopen) {
+      counters.state_leave(old_slot);
+      counters.reopened.inc();
+      table.remove(w.entry);
+      w.entry = kNoEntry;
+      w.cls = kNew;
+      return;
+    }
+    body.state = static_cast<uint8_t>(state);
+    if (state == TcpState::Established && !(body.flags & flow::kFlowAssured)) body.flags |= flow::kFlowAssured;
+    if (dir == 1) body.flags |= flow::kFlowSeenReply;
+    timeout = settings.tcp_timeout_ms[body.state];
+    if (((body.tcp.flags[0] | body.tcp.flags[1]) & flow::kTcpFlagDataUnacked) &&
+        timeout > settings.tcp_unacknowledged_ms)
+      timeout = settings.tcp_unacknowledged_ms;
+    table.set_protected(w.entry, (body.flags & flow::kFlowAssured) && flow::tcp_protected(state));
+  } else {
+    if (dir == 1 && !(body.flags & flow::kFlowSeenReply)) {
+      body.flags |= flow::kFlowSeenReply;
+      body.state = static_cast<uint8_t>(flow::GenericState::Replied);
+      // Traffic both ways: a UDP stream or a two-way protocol. ICMP queries stay
+      // evictable, as in nf_conntrack, where they are never assured.
+      if (e.key.proto != net::kIpProtoIcmp && e.key.proto != net::kIpProtoIcmpv6) {
+        body.flags |= flow::kFlowAssured;
+        table.set_protected(w.entry, true);
+      }
+    }
+    const bool replied = body.flags & flow::kFlowSeenReply;
+    if (e.key.proto == net::kIpProtoUdp) timeout = replied ? settings.udp_stream_ms : settings.udp_ms;
+    else if (e.key.proto == net::kIpProtoIcmp || e.key.proto == net::kIpProtoIcmpv6) timeout = settings.icmp_ms;
+    else timeout = settings.generic_ms;
+  }
+  const unsigned new_slot = flow::state_slot(e.key.proto, body.state);
+  if (new_slot != old_slot) {
+    counters.state_leave(old_slot);
+    counters.state_enter(new_slot);
+  }
+  table.arm(w.entry, now + timeout, now);
+  w.cls = kEstablished;
+}
+
+// Creates the entry for an accepted new connection. False when the table is full.
+template <typename Entry>
+bool ConntrackStage::insert(Work& w, rte_mbuf* m, const PacketMeta& pm, const flow::FlowSettings& settings,
+                            flow::FlowTable<Entry>& table, const typename Entry::Key& key) {
+  flow::FlowCounters& counters = ctx_.flows->counters();
+  const uint32_t now = ctx_.flows->now();
+  // Another packet of this burst may have opened it already: then this one is its next.
+  uint32_t index = table.find(key, w.hash);
+  if (index != kNoEntry) {
+    w.entry = index;
+    track_hit(w, table.at(index), m, pm, settings, table);
+    return true;
+  }
+  flow::Victim victim;
+  index = table.insert(key, w.hash, now, victim);
+  if (victim.evicted) {
+    counters.state_leave(flow::state_slot(victim.proto, victim.state));
+    counters.evicted.inc();
+  }
+  if (index == kNoEntry) return false;
+  Entry& e = table.at(index);
+  flow::FlowBody& body = e.body;
+  if (w.sender_slot) body.flags |= flow::kFlowOpenerSlot1;
+  body.rule = static_cast<uint16_t>(w.rule);
+  uint32_t timeout;
+  if (key.proto == net::kIpProtoTcp) {
+    const auto* tcp = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+    const uint32_t header_len = reinterpret_cast<const TcpHeader*>(tcp)->header_len();
+    const uint32_t payload = pm.l3_length - (pm.l4_offset - pm.l3_offset) - header_len;
+    auto state = TcpState::None;
+    flow::tcp_new(state, body.tcp, flow::tcp_segment(tcp, header_len, payload), settings.tcp);
+    body.state = static_cast<uint8_t>(state);
+    // A flow picked up mid-stream is established but not assured until it sees a reply.
+    timeout = settings.tcp_timeout_ms[body.state];
+  } else {
+    body.state = static_cast<uint8_t>(flow::GenericState::Unreplied);
+    if (key.proto == net::kIpProtoUdp) timeout = settings.udp_ms;
+    else if (key.proto == net::kIpProtoIcmp || key.proto == net::kIpProtoIcmpv6) timeout = settings.icmp_ms;
+    else timeout = settings.generic_ms;
+  }
+  counters.created.inc();
+  counters.state_enter(flow::state_slot(key.proto, body.state));
+  table.arm(index, now + timeout, now);
+  w.entry = index;
+  return true;
+}
+
+// Finds where a routed packet would leave, as the route stage will; false when the
+// route stage will not forward it (no route, ours, broadcast, TTL exhausted): such a
+// packet is passed on untracked and the route stage answers or drops it.
+bool ConntrackStage::resolve_egress(Work& w, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable* routes,
+                                    uint64_t group) {
+  if (!routes) {
+    w.out_port = peer_port_;
+    return true;
+  }
+  if (group == l3::kNoRoute) return false;
+  const l3::NextHop& hop = routes->pick(group, routes->multipath(group) ? RouteStage::flow_hash(m, pm) : 0);
+  if (hop.kind != l3::HopKind::Neighbour) return false;
+  const uint8_t ttl = pm.l3 == L3::Ipv4 ? rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->ttl
+                                        : rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->hop_limit;
+  if (ttl <= 1) return false;
+  w.out_port = hop.port_id;
+  return true;
+}
+
+// Answers a refused connection: a RST made from the packet itself for TCP, an ICMP
+// port unreachable for the rest. Rate-limited per lcore; the refused packet is gone
+// either way (counted as firewall_reject when no RST took its place).
+void ConntrackStage::reject(Burst& burst, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable* routes) {
+  TxQueue* tx = (*tx_queues_)[port_id_];
+  const bool v6 = pm.l3 == L3::Ipv6;
+  if (!tx || !ctx_.reject_bucket || !ctx_.reject_bucket->take(rte_rdtsc())) {
+    if (tx && ctx_.reject_bucket) reject_rate_limited_.inc();
+    drop(burst, m, Drop::FirewallReject);
+    return;
+  }
+  const rte_ether_addr* our_mac = routed_ ? &port_mac_ : nullptr;
+  if (pm.l4_proto == net::kIpProtoTcp && pm.l4_offset && !(pm.flags & kMetaLaterFragment)) {
+    if (l3::tcp_reset_in_place(m, pm.l3_offset, pm.l4_offset, v6, our_mac)) {
+      counters_.drop(Drop::FirewallReject);  // the refused segment, now the RST
+      meta(m) = PacketMeta{};
+      meta(m).out_port = port_id_;
+      resets_sent_.inc();
+      tx->push(m);
+      return;
+    }
+    drop(burst, m, Drop::FirewallReject);  // never answer a RST
+    return;
+  }
+  // ICMP errors go out untagged (l3/icmp.cc builds a bare Ethernet header): a tagged
+  // frame is refused without an answer.
+  rte_mbuf* reply = nullptr;
+  if (!pm.vlan_count) {
+    const auto* eth = rte_pktmbuf_mtod(m, const net::EthernetHeader*);
+    rte_ether_addr src_mac;
+    std::memcpy(src_mac.addr_bytes, routed_ ? port_mac_.addr_bytes : eth->dst.bytes, 6);
+    const bool later = pm.flags & kMetaLaterFragment;
+    if (!v6) {
+      const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset);
+      uint32_t src = routes ? routes->interface(port_id_).ipv4 : 0;
+      if (src == 0) src = ip->dst.raw;  // a wire answers as the host it protects
+      if (l3::icmp4_error_allowed(m, pm.l3_offset, pm.l4_offset, later))
+        reply = l3::icmp4_error(m, pm.l3_offset, l3::icmp4::kUnreachable, 3 /* port unreachable */, 0, src, src_mac);
+    } else {
+      const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset);
+      const uint8_t* src = ip->dst;
+      if (routes && routes->interface(port_id_).has_ipv6) src = routes->interface(port_id_).ipv6.data();
+      if (l3::icmp6_error_allowed(m, pm.l3_offset, pm.l4_offset, pm.l4_proto, later))
+        reply = l3::icmp6_error(m, pm.l3_offset, l3::icmp6::kUnreachable, 4 /* port unreachable */, 0, src, src_mac);
+    }
+  }
+  drop(burst, m, Drop::FirewallReject);
+  if (!reply) return;
+  meta(reply) = PacketMeta{};
+  meta(reply).out_port = port_id_;
+  unreachables_sent_.inc();
+  tx->push(reply);
+}
+
+void ConntrackStage::process(Burst& burst) {
+  const firewall::Policy& policy = *ctx_.policy->get();
+  const firewall::Ruleset* rules = policy.rules.get();
+  const flow::FlowSettings& settings = policy.flow;
+  flow::FlowContext& flows = *ctx_.flows;
+  flow::FlowTable4& table4 = flows.table4();
+  flow::FlowTable6* table6 = flows.table6();
+  const l3::RouteTable* routes = routed_ ? l3_.routes->get() : nullptr;
+  const uint16_t n = burst.count;
+
+  if (rules && rules->generation() != flows.rule_generation()) [[unlikely]] {
+    // A reload: the counters now count the new rules, from zero.
+    for (auto& c : flows.rule_counters()) {
+      c.packets.reset();
+      c.bytes.reset();
+    }
+    flows.rule_generation().store(rules->generation(), std::memory_order_release);
+  }
+
+  Work work[kMaxBurst];
+  FlowKey4 keys4[kMaxBurst];
+  FlowKey6 keys6[kMaxBurst];
+  const FlowKey4* key4_ptrs[kMaxBurst];
+  const FlowKey6* key6_ptrs[kMaxBurst];
+  uint32_t hashes4[kMaxBurst], hashes6[kMaxBurst], found4[kMaxBurst], found6[kMaxBurst];
+  uint16_t idx4[kMaxBurst], idx6[kMaxBurst];
+  unsigned n4 = 0, n6 = 0;
+  uint32_t untracked = 0, later_fragments = 0;
+
+  // Pass 1: every packet's key and hash.
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(burst.pkts[i + 4], void*));
+    Work& w = work[i];
+    w = Work{};
+    w.kind = kUntracked;
+    w.entry = kNoEntry;
+    const PacketKey key = flow_key_of(m, meta(m), zone_, table6 != nullptr, keys4[i], keys6[i]);
+    switch (key.kind) {
+      case KeyKind::Untracked:
+        ++untracked;
+        continue;
+      case KeyKind::LaterFragment:
+        // No ports to find its flow by (Sluice does not reassemble).
+        ++later_fragments;
+        if (settings.drop_later_fragments) {
+          w.fate = kDrop;
+          w.reason = Drop::LaterFragment;
+        }
+        continue;
+      case KeyKind::Ipv4:
+      case KeyKind::Ipv6:
+        break;
+    }
+    const bool v6 = key.kind == KeyKind::Ipv6;
+    w.kind = v6 ? kTrack6 : kTrack4;
+    if (key.invalid) [[unlikely]] {
+      w.cls = kInvalid;  // classified as invalid, never looked up
+      w.reason = key.reason;
+      continue;
+    }
+    w.related = key.related;
+    w.sender_slot = key.sender_slot;
+    w.hash = key.hash;
+    if (!v6) {
+      key4_ptrs[n4] = &keys4[i];
+      hashes4[n4] = w.hash;
+      idx4[n4++] = i;
+    } else {
+      key6_ptrs[n6] = &keys6[i];
+      hashes6[n6] = w.hash;
+      idx6[n6++] = i;
+    }
+  }
+
+  // Pass 2: bulk lookups, one per family.
+  if (n4) {
+    table4.find_bulk(key4_ptrs, hashes4, n4, found4);
+    for (unsigned k = 0; k < n4; ++k) work[idx4[k]].entry = found4[k];
+  }
+  if (n6) {
+    table6->find_bulk(key6_ptrs, hashes6, n6, found6);
+    for (unsigned k = 0; k < n6; ++k) work[idx6[k]].entry = found6[k];
+  }
+
+  // Pass 3: what each packet is to its flow.
+  const uint32_t now = flows.now();
+  uint32_t tracked = 0, established = 0, related = 0;
+  bool any_classify = false;
+  for (uint16_t i = 0; i < n; ++i) {
+    Work& w = work[i];
+    if (w.kind == kUntracked) continue;
+    ++tracked;
+    if (w.cls == kInvalid) {  // decided in pass 1 (bad ICMP)
+      any_classify = true;
+      continue;
+    }
+    rte_mbuf* m = burst.pkts[i];
+    const PacketMeta& pm = meta(m);
+    const bool v6 = w.kind == kTrack6;
+    if (w.entry != kNoEntry) {
+      // Due but not reaped yet by the wheel: as good as gone.
+      const uint32_t expires = v6 ? table6->at(w.entry).body.expires : table4.at(w.entry).body.expires;
+      if (flow::ms_diff(expires, now) <= 0) [[unlikely]] {
+        flow::FlowCounters& c = flows.counters();
+        if (v6) {
+          c.state_leave(flow::state_slot(table6->at(w.entry).key.proto, table6->at(w.entry).body.state));
+          table6->remove(w.entry);
+        } else {
+          c.state_leave(flow::state_slot(table4.at(w.entry).key.proto, table4.at(w.entry).body.state));
+          table4.remove(w.entry);
+        }
+        c.expired.inc();
+        w.entry = kNoEntry;
+      }
+    }
+    if (w.related) {
+      if (w.entry != kNoEntry) {
+        w.cls = kRelated;
+        ++related;
+      } else {
+        w.cls = kInvalid;
+        w.reason = Drop::IcmpNoFlow;
+      }
+    } else if (w.entry != kNoEntry) {
+      if (v6) track_hit(w, table6->at(w.entry), m, pm, settings, *table6);
+      else track_hit(w, table4.at(w.entry), m, pm, settings, table4);
+      if (w.cls == kEstablished) ++established;
+    } else {
+      w.cls = kNew;
+    }
+    if (w.cls == kNew) {
+      // May this packet open a connection at all?
+      if (pm.l4_proto == net::kIpProtoTcp) {
+        const auto* tcp = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+        const uint32_t header_len = reinterpret_cast<const TcpHeader*>(tcp)->header_len();
+        const uint32_t payload = pm.l3_length - (pm.l4_offset - pm.l3_offset) - header_len;
+        auto state = TcpState::None;
+        flow::TcpWindow scratch;
+        const flow::TcpInvalid why =
+            flow::tcp_new(state, scratch, flow::tcp_segment(tcp, header_len, payload), settings.tcp);
+        if (why != flow::TcpInvalid::None) {
+          w.cls = kInvalid;
+          w.reason = drop_for(why);
+        }
+      } else if ((pm.l4_proto == net::kIpProtoIcmp || pm.l4_proto == net::kIpProtoIcmpv6) && pm.l4_offset) {
+        const uint8_t type = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset)->type;
+        if (!(v6 ? type == 128 : icmp4_query(type))) {
+          w.cls = kInvalid;
+          w.reason = Drop::IcmpNoFlow;  // an answer to a query we never saw
+        }
+      }
+    }
+    if (w.cls == kNew || w.cls == kInvalid || (rules && rules->classifies_established())) any_classify = true;
+  }
+
+  // Pass 4: egress of the packets the rules will see (and of every new one on a routed
+  // port: no entry for what the router will not forward), then one classify per family.
+  uint32_t new_flows = 0, invalid = 0, invalid_forwarded = 0, classified = 0, rule_hits = 0, policy_accepted = 0,
+           policy_dropped = 0;
+  if (any_classify) {
+    uint32_t dst4[kMaxBurst];
+    uint8_t dst6[kMaxBurst][16];
+    uint64_t groups4[kMaxBurst], groups6[kMaxBurst];
+    uint16_t lookup4[kMaxBurst], lookup6[kMaxBurst];
+    unsigned l4n = 0, l6n = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+      Work& w = work[i];
+      if (w.kind == kUntracked) continue;
+      const bool classify = w.cls == kNew || w.cls == kInvalid || (rules && rules->classifies_established());
+      if (!classify || (!rules && w.cls != kNew)) continue;
+      w.needs_egress = 1;
+      if (!routed_) continue;
+      const PacketMeta& pm = meta(burst.pkts[i]);
+      const uint8_t* l3 = rte_pktmbuf_mtod_offset(burst.pkts[i], const uint8_t*, pm.l3_offset);
+      if (w.kind == kTrack4) {
+        const uint32_t d = reinterpret_cast<const Ipv4Header*>(l3)->dst.value();
+        if (ipv4_not_forwarded(d)) {
+          w.needs_egress = 2;  // the route stage drops it
+          continue;
+        }
+        dst4[l4n] = d;
+        lookup4[l4n++] = i;
+      } else {
+        const uint8_t* d = reinterpret_cast<const Ipv6Header*>(l3)->dst;
+        if (ipv6_not_forwarded(d)) {
+          w.needs_egress = 2;
+          continue;
+        }
+        std::memcpy(dst6[l6n], d, 16);
+        lookup6[l6n++] = i;
+      }
+    }
+    if (routes) {
+      if (l4n) routes->lookup4(dst4, groups4, l4n);
+      if (l6n) routes->lookup6(dst6, groups6, l6n);
+    }
+    auto egress = [&](uint16_t i, uint64_t group) {
+      Work& w = work[i];
+      if (!resolve_egress(w, burst.pkts[i], meta(burst.pkts[i]), routes, group)) w.needs_egress = 2;
+    };
+    for (unsigned k = 0; k < l4n; ++k) egress(lookup4[k], groups4[k]);
+    for (unsigned k = 0; k < l6n; ++k) egress(lookup6[k], groups6[k]);
+    if (!routed_)
+      for (uint16_t i = 0; i < n; ++i)
+        if (work[i].needs_egress == 1) work[i].out_port = peer_port_;
+
+    // Classify.
+    AclKey4 acl4[kMaxBurst];
+    AclKey6 acl6[kMaxBurst];
+    const uint8_t* acl4_ptrs[kMaxBurst];
+    const uint8_t* acl6_ptrs[kMaxBurst];
+    uint32_t results4[kMaxBurst], results6[kMaxBurst];
+    uint16_t acl4_idx[kMaxBurst], acl6_idx[kMaxBurst];
+    unsigned a4 = 0, a6 = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+      Work& w = work[i];
+      if (w.needs_egress == 2) {
+        // Not going to be forwarded: the route stage deals with it, untracked.
+        w.cls = kPass;
+        continue;
+      }
+      if (!w.needs_egress || !rules) continue;
+      rte_mbuf* m = burst.pkts[i];
+      const PacketMeta& pm = meta(m);
+      const uint8_t state_bit = w.cls == kNew ? config::kCtNew
+                                : w.cls == kInvalid ? config::kCtInvalid
+                                : w.cls == kRelated ? config::kCtRelated
+                                                    : config::kCtEstablished;
+      const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
+      const uint8_t* l4 = pm.l4_offset ? rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset) : nullptr;
+      const bool ports = l4 && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp);
+      auto fill = [&](auto& key) {
+        key.proto = pm.l4_proto;
+        key.in_port = static_cast<uint8_t>(port_id_);
+        key.out_port = static_cast<uint8_t>(w.out_port);
+        key.in_zone = rules->zone_of_port(port_id_);
+        key.out_zone = rules->zone_of_port(w.out_port);
+        key.state = state_bit;
+        key.tcp_flags = (pm.l4_proto == net::kIpProtoTcp && l4) ? reinterpret_cast<const TcpHeader*>(l4)->flags : 0;
+        if (ports) {
+          std::memcpy(&key.src_port, l4, 2);
+          std::memcpy(&key.dst_port, l4 + 2, 2);
+        }
+      };
+      if (w.kind == kTrack4) {
+        AclKey4& key = acl4[a4];
+        std::memset(&key, 0, sizeof(key));
+        fill(key);
+        std::memcpy(&key.src, l3 + 12, 4);
+        std::memcpy(&key.dst, l3 + 16, 4);
+        acl4_ptrs[a4] = reinterpret_cast<const uint8_t*>(&key);
+        acl4_idx[a4++] = i;
+      } else {
+        AclKey6& key = acl6[a6];
+        std::memset(&key, 0, sizeof(key));
+        fill(key);
+        std::memcpy(key.src, reinterpret_cast<const Ipv6Header*>(l3)->src, 16);
+        std::memcpy(key.dst, reinterpret_cast<const Ipv6Header*>(l3)->dst, 16);
+        acl6_ptrs[a6] = reinterpret_cast<const uint8_t*>(&key);
+        acl6_idx[a6++] = i;
+      }
+    }
+    if (a4) rules->classify4(acl4_ptrs, results4, a4);
+    if (a6) rules->classify6(acl6_ptrs, results6, a6);
+    for (unsigned k = 0; k < a4; ++k) work[acl4_idx[k]].rule = results4[k];
+    for (unsigned k = 0; k < a6; ++k) work[acl6_idx[k]].rule = results6[k];
+    classified = a4 + a6;
+  }
+
+  // Pass 5: act.
+  auto& rule_counters = flows.rule_counters();
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    Work& w = work[i];
+    if (w.fate == kDrop) {  // decided in pass 1
+      drop(burst, m, w.reason);
+      continue;
+    }
+    if (w.kind == kUntracked || w.cls == kPass) {
+      if (w.kind != kUntracked) ++untracked;
+      burst.pkts[kept++] = m;
+      continue;
+    }
+    const PacketMeta& pm = meta(m);
+    Action action = Action::Accept;
+    if (rules && w.needs_egress) {
+      if (w.rule) {
+        action = rules->rule(w.rule).action;
+        rule_counters[w.rule].packets.inc();
+        rule_counters[w.rule].bytes.add(rte_pktmbuf_pkt_len(m));
+        ++rule_hits;
+      } else if (w.cls == kNew) {
+        action = rules->policy(rules->zone_of_port(port_id_), rules->zone_of_port(w.out_port));
+        if (action == Action::Accept) ++policy_accepted;
+        else ++policy_dropped;
+      } else if (w.cls == kInvalid) {
+        action = Action::Drop;  // no rule took it: invalid packets do not pass
+      }
+    }
+    if (w.cls == kInvalid) {
+      ++invalid;
+      if (action == Action::Drop) {
+        drop(burst, m, w.reason);
+        continue;
+      }
+      if (action == Action::Accept) {
+        ++invalid_forwarded;
+        burst.pkts[kept++] = m;
+        continue;
+      }
+    }
+    if (action == Action::Drop) {
+      drop(burst, m, Drop::FirewallDrop);
+      continue;
+    }
+    if (action == Action::Reject) {
+      reject(burst, m, pm, routes);
+      continue;
+    }
+    if (w.cls == kNew) {
+      const bool ok = w.kind == kTrack4 ? insert(w, m, pm, settings, table4, keys4[i])
+                                        : insert(w, m, pm, settings, *table6, keys6[i]);
+      if (!ok) {
+        drop(burst, m, Drop::FlowTableFull);
+        continue;
+      }
+      ++new_flows;
+    }
+    burst.pkts[kept++] = m;
+  }
+  burst.count = kept;
+
+  if (tracked) tracked_.add(tracked);
+  if (established) established_.add(established);
+  if (related) related_.add(related);
+  if (new_flows) new_flows_.add(new_flows);
+  if (invalid) invalid_.add(invalid);
+  if (invalid_forwarded) invalid_forwarded_.add(invalid_forwarded);
+  if (untracked) untracked_.add(untracked);
+  if (classified) classified_.add(classified);
+  if (rule_hits) rule_hits_.add(rule_hits);
+  if (policy_accepted) policy_accepted_.add(policy_accepted);
+  if (policy_dropped) policy_dropped_.add(policy_dropped);
+  if (later_fragments) later_fragments_.add(later_fragments);
+}
+
+void ConntrackStage::read_counters(NamedCounters& out) const {
+  out.emplace_back("tracked", tracked_.get());
+  out.emplace_back("established", established_.get());
+  out.emplace_back("related", related_.get());
+  out.emplace_back("new_flows", new_flows_.get());
+  out.emplace_back("invalid", invalid_.get());
+  out.emplace_back("invalid_forwarded", invalid_forwarded_.get());
+  out.emplace_back("untracked", untracked_.get());
+  out.emplace_back("later_fragments", later_fragments_.get());
+  out.emplace_back("classified", classified_.get());
+  out.emplace_back("rule_hits", rule_hits_.get());
+  out.emplace_back("policy_accepted", policy_accepted_.get());
+  out.emplace_back("policy_dropped", policy_dropped_.get());
+  out.emplace_back("resets_sent", resets_sent_.get());
+  out.emplace_back("unreachables_sent", unreachables_sent_.get());
+  out.emplace_back("reject_rate_limited", reject_rate_limited_.get());
+}
+
+}  // namespace sluice::pipeline

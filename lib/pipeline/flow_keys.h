@@ -1,0 +1,54 @@
+// The flow key of a parsed packet, shared by the conntrack stage (to find its flow) and
+// the steer stage (to send it to the worker that owns that flow): the normalised
+// 5-tuple plus the conntrack zone; for an ICMP error, the key of the packet it quotes;
+// for an ICMP query or answer, the identifier in place of the ports.
+#pragma once
+
+#include <cstdint>
+
+#include <rte_mbuf.h>
+
+#include "flow/flow_key.h"
+#include "pipeline/packet_meta.h"
+#include "stats/drop.h"
+
+namespace sluice::pipeline {
+
+enum class KeyKind : uint8_t {
+  Untracked,      // not IP, link-scope ICMPv6 (ND, MLD), or IPv6 without an IPv6 table
+  Ipv4,           // key4 filled
+  Ipv6,           // key6 filled
+  LaterFragment,  // a non-first fragment: no ports, no key
+};
+
+struct PacketKey {
+  KeyKind kind = KeyKind::Untracked;
+  uint8_t sender_slot = 0;  // the key slot the packet's sender holds
+  bool related = false;     // an ICMP error: the key is the quoted packet's
+  bool invalid = false;     // IP, but no key can be made (reason says why); kind says the family
+  Drop reason = Drop::IcmpNoFlow;
+  uint32_t hash = 0;        // key hash (valid when kind is Ipv4/Ipv6 and !invalid)
+};
+
+// `track_ipv6` false: IPv6 packets are Untracked (no IPv6 table).
+PacketKey flow_key_of(const rte_mbuf* m, const PacketMeta& pm, uint16_t zone, bool track_ipv6, flow::FlowKey4& key4,
+                      flow::FlowKey6& key6);
+
+// ICMP types: queries that open a flow and their answers, and errors that quote a
+// packet (nf_conntrack_proto_icmp.c's valid_new / invmap, icmpv6's likewise).
+inline bool icmp4_query(uint8_t type) { return type == 8 || type == 13 || type == 15 || type == 17; }
+inline bool icmp4_answer(uint8_t type) { return type == 0 || type == 14 || type == 16 || type == 18; }
+inline bool icmp4_error(uint8_t type) { return type == 3 || type == 4 || type == 5 || type == 11 || type == 12; }
+inline bool icmp6_error(uint8_t type) { return type >= 1 && type <= 4; }
+// MLD, router/neighbour discovery, redirects and the like: link-scope, never tracked.
+inline bool icmp6_link_scope(uint8_t type) {
+  return (type >= 130 && type <= 137) || type == 143 || type == 148 || type == 149;
+}
+
+// Which of `workers` owns the flow with this key hash (bits independent of the
+// flow table's bucket bits).
+inline unsigned flow_owner(uint32_t hash, unsigned workers) {
+  return static_cast<unsigned>((uint64_t(hash * 0x9e3779b1u) * workers) >> 32);
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,61 @@
+#include "pipeline/steer.h"
+
+#include "pipeline/flow_keys.h"
+
+namespace sluice::pipeline {
+
+SteerStage::SteerStage(uint16_t port_id, uint16_t conntrack_zone, unsigned self, unsigned workers, bool track_ipv6,
+                       std::vector<rte_ring*> rings)
+    : Stage("steer"),
+      port_id_(port_id),
+      zone_(conntrack_zone),
+      self_(self),
+      workers_(workers),
+      track_ipv6_(track_ipv6),
+      rings_(std::move(rings)) {}
+
+void SteerStage::process(Burst& burst) {
+  uint8_t owner_of[kMaxBurst];
+  uint64_t owners = 0;  // bit per worker that gets packets from this burst
+  uint16_t kept = 0;
+  flow::FlowKey4 key4;
+  flow::FlowKey6 key6;
+  const uint16_t n = burst.count;
+  rte_mbuf* pkts[kMaxBurst];
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    pkts[i] = m;
+    const PacketKey key = flow_key_of(m, meta(m), zone_, track_ipv6_, key4, key6);
+    const bool keyed = (key.kind == KeyKind::Ipv4 || key.kind == KeyKind::Ipv6) && !key.invalid;
+    const unsigned owner = keyed ? flow_owner(key.hash, workers_) : self_;
+    owner_of[i] = static_cast<uint8_t>(owner);
+    if (owner == self_) {
+      burst.pkts[kept++] = m;
+      continue;
+    }
+    m->port = port_id_;  // the owner runs this port's pipeline on it
+    owners |= uint64_t(1) << owner;
+  }
+  burst.count = kept;
+  if (kept) kept_.add(kept);
+  while (owners) {
+    const unsigned w = static_cast<unsigned>(__builtin_ctzll(owners));
+    owners &= owners - 1;
+    rte_mbuf* out[kMaxBurst];
+    unsigned count = 0;
+    for (uint16_t i = 0; i < n; ++i)
+      if (owner_of[i] == w) out[count++] = pkts[i];
+    const unsigned sent = rte_ring_sp_enqueue_burst(rings_[w], reinterpret_cast<void* const*>(out), count, nullptr);
+    handed_[w].add(sent);
+    for (unsigned k = sent; k < count; ++k) drop(burst, out[k], Drop::HandoffRingFull);
+  }
+}
+
+void SteerStage::read_counters(NamedCounters& out) const {
+  out.emplace_back("kept", kept_.get());
+  uint64_t handed = 0;
+  for (unsigned w = 0; w < workers_; ++w) handed += handed_[w].get();
+  out.emplace_back("handed_off", handed);
+}
+
+}  // namespace sluice::pipeline
