@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "control/http_server.h"
+#include "control/reload.h"
 #include "control/telemetry.h"
 #include "runtime/eal.h"
 #include "runtime/logging.h"
@@ -33,9 +34,11 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 std::atomic<int> g_stop_signal{0};
+std::atomic<bool> g_reload_requested{false};
 static_assert(std::atomic<int>::is_always_lock_free);
 
 void on_signal(int signo) { g_stop_signal.store(signo, std::memory_order_relaxed); }
+void on_hangup(int) { g_reload_requested.store(true, std::memory_order_relaxed); }
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -43,6 +46,10 @@ void install_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client hanging up mid-reply must not kill us
 }
 
@@ -65,6 +72,7 @@ int run(const config::Config& cfg, const std::vector<std::string>& eal_cli_args)
   }
   if (cfg.control.telemetry) control::register_telemetry(rt);
   control::HttpServer http(rt);
+  http.set_reload([&rt] { return control::reload_config(rt); });
   if (cfg.control.http.enabled && !http.start(cfg.control.http, error)) {
     spdlog::error("{}", error);
     control::unregister_telemetry();
@@ -85,6 +93,10 @@ int run(const config::Config& cfg, const std::vector<std::string>& eal_cli_args)
       next_link_poll += std::chrono::seconds(1);
     }
     rt.poll_router();
+    if (g_reload_requested.exchange(false, std::memory_order_relaxed)) {
+      spdlog::info("SIGHUP: reloading {}", cfg.source_path);
+      control::reload_config(rt);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   spdlog::info("signal {} received: stopping", strsignal(g_stop_signal.load()));

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "control/flows.h"
 #include "control/metrics.h"
 #include "control/stats.h"
 
@@ -15,12 +16,26 @@ constexpr time_t kTimeoutSeconds = 5;         // read and write: a stalled clien
 constexpr size_t kKeepAliveRequests = 100;
 constexpr size_t kMaxPayload = 64 * 1024;     // nothing here takes a body
 
-constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config", "/neighbours", "/routes"};
+constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config", "/neighbours", "/routes", "/flows",
+                                  "/flows/flush", "/reload"};
+// Paths that change state take POST only; the rest are read with GET/HEAD.
+constexpr const char* kPostPaths[] = {"/flows/flush", "/reload"};
 
 bool is_known_path(const std::string& path) {
   for (const char* p : kPaths)
     if (path == p) return true;
   return false;
+}
+bool is_post_path(const std::string& path) {
+  for (const char* p : kPostPaths)
+    if (path == p) return true;
+  return false;
+}
+
+FlowQuery query_of(const httplib::Request& req) {
+  FlowQuery q;
+  for (const auto& [key, value] : req.params) q[key] = value;
+  return q;
 }
 
 void json_reply(httplib::Response& res, const nlohmann::json& body, int status = 200) {
@@ -56,7 +71,7 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     res.set_content(render_prometheus(collect_stats(runtime_)), "text/plain; version=0.0.4; charset=utf-8");
   });
   srv.Get("/config", [this](const httplib::Request&, httplib::Response& res) {
-    json_reply(res, config::to_json(runtime_.config()));
+    json_reply(res, config::to_json(*runtime_.active_config()));
   });
   // Router views; an appliance without a route stage answers with empty lists.
   srv.Get("/neighbours", [this](const httplib::Request&, httplib::Response& res) {
@@ -68,13 +83,27 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     const router::Router* router = runtime_.router();
     json_reply(res, router ? router->routes_json() : nlohmann::json{{"routes", nlohmann::json::array()}});
   });
-
+  // Connection tracking: a page of flows from every worker, and a flush.
+  srv.Get("/flows", [this](const httplib::Request& req, httplib::Response& res) {
+    nlohmann::json out;
+    std::string why;
+    int status = 200;
+    if (!list_flows(runtime_, query_of(req), out, why, status)) json_reply(res, {{"error", why}}, status);
+    else json_reply(res, out);
+  });
   // Anything but GET/HEAD is answered before httplib reads a body: 405 with the Allow
   // header on our paths (RFC 9110 15.5.6), 404 elsewhere.
-  srv.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (req.method == "GET" || req.method == "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+  // POSTs are answered here too, before httplib would read (and, without a
+  // Content-Length, refuse) a body: these endpoints take none, `curl -X POST` works.
+  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const bool post_path = is_post_path(req.path);
+    if (post_path && req.method == "POST") {
+      handle_post(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!post_path && (req.method == "GET" || req.method == "HEAD")) return httplib::Server::HandlerResponse::Unhandled;
     if (is_known_path(req.path)) {
-      res.set_header("Allow", "GET, HEAD");
+      res.set_header("Allow", post_path ? "POST" : "GET, HEAD");
       json_reply(res, {{"error", "method " + req.method + " not allowed on " + req.path}}, 405);
     } else {
       json_reply(res, {{"error", "no such path: " + req.path}}, 404);
@@ -106,8 +135,28 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     return false;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes on http://{}:{}", config.address, config.port);
+  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows (GET), /flows/flush /reload "
+               "(POST) on http://{}:{}",
+               config.address, config.port);
   return true;
+}
+
+void HttpServer::handle_post(const httplib::Request& req, httplib::Response& res) {
+  if (req.path == "/reload") {
+    if (!reload_) {
+      json_reply(res, {{"error", "reload is not available"}}, 503);
+      return;
+    }
+    ReloadResult result = reload_();
+    json_reply(res, result.json(), result.ok ? 200 : result.status);
+    return;
+  }
+  // /flows/flush
+  nlohmann::json out;
+  std::string why;
+  int status = 200;
+  if (!flush_flows(runtime_, query_of(req), out, why, status)) json_reply(res, {{"error", why}}, status);
+  else json_reply(res, out);
 }
 
 void HttpServer::stop() {

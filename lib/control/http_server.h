@@ -1,17 +1,23 @@
-// The HTTP control endpoint (cpp-httplib): /health, /stats, /metrics, /config.
+// The HTTP control endpoint (cpp-httplib): /health, /stats, /metrics, /config,
+// /neighbours, /routes, /flows (GET) and /flows/flush, /reload (POST).
 // Runs on its own small thread pool pinned with the control thread, never on a worker
-// lcore; handlers only read counters, so no client can slow the data plane down.
+// lcore; handlers read counters, and reach the workers' flow tables only through their
+// mailboxes, so no client can slow the data plane down.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "config/config.h"
+#include "control/reload.h"
 #include "runtime/runtime.h"
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace sluice::control {
@@ -23,12 +29,17 @@ class HttpServer {
 
   // Binds (so a port in use is reported at start-up) and starts serving.
   bool start(const config::HttpConfig& config, std::string& error);
+  // What POST /reload runs (the same as SIGHUP); unset: 503.
+  void set_reload(std::function<ReloadResult()> reload) { reload_ = std::move(reload); }
   void stop();
 
  private:
+  void handle_post(const httplib::Request& req, httplib::Response& res);
+
   const runtime::Runtime& runtime_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
+  std::function<ReloadResult()> reload_;
 };
 
 }  // namespace sluice::control

@@ -108,6 +108,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
       {"tx_packets", "Packets the worker's TX queues handed to the PMD."},
       {"busy_cycles", "TSC cycles spent in busy poll rounds."},
       {"inject_dropped", "Slow-path packets for a port this worker has no TX queue on (freed; a bug if not 0)."},
+      {"handoff_received", "Packets other workers steered to this one (software steering)."},
   };
   for (const auto& [key, help] : lcore_metrics) {
     std::string metric = std::string("sluice_lcore_") + key + "_total";
@@ -138,6 +139,49 @@ std::string render_prometheus(const nlohmann::json& stats) {
 
   e.family("sluice_drops_total", "counter", "Packets dropped anywhere in the pipeline, by reason.");
   for (const auto& [reason, value] : stats["drops"].items()) e.sample("sluice_drops_total", {{"reason", reason}}, value);
+
+  if (stats.contains("flows")) {
+    const nlohmann::json& flows = stats["flows"];
+    e.family("sluice_flows_active", "gauge", "Flows in the worker's flow tables (nf_conntrack_count).");
+    e.family("sluice_flows_max", "gauge", "Flow table capacity of the worker, IPv4 and IPv6 (nf_conntrack_max).");
+    static const std::pair<const char*, const char*> flow_counters[] = {
+        {"created", "Flows created."},
+        {"expired", "Flows removed by their timeout."},
+        {"evicted", "Unassured flows removed to make room for new ones (early drop)."},
+        {"flushed", "Flows removed by a flush request."},
+        {"reopened", "Closed or TIME_WAIT TCP flows replaced by a new connection on the same tuple."},
+    };
+    for (const auto& [key, help] : flow_counters) e.family(std::string("sluice_flows_") + key + "_total", "counter", help);
+    e.family("sluice_flows_state", "gauge", "Flows by protocol and state.");
+    for (const auto& lc : flows["lcores"]) {
+      const std::string lcore = std::to_string(lc["lcore"].get<unsigned>());
+      e.sample("sluice_flows_active", {{"lcore", lcore}}, lc["active"]);
+      e.sample("sluice_flows_max", {{"lcore", lcore}}, lc["max"]);
+      for (const auto& [key, help] : flow_counters)
+        e.sample(std::string("sluice_flows_") + key + "_total", {{"lcore", lcore}}, lc[key]);
+      for (const auto& [state, value] : lc["states"].items())
+        e.sample("sluice_flows_state", {{"lcore", lcore}, {"state", state}}, value);
+    }
+    e.family("sluice_handoff_packets_total", "counter", "Packets software steering handed from one worker to another.");
+    for (const auto& h : flows["handoffs"])
+      e.sample("sluice_handoff_packets_total",
+               {{"from", std::to_string(h["from"].get<unsigned>())}, {"to", std::to_string(h["to"].get<unsigned>())}},
+               h["packets"]);
+    e.family("sluice_flows_memory_bytes", "gauge", "Memory reserved for the flow tables, all workers.");
+    e.sample("sluice_flows_memory_bytes", {}, flows["memory_bytes"]);
+  }
+  if (stats.contains("firewall")) {
+    const nlohmann::json& fw = stats["firewall"];
+    e.family("sluice_firewall_generation", "gauge", "Generation of the firewall rules in force (1 at start, +1 per reload).");
+    e.sample("sluice_firewall_generation", {}, fw["generation"]);
+    e.family("sluice_firewall_rule_packets_total", "counter", "Packets matched by the rule since it was loaded.");
+    e.family("sluice_firewall_rule_bytes_total", "counter", "Bytes matched by the rule since it was loaded.");
+    for (const auto& rule : fw["rules"]) {
+      std::vector<std::pair<std::string, std::string>> labels = {{"rule", rule["name"]}, {"action", rule["action"]}};
+      e.sample("sluice_firewall_rule_packets_total", labels, rule["packets"]);
+      e.sample("sluice_firewall_rule_bytes_total", labels, rule["bytes"]);
+    }
+  }
 
   e.family("sluice_mempool_size", "gauge", "Mbufs in the pool.");
   e.family("sluice_mempool_in_use", "gauge", "Mbufs currently taken from the pool.");

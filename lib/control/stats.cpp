@@ -82,6 +82,103 @@ nlohmann::json port_json(const runtime::Port& port) {
   return j;
 }
 
+// Connection tracking, per worker and in total (nf_conntrack_count / _max and the
+// conntrack -S counters).
+nlohmann::json flows_json(const runtime::Runtime& runtime) {
+  const auto& contexts = runtime.flow_contexts();
+  nlohmann::json lcores = nlohmann::json::array();
+  uint64_t active = 0, max = 0, memory = 0;
+  std::array<uint64_t, flow::kStateSlots> states{};
+  uint64_t created = 0, expired = 0, evicted = 0, flushed = 0, reopened = 0;
+  for (size_t w = 0; w < contexts.size(); ++w) {
+    const flow::FlowContext& ctx = *contexts[w];
+    const flow::FlowCounters& c = ctx.counters();
+    nlohmann::json by_state = nlohmann::json::object();
+    for (unsigned slot = 0; slot < flow::kStateSlots; ++slot) {
+      const uint64_t n = c.by_state[slot].get();
+      states[slot] += n;
+      if (n) by_state[std::string(flow::state_slot_name(slot))] = n;
+    }
+    nlohmann::json row = {{"lcore", runtime.workers()[w]->lcore_id()},
+                          {"active", ctx.active()},
+                          {"max", ctx.capacity()},
+                          {"active_ipv4", ctx.table4().active()},
+                          {"max_ipv4", ctx.table4().capacity()},
+                          {"active_ipv6", ctx.table6() ? ctx.table6()->active() : 0},
+                          {"max_ipv6", ctx.table6() ? ctx.table6()->capacity() : 0},
+                          {"created", c.created.get()},
+                          {"expired", c.expired.get()},
+                          {"evicted", c.evicted.get()},
+                          {"flushed", c.flushed.get()},
+                          {"reopened", c.reopened.get()},
+                          {"states", std::move(by_state)}};
+    active += ctx.active();
+    max += ctx.capacity();
+    memory += ctx.memory_bytes();
+    created += c.created.get();
+    expired += c.expired.get();
+    evicted += c.evicted.get();
+    flushed += c.flushed.get();
+    reopened += c.reopened.get();
+    lcores.push_back(std::move(row));
+  }
+  // Software steering: packets each worker handed to each other one.
+  nlohmann::json handoffs = nlohmann::json::array();
+  if (runtime.software_steering()) {
+    const auto& workers = runtime.workers();
+    for (size_t from = 0; from < workers.size(); ++from) {
+      std::vector<uint64_t> to(workers.size(), 0);
+      for (const auto& p : workers[from]->pipelines())
+        for (const auto& stage : p->stages())
+          if (stage->name() == "steer")
+            for (size_t w = 0; w < workers.size(); ++w)
+              to[w] += static_cast<const pipeline::SteerStage&>(*stage).handed_to(static_cast<unsigned>(w));
+      for (size_t w = 0; w < workers.size(); ++w)
+        if (w != from)
+          handoffs.push_back({{"from", workers[from]->lcore_id()}, {"to", workers[w]->lcore_id()}, {"packets", to[w]}});
+    }
+  }
+  nlohmann::json total_states = nlohmann::json::object();
+  for (unsigned slot = 0; slot < flow::kStateSlots; ++slot)
+    total_states[std::string(flow::state_slot_name(slot))] = states[slot];
+  return {{"active", active},     {"max", max},          {"created", created},   {"expired", expired},
+          {"evicted", evicted},   {"flushed", flushed},  {"reopened", reopened}, {"memory_bytes", memory},
+          {"entry_bytes", {{"ipv4", sizeof(flow::FlowEntry4)}, {"ipv6", sizeof(flow::FlowEntry6)}}},
+          {"steering", runtime.software_steering() ? "software" : "hardware"},
+          {"states", std::move(total_states)}, {"lcores", std::move(lcores)}, {"handoffs", std::move(handoffs)}};
+}
+
+const char* action_name(config::FirewallAction a) {
+  switch (a) {
+    case config::FirewallAction::Accept: return "accept";
+    case config::FirewallAction::Drop: return "drop";
+    default: return "reject";
+  }
+}
+
+// Rule counters summed over the workers that have caught up with the current rules.
+nlohmann::json firewall_json(const runtime::Runtime& runtime) {
+  return runtime.with_policy([&](const firewall::Policy* policy) -> nlohmann::json {
+    if (!policy || !policy->rules) return nullptr;
+    const firewall::Ruleset& rules = *policy->rules;
+    nlohmann::json list = nlohmann::json::array();
+    for (uint32_t i = 1; i <= rules.rule_count(); ++i) {
+      uint64_t packets = 0, bytes = 0;
+      for (const auto& ctx : runtime.flow_contexts()) {
+        if (ctx->rule_generation() != policy->generation) continue;  // still counting older rules
+        packets += ctx->rule_counters()[i].packets.get();
+        bytes += ctx->rule_counters()[i].bytes.get();
+      }
+      list.push_back({{"index", i},
+                      {"name", rules.rule(i).name},
+                      {"action", action_name(rules.rule(i).action)},
+                      {"packets", packets},
+                      {"bytes", bytes}});
+    }
+    return {{"generation", policy->generation}, {"rules", std::move(list)}};
+  });
+}
+
 }  // namespace
 
 double uptime_seconds(const runtime::Runtime& runtime) {
@@ -128,6 +225,7 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
                       {"tx_packets", tx_packets},
                       {"busy_cycles", busy_cycles},
                       {"inject_dropped", worker->injected_dropped()},
+                      {"handoff_received", worker->handoff_received()},
                       {"cycles_per_packet", rx ? double(busy_cycles) / double(rx) : 0.0}});
   }
   out["lcores"] = std::move(lcores);
@@ -175,6 +273,12 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
   }
   out["drops"] = std::move(drops);
   out["drops_total"] = drops_total;
+
+  if (!runtime.flow_contexts().empty()) {
+    out["flows"] = flows_json(runtime);
+    nlohmann::json fw = firewall_json(runtime);
+    if (!fw.is_null()) out["firewall"] = std::move(fw);
+  }
 
   nlohmann::json pools = nlohmann::json::array();
   for (const auto& mp : runtime.mempools()) {

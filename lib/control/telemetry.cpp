@@ -7,6 +7,7 @@
 
 #include <rte_telemetry.h>
 
+#include "control/flows.h"
 #include "control/stats.h"
 
 namespace sluice::control {
@@ -128,6 +129,61 @@ int neighbours_cmd(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+// "/sluice/flows[,key=value,...]": a page of flows (the /flows parameters), one nested
+// dict per flow; "next_cursor" continues.
+int flows_cmd(const char*, const char* params, rte_tel_data* d) {
+  std::shared_lock lock(g_runtime_mutex);
+  if (g_runtime == nullptr) return -EAGAIN;
+  FlowQuery query;
+  std::string error;
+  if (params && !parse_query_list(params, query, error)) return -EINVAL;
+  if (!query.count("limit")) query["limit"] = "20";  // a telemetry reply holds about 16 KiB
+  nlohmann::json out;
+  int status = 0;
+  rte_tel_data_start_dict(d);
+  if (!list_flows(*g_runtime, query, out, error, status)) {
+    add_value(d, "error", error);
+    return 0;
+  }
+  add_value(d, "count", out["count"]);
+  add_value(d, "active", out["active"]);
+  add_value(d, "next_cursor", out["next_cursor"].is_null() ? std::string("-") : out["next_cursor"].get<std::string>());
+  unsigned i = 0;
+  for (const auto& f : out["flows"]) add_nested(d, "flow_" + std::to_string(i++), f);
+  return 0;
+}
+
+// "/sluice/flows_flush[,key=value,...]": removes the matching flows.
+int flows_flush_cmd(const char*, const char* params, rte_tel_data* d) {
+  std::shared_lock lock(g_runtime_mutex);
+  if (g_runtime == nullptr) return -EAGAIN;
+  FlowQuery query;
+  std::string error;
+  if (params && !parse_query_list(params, query, error)) return -EINVAL;
+  nlohmann::json out;
+  int status = 0;
+  rte_tel_data_start_dict(d);
+  if (!flush_flows(*g_runtime, query, out, error, status)) add_value(d, "error", error);
+  else add_value(d, "flushed", out["flushed"]);
+  return 0;
+}
+
+// "/sluice/firewall": rule counters and the flow totals.
+int firewall_cmd(const char*, const char*, rte_tel_data* d) {
+  return with_stats(d, [d](const nlohmann::json& stats) {
+    if (stats.contains("flows")) {
+      nlohmann::json totals = stats["flows"];
+      totals.erase("lcores");
+      add_flat(d, totals);
+    }
+    if (stats.contains("firewall")) {
+      add_value(d, "generation", stats["firewall"]["generation"]);
+      for (const auto& rule : stats["firewall"]["rules"]) add_nested(d, "rule_" + rule["name"].get<std::string>(), rule);
+    }
+    return 0;
+  });
+}
+
 }  // namespace
 
 void register_telemetry(const runtime::Runtime& runtime) {
@@ -146,6 +202,13 @@ void register_telemetry(const runtime::Runtime& runtime) {
                              "Sluice ARP/ND cache: address, port, MAC, state, age. Takes no parameters");
   rte_telemetry_register_cmd("/sluice/lcores", lcores_cmd,
                              "Sluice worker lcores: polls, packets, cycles. Parameters: optional lcore id");
+  rte_telemetry_register_cmd("/sluice/flows", flows_cmd,
+                             "Sluice tracked flows. Parameters: key=value,... (address, port, protocol, state, zone, "
+                             "limit, cursor)");
+  rte_telemetry_register_cmd("/sluice/flows_flush", flows_flush_cmd,
+                             "Removes tracked flows. Parameters: key=value,... (address, port, protocol, state, zone)");
+  rte_telemetry_register_cmd("/sluice/firewall", firewall_cmd,
+                             "Sluice flow totals and firewall rule counters. Takes no parameters");
 }
 
 void unregister_telemetry() {

@@ -1,0 +1,33 @@
+// The control plane's view of the flow tables: listing and flushing flows on every
+// worker through its mailbox (the worker answers within a poll round, the tables stay
+// single-writer), and the query language /flows and /sluice/flows share.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/runtime.h"
+
+namespace sluice::control {
+
+// Query parameters: address (IP or prefix, either side), port (either side), protocol
+// (tcp, udp, icmp, icmpv6 or a number), state (established, syn_sent, unreplied, ...
+// or a state slot like udp_replied), zone (conntrack zone), limit (1..10000, default
+// 100; listing only), cursor (from a previous page's next_cursor).
+using FlowQuery = std::map<std::string, std::string>;
+
+// A page of flows as JSON: {"flows": [...], "count": N, "next_cursor": "..." or null}.
+// On a bad parameter or a worker that does not answer: false, `error` and `status`
+// (400 or 503) set.
+bool list_flows(const runtime::Runtime& runtime, const FlowQuery& query, nlohmann::json& out, std::string& error,
+                int& status);
+// Removes the matching flows on every worker: {"flushed": N}.
+bool flush_flows(const runtime::Runtime& runtime, const FlowQuery& query, nlohmann::json& out, std::string& error,
+                 int& status);
+
+// "a=b,c=d" (telemetry parameters) into a query; false on a malformed pair.
+bool parse_query_list(const std::string& text, FlowQuery& out, std::string& error);
+
+}  // namespace sluice::control
