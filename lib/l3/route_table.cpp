@@ -25,6 +25,17 @@ RouteTable::~RouteTable() {
 uint64_t RouteTable::add_group(const std::vector<NextHop>& hops) {
   groups_.push_back(HopGroup{static_cast<uint16_t>(hops_.size()), static_cast<uint16_t>(hops.size())});
   hops_.insert(hops_.end(), hops.begin(), hops.end());
+  FastHop fast{};
+  if (hops.size() == 1 && hops[0].kind == HopKind::Neighbour && hops[0].neighbour >= 0) {
+    const Interface& out = interfaces_[hops[0].port_id];
+    fast.port_id = hops[0].port_id;
+    fast.mtu = out.mtu;
+    fast.neighbour = hops[0].neighbour;
+    std::memcpy(&fast.src_mac_head, out.mac.addr_bytes, 2);
+    std::memcpy(&fast.src_mac_tail, out.mac.addr_bytes + 2, 4);
+    fast.simple = 1;
+  }
+  fast_.push_back(fast);
   return groups_.size() - 1;
 }
 
@@ -32,6 +43,7 @@ std::unique_ptr<RouteTable> RouteTable::build(const config::Config& config, cons
                                               const PortMacs& macs, std::string& error, const PinGateway& pin) {
   std::unique_ptr<RouteTable> table(new RouteTable());
   table->groups_.push_back(HopGroup{0, 0});  // group 0: no route
+  table->fast_.push_back(FastHop{});
 
   // Everything to install, most specific last wins nothing: rte_fib keeps one next hop
   // per prefix, so later entries for the same prefix replace earlier ones. Static routes

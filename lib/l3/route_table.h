@@ -39,6 +39,20 @@ struct HopGroup {
   uint16_t count;
 };
 
+// A group the fast path can forward with one 16-byte load: one next hop, a gateway
+// whose neighbour entry is pinned. Everything else (ECMP, on-link, local, broadcast)
+// has `simple` 0 and takes the general lookup.
+struct FastHop {
+  uint16_t port_id;
+  uint16_t mtu;
+  int32_t neighbour;
+  uint16_t src_mac_head;  // the egress MAC's first two bytes, as they sit in the frame
+  uint8_t simple;
+  uint8_t pad;
+  uint32_t src_mac_tail;  // its last four
+};
+static_assert(sizeof(FastHop) == 16);
+
 // A routed port as the fast path needs it.
 struct Interface {
   bool routed = false;
@@ -92,6 +106,7 @@ class RouteTable {
     return hops_[g.first + (g.count == 1 ? 0 : flow_hash % g.count)];
   }
   bool multipath(uint64_t group) const { return groups_[group].count > 1; }
+  const FastHop& fast_hop(uint64_t group) const { return fast_[group]; }
   const Interface& interface(uint16_t port_id) const { return interfaces_[port_id]; }
 
   // Control thread: single lookups (slow path), and the listing for /routes.
@@ -110,6 +125,7 @@ class RouteTable {
   rte_fib6* fib6_ = nullptr;
   std::vector<NextHop> hops_;
   std::vector<HopGroup> groups_;
+  std::vector<FastHop> fast_;  // by group, like groups_
   std::array<Interface, RTE_MAX_ETHPORTS> interfaces_{};
   std::vector<Entry> entries_;
 };

@@ -1,5 +1,8 @@
 #include "pipeline/parse.h"
 
+#include <cstring>
+
+#include <rte_byteorder.h>
 #include <rte_prefetch.h>
 
 #include "net/headers.h"
@@ -155,6 +158,57 @@ std::optional<Drop> parse_ipv6(const View& view, PacketMeta& pm, ParseCounts& co
   }
 }
 
+// The common case in a dozen compares: an untagged IPv4 frame without options or
+// fragmentation, carrying TCP, UDP or ICMP, all in the first segment. The checks are
+// parse_ipv4/parse_l4's own; anything else (or anything wrong) takes the full walk,
+// which names the reason.
+inline bool parse_simple_ipv4(rte_mbuf* m, PacketMeta& pm, ParseCounts& counts) {
+  constexpr uint32_t kL3 = sizeof(EthernetHeader), kL4 = kL3 + sizeof(Ipv4Header);
+  const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint32_t contiguous = rte_pktmbuf_data_len(m);
+  if (contiguous < kL4 + sizeof(UdpHeader) || contiguous > rte_pktmbuf_pkt_len(m)) return false;
+  uint16_t ether_type;
+  std::memcpy(&ether_type, data + 12, 2);
+  if (ether_type != rte_cpu_to_be_16(kEtherTypeIpv4) || data[kL3] != 0x45) return false;
+  const auto* ip = reinterpret_cast<const Ipv4Header*>(data + kL3);
+  const uint32_t total = ip->total_length.value();
+  if (kL3 + total > contiguous || (ip->fragment.value() & 0x3fff) != 0) return false;
+  const uint8_t* l4 = data + kL4;
+  const uint32_t payload = total - sizeof(Ipv4Header);  // total >= 28: the first check and this one
+  switch (ip->protocol) {
+    case kIpProtoUdp: {
+      if (total < sizeof(Ipv4Header) + sizeof(UdpHeader)) return false;
+      const uint32_t udp_len = reinterpret_cast<const UdpHeader*>(l4)->length.value();
+      if (udp_len < sizeof(UdpHeader) || udp_len > payload) return false;
+      ++counts.udp;
+      break;
+    }
+    case kIpProtoTcp: {
+      if (total < sizeof(Ipv4Header) + sizeof(TcpHeader)) return false;
+      const uint32_t header_len = reinterpret_cast<const TcpHeader*>(l4)->header_len();
+      if (header_len < sizeof(TcpHeader) || header_len > payload) return false;
+      ++counts.tcp;
+      break;
+    }
+    case kIpProtoIcmp:
+      if (payload < sizeof(IcmpHeader)) return false;
+      ++counts.icmp;
+      break;
+    default:
+      return false;
+  }
+  ++counts.ipv4;
+  PacketMeta fresh{};
+  fresh.l3_offset = kL3;
+  fresh.l4_offset = kL4;
+  fresh.l3_length = static_cast<uint16_t>(total);
+  fresh.out_port = kNoPort;
+  fresh.l3 = L3::Ipv4;
+  fresh.l4_proto = ip->protocol;
+  pm = fresh;
+  return true;
+}
+
 }  // namespace
 
 std::optional<Drop> ParseStage::parse_packet(rte_mbuf* m, ParseCounts& counts) {
@@ -212,6 +266,10 @@ void ParseStage::process(Burst& burst) {
   for (uint16_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(burst.pkts[i + kPrefetchAhead], void*));
     rte_mbuf* m = burst.pkts[i];
+    if (parse_simple_ipv4(m, meta(m), counts)) [[likely]] {
+      burst.pkts[kept++] = m;
+      continue;
+    }
     if (auto reason = parse_packet(m, counts)) [[unlikely]] {
       drop(burst, m, *reason);
       continue;

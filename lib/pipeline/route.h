@@ -41,6 +41,8 @@ class RouteStage final : public Stage {
 
  private:
   struct Pending;
+  bool process_simple(Burst& burst, const l3::RouteTable& table);
+  void process_any(Burst& burst, const l3::RouteTable& table);
   bool check_ipv4(rte_mbuf* m, PacketMeta& pm, Drop& reason);
   bool check_ipv6(rte_mbuf* m, PacketMeta& pm, Drop& reason, bool& punt);
   void send_icmp_error(Burst& burst, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable& table, uint8_t type,
