@@ -1,5 +1,6 @@
 #include "router/router.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -80,6 +81,8 @@ Router::~Router() {
 
 bool Router::start(const l3::RouteTable::PortIds& port_ids, const l3::RouteTable::PortMacs& macs, std::string& error) {
   for (const auto& [name, id] : port_ids) port_names_[id] = name;
+  port_ids_ = port_ids;
+  macs_ = macs;
   uint64_t now = now_ms();
   for (const auto& n : config_.neighbours) {
     NeighbourKey key = NeighbourKey::of(port_ids.at(n.port), n.address);
@@ -108,6 +111,33 @@ bool Router::start(const l3::RouteTable::PortIds& port_ids, const l3::RouteTable
   routes_->publish(std::move(table));
   spdlog::info("router: {} routes and addresses installed, {} static neighbours",
                routes_->get()->entries().size(), config_.neighbours.size());
+  return true;
+}
+
+bool Router::reload_routes(const config::Config& next, std::string& error) {
+  std::lock_guard lock(mutex_);
+  const uint64_t now = now_ms();
+  std::vector<NeighbourKey> gateways;
+  auto pin = [&](uint16_t port, const net::IpAddr& gateway) -> int32_t {
+    NeighbourKey key = NeighbourKey::of(port, gateway);
+    gateways.push_back(key);
+    Entry* e = neighbours_->find(key);
+    if (!e) e = neighbours_->create(key, now);
+    if (!e) return -1;
+    e->pinned = true;
+    return e->position;
+  };
+  auto table = l3::RouteTable::build(next, port_ids_, macs_, error, pin);
+  if (!table) return false;
+  const size_t routes = table->entries().size();
+  routes_->publish(std::move(table));  // no worker holds the old table after this
+  unsigned unpinned = 0;
+  for (auto& [key, e] : neighbours_->entries()) {
+    if (!e.pinned || std::find(gateways.begin(), gateways.end(), key) != gateways.end()) continue;
+    e.pinned = false;  // no route points at its position any more: it may age out
+    ++unpinned;
+  }
+  spdlog::info("router: reloaded {} routes and addresses ({} gateway(s) no longer used)", routes, unpinned);
   return true;
 }
 

@@ -40,6 +40,10 @@ class Router {
   bool start(const l3::RouteTable::PortIds& port_ids, const l3::RouteTable::PortMacs& macs, std::string& error);
   // Announces our addresses (gratuitous ARP, unsolicited NA). After workers launch.
   void announce();
+  // Reload: builds the route table of `next` (same ports; its routes may differ) and
+  // publishes it under running workers. New gateways are pinned and resolved like at
+  // start; gateways no route uses any more are unpinned and age out. Any thread.
+  bool reload_routes(const config::Config& next, std::string& error);
 
   pipeline::L3Context context_for(unsigned worker) const;
   rte_ring* inject_ring(unsigned worker) const { return inject_rings_[worker]; }
@@ -87,6 +91,8 @@ class Router {
   std::vector<rte_ring*> inject_rings_;
   std::vector<std::unique_ptr<l3::TokenBucket>> icmp_buckets_;
   std::map<uint16_t, std::string> port_names_;
+  l3::RouteTable::PortIds port_ids_;
+  l3::RouteTable::PortMacs macs_{};
   uint64_t last_timer_ms_ = 0;
   mutable std::mutex mutex_;  // entries vs. the HTTP/telemetry readers
 

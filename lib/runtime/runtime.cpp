@@ -370,6 +370,7 @@ nlohmann::json restart_part(const config::Config& config) {
   nlohmann::json j = config::to_json(config);
   j.erase("firewall");
   j.erase("logging");
+  j.erase("routes");
   if (j.contains("conntrack")) {
     for (const char* key : {"timeouts", "tcp_liberal", "tcp_loose", "later_fragments"}) j["conntrack"].erase(key);
   }
@@ -396,20 +397,28 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
     for (auto it = before.begin(); it != before.end(); ++it)
       if (!after.contains(it.key())) changed += (changed.empty() ? "" : ", ") + it.key();
     error = "reload refused: " + changed +
-            " changed, which needs a restart (a reload applies firewall, conntrack timeouts/tcp_liberal/tcp_loose/"
-            "later_fragments and logging); nothing was applied";
+            " changed, which needs a restart (a reload applies routes, firewall, conntrack timeouts/tcp_liberal/"
+            "tcp_loose/later_fragments and logging); nothing was applied";
     return false;
   }
   generation = 0;
+  // Everything is built before anything is published: a refusal changes nothing.
+  std::unique_ptr<firewall::Policy> policy;
   if (policy_) {
     const uint32_t next_generation = policy_->get()->generation + 1;
-    std::unique_ptr<firewall::Policy> policy = firewall::Policy::build(*next, port_ids_, next_generation, error);
+    policy = firewall::Policy::build(*next, port_ids_, next_generation, error);
     if (!policy) {
       error = "reload refused: " + error + "; the running rules stay";
       return false;
     }
+  }
+  if (router_ && to_json(current)["routes"] != to_json(*next)["routes"] && !router_->reload_routes(*next, error)) {
+    error = "reload refused: " + error + "; the running routes stay";
+    return false;
+  }
+  if (policy) {
+    generation = policy->generation;
     policy_->publish(std::move(policy));  // returns once no worker can hold the old one
-    generation = next_generation;
   }
   reloaded_ = std::move(next);
   return true;
