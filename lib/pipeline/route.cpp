@@ -309,6 +309,7 @@ bool RouteStage::process_simple(Burst& burst, const l3::RouteTable& table) {
     }
   }
   forwarded4_.add(n);
+  route_lookups_.add(n);  // counted once the burst is ours (a fallback counts its own)
   return true;
 }
 
@@ -489,6 +490,7 @@ void RouteStage::process_any(Burst& burst, const l3::RouteTable& table) {
     key_ptrs[n_keys] = &key;
     key_of[i] = static_cast<int16_t>(n_keys++);
   }
+  if (n4 + n6) route_lookups_.add(n4 + n6);
   if (misses) route_misses_.add(misses);
 
   // Pass 4: one bulk neighbour lookup; decrement TTL, rewrite MACs.
@@ -555,6 +557,7 @@ void RouteStage::read_counters(NamedCounters& out) const {
   out.emplace_back("ipv6_forwarded", forwarded6_.get());
   out.emplace_back("ipv4_local", local4_.get());
   out.emplace_back("ipv6_local", local6_.get());
+  out.emplace_back("route_lookups", route_lookups_.get());
   out.emplace_back("route_misses", route_misses_.get());
   out.emplace_back("neighbour_misses", neighbour_misses_.get());
   out.emplace_back("punted", punted_.get());

@@ -52,7 +52,7 @@ class RouteStage final : public Stage {
   L3Context ctx_;
   const TxQueues* tx_queues_;
   uint64_t hz_;
-  Counter forwarded4_, forwarded6_, local4_, local6_, route_misses_, neighbour_misses_, punted_,
+  Counter forwarded4_, forwarded6_, local4_, local6_, route_lookups_, route_misses_, neighbour_misses_, punted_,
       icmp_echo_replies_, icmp_time_exceeded_, icmp_unreachable_, icmp_too_big_, icmp_rate_limited_,
       icmp_no_mbuf_;
 };

@@ -1,5 +1,7 @@
 #include "runtime/port.h"
 
+#include <string_view>
+
 #include <array>
 
 #include <spdlog/spdlog.h>
@@ -146,14 +148,27 @@ bool configure_and_start(Port& port, rte_mempool* pool, const std::string& confi
   if (cfg.promiscuous) {
     rc = rte_eth_promiscuous_enable(id);
     if (rc != 0) spdlog::warn("port {}: cannot enable promiscuous mode: {}", port.name, rte_strerror(-rc));
+  } else if (!cfg.ipv6.empty()) {
+    // Neighbour discovery speaks to solicited-node and all-nodes multicast groups: a
+    // NIC filtering to its own unicast address would never show Sluice a solicitation.
+    rc = rte_eth_allmulticast_enable(id);
+    if (rc != 0)
+      spdlog::warn("port {}: cannot receive all multicast ({}): IPv6 neighbour discovery may fail; set \"promiscuous\": true",
+                   port.name, rte_strerror(-rc));
   }
 
   rte_ether_addr mac = port.mac();
   spdlog::info("port {} ({} = port {}, driver {}): {} rx / {} tx queues, {}/{} descriptors, mtu {}, mac {}", port.name,
                cfg.device, id, info.driver_name, cfg.rx_queues, cfg.tx_queues, port.rx_descriptors,
                port.tx_descriptors, cfg.mtu, mac_text(mac));
+  // net_tap reports RSS but spreads nothing without rte_flow rules (drivers-config/net_tap.md).
+  const bool rss_applies = port.rss_enabled && std::string_view(info.driver_name) != "net_tap";
+  port.rss_spreads = rss_applies;
   spdlog::info("port {}: rss {}; rx offloads {}{}; tx offloads {}", port.name,
-               port.rss_enabled ? "symmetric toeplitz" : (cfg.rx_queues > 1 ? "unavailable" : "off (one queue)"),
+               rss_applies         ? "symmetric toeplitz"
+               : port.rss_enabled  ? "configured, but the driver applies it only with rte_flow rules"
+               : cfg.rx_queues > 1 ? "unavailable"
+                                   : "off (one queue)",
                offload_names(port.rx_offloads, true),
                port.rx_offloads ? "" : " (checksums checked in software where needed)",
                offload_names(port.tx_offloads, false));

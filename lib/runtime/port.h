@@ -19,6 +19,7 @@ struct Port {
   const config::PortConfig* config = nullptr;
   rte_eth_dev_info info{};
   bool rss_enabled = false;
+  bool rss_spreads = false;  // rss_enabled and the driver really hashes flows over the queues
   uint64_t rx_offloads = 0;
   uint64_t tx_offloads = 0;
   uint16_t rx_descriptors = 0;

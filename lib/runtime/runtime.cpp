@@ -247,7 +247,7 @@ bool Runtime::resolve_steering(std::string& error) {
       if (!pc.tracked()) continue;
       if (queues == 0) queues = pc.rx_queues;
       if (pc.rx_queues != queues) why_not_hardware = "tracked ports have different rx_queues";
-      else if (pc.rx_queues > 1 && !port->rss_enabled) why_not_hardware = "port " + pc.name + " has no symmetric RSS";
+      else if (pc.rx_queues > 1 && !port->rss_spreads) why_not_hardware = "port " + pc.name + " has no symmetric RSS";
       if (!why_not_hardware.empty()) break;
     }
     if (why_not_hardware.empty()) {

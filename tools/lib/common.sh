@@ -20,7 +20,7 @@ SLUICE_PACKAGES=(
   libboost-program-options-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev googletest libcpp-httplib-dev libpcap-dev
   iproute2 ethtool iputils-ping traceroute curl iperf3 hping3 tcpdump socat
-  python3 python3-scapy prometheus
+  python3 python3-scapy prometheus nftables conntrack
 )
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
