@@ -1,9 +1,13 @@
 #!/usr/bin/python3
-"""Runs the router benchmark; tools/bench prepares the machine and calls this.
+"""Runs the router and conntrack benchmarks; tools/bench prepares the machine and calls this.
 
 For each case (frame size x flow count) it starts dpdk-testpmd (io forwarding, the
 harness ceiling), l3fwd (LPM) and Sluice (route pipeline) one after another on the
-same pcap, replayed by net_pcap with infinite_rx=1, and measures each for --seconds:
+same pcap, replayed by net_pcap with infinite_rx=1, and measures each for --seconds.
+--suite conntrack adds Sluice with the conntrack stage (sluice-ct: tracking only;
+sluice-fw: a 10-rule firewall, new flows classified by rte_acl), the table sized to
+the case, and a "new flows" case (--churn: a pcap with many more flows than the
+table holds, so every packet misses, is inserted and evicts an older flow):
 
   Mpps          port 0 rx_packets delta / wall time (testpmd and l3fwd: DPDK telemetry
                 /ethdev/stats; Sluice: its HTTP /stats)
@@ -13,6 +17,14 @@ same pcap, replayed by net_pcap with infinite_rx=1, and measures each for --seco
                 the core took, so it is fairer than TSC Hz / pps on a shared machine.
   fwd           port 1 tx_packets delta / port 0 rx delta (1.00 = all forwarded)
   cpu           worker thread CPU time / wall time (below ~95%: the core was shared)
+
+Conntrack rows, from Sluice's /stats (flows and the west conntrack stage's counters):
+
+  new flows/s   flows.created delta / wall time (the same window as Mpps)
+  created/pkt   flows.created delta / port 0 rx delta (churn: ~1.00, established: 0)
+  evicted/pkt   flows.evicted delta / rx delta (early drop made room for the new flow)
+  B/flow        flows.memory_bytes / flows.max, beside what the table layout predicts
+                (capacity x 64 B entries + buckets x 64 B) / capacity and entry_bytes.ipv4
 """
 import argparse
 import json
@@ -30,7 +42,13 @@ GEN_VERSION = "v1"                  # bump when genpcap.py changes what it write
 DUT_MAC = "02:70:63:61:70:00"       # net_pcap's MAC for the first pcap port of a process
 MBUF_BYTES = 2432                   # one 2176-byte-data-room mbuf with its headers, rounded up
 WORKING_MBUFS = 32768               # beyond the pcap's own: queues, caches, bursts in flight
-APPS = ("testpmd", "l3fwd", "sluice")
+APPS = ("testpmd", "l3fwd", "sluice", "sluice-ct", "sluice-fw")
+ROUTER_APPS = ("testpmd", "l3fwd", "sluice")     # the router suite's default
+CT_APPS = ("sluice-ct", "sluice-fw")             # Sluice with the conntrack stage
+SLUICE_APPS = ("sluice",) + CT_APPS
+FLOW_ENTRY_BYTES = 64               # lib/flow: one IPv4 FlowEntry4, one cache line
+FLOW_BUCKET_BYTES = 64              # lib/flow: FlowBucket, 8 slots
+CT_MAX_CAPACITY = 1 << 26           # conntrack.capacity's upper bound
 
 
 def log(msg):
@@ -87,6 +105,54 @@ def hugepages_free_mb():
 
 def case_memory_mb(flows):
     return math.ceil((flows + WORKING_MBUFS) * MBUF_BYTES / 2**20 + flows * 16 / 2**20) + 160
+
+
+def ct_capacity(flows):
+    """The table for a case: the next power of two >= 2 x flows, at least 1024."""
+    capacity = 1024
+    while capacity < 2 * flows and capacity < CT_MAX_CAPACITY:
+        capacity <<= 1
+    return capacity
+
+
+def ct_buckets(capacity):
+    """FlowTable::create: capacity/4 buckets, rounded up to a power of two, at least 8."""
+    buckets = 8
+    while buckets < capacity // 4:
+        buckets <<= 1
+    return buckets
+
+
+def ct_table_bytes(capacity):
+    return capacity * FLOW_ENTRY_BYTES + ct_buckets(capacity) * FLOW_BUCKET_BYTES
+
+
+def ct_memory_mb(capacity):
+    # The flow table's two rte_zmalloc blocks, plus room for the rte_acl tries, the RCU
+    # state and malloc's own headers.
+    return math.ceil(ct_table_bytes(capacity) / 2**20) + 16
+
+
+class Case:
+    """One pcap and what the conntrack apps make of it: `established` (the pcap's flows,
+    replayed forever, all in a table twice their number) or `new` (more flows than the
+    table holds: every packet a miss and an insert)."""
+
+    def __init__(self, frame, flows, workload="established", capacity=None):
+        self.frame, self.flows, self.workload = frame, flows, workload
+        self.capacity = capacity or ct_capacity(flows)
+        if workload == "established":
+            self.label = f"{frame}B/{flows_label(flows)} flows"
+            self.tag = f"{frame}B-{flows_label(flows)}"
+        else:
+            self.label = f"{frame}B/{flows_label(flows)} new, cap {flows_label(self.capacity)}"
+            self.tag = f"{frame}B-{flows_label(flows)}-new{flows_label(self.capacity)}"
+        self.pcap = None
+
+    def memory_mb(self, apps):
+        """Hugepages the hungriest app of the case needs."""
+        extra = ct_memory_mb(self.capacity) if any(app in CT_APPS for app in apps) else 0
+        return case_memory_mb(self.flows) + extra
 
 
 def free_tcp_port():
@@ -149,12 +215,23 @@ class SluiceStats:
             s = json.load(r)
         ports = {p["name"]: p for p in s["ports"]}
         lcores = s["lcores"]
-        return {"rx": ports["west"]["rx_packets"], "tx": ports["east"]["tx_packets"],
-                "rx_nombuf": ports["west"]["rx_nombuf"],
-                "drops_total": s["drops_total"],
-                "drops": {k: v for k, v in s["drops"].items() if v},
-                "busy_cycles": sum(l["busy_cycles"] for l in lcores),
-                "lcore_rx": sum(l["rx_packets"] for l in lcores)}
+        out = {"rx": ports["west"]["rx_packets"], "tx": ports["east"]["tx_packets"],
+               "rx_nombuf": ports["west"]["rx_nombuf"],
+               "drops_total": s["drops_total"],
+               "drops": {k: v for k, v in s["drops"].items() if v},
+               "busy_cycles": sum(l["busy_cycles"] for l in lcores),
+               "lcore_rx": sum(l["rx_packets"] for l in lcores)}
+        if "flows" in s:
+            f = s["flows"]
+            out["flows"] = {k: f[k] for k in ("active", "max", "created", "expired", "evicted", "memory_bytes")}
+            out["flows"]["entry_bytes_ipv4"] = f["entry_bytes"]["ipv4"]
+            out["flows"]["max_ipv4"] = sum(l["max_ipv4"] for l in f["lcores"])
+            out["flows"]["max_ipv6"] = sum(l["max_ipv6"] for l in f["lcores"])
+            out["flows"]["states"] = {k: v for k, v in f["states"].items() if v}
+            stage = next((st for st in s["stages"] if st["port"] == "west" and st["stage"] == "conntrack"), {})
+            out["ct"] = stage.get("counters", {})
+            out["firewall_hits"] = sum(r["packets"] for r in s.get("firewall", {}).get("rules", []))
+        return out
 
     def close(self):
         pass
@@ -176,59 +253,92 @@ def thread_cpu_ns(pid):
     return out
 
 
-# ---------------------------------------------------------------- the three apps
+# ---------------------------------------------------------------- the apps
 
 def eal_common(prefix, vdev_pcap):
     return ["-n", "1", "--no-pci", "--file-prefix", prefix, "--huge-unlink",
             "--vdev", f"net_pcap0,rx_pcap={vdev_pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1"]
 
 
-def testpmd_cmd(a, pcap, flows, run_dir):
+def testpmd_cmd(a, app, case, run_dir):
     cmd = ["dpdk-testpmd", "-l", f"{a.main_lcore},{a.worker_lcore}", "--main-lcore", str(a.main_lcore)]
-    cmd += eal_common(a.prefix + "-tp", pcap)
+    cmd += eal_common(a.prefix + "-tp", case.pcap)
     cmd += ["--", "--forward-mode=io", "--nb-cores=1", "--rxq=1", "--txq=1", "--burst=32",
-            f"--total-num-mbufs={flows + WORKING_MBUFS}",
+            f"--total-num-mbufs={case.flows + WORKING_MBUFS}",
             "--stats-period=3600"]  # non-interactive without waiting on stdin
     return cmd, {}, Telemetry(a.prefix + "-tp")
 
 
-def l3fwd_cmd(a, pcap, flows, run_dir):
+def l3fwd_cmd(a, app, case, run_dir):
     # One EAL lcore: l3fwd gives every lcore a TX queue on every port, and a net_pcap
     # port with one rx_pcap has exactly one TX queue. Its main lcore is the worker.
-    cmd = [a.l3fwd, "-l", str(a.worker_lcore)] + eal_common(a.prefix + "-l3", pcap)
+    cmd = [a.l3fwd, "-l", str(a.worker_lcore)] + eal_common(a.prefix + "-l3", case.pcap)
     cmd += ["--", "-p", "0x3", "--lookup=lpm", "--parse-ptype",
             f"--config=(0,0,{a.worker_lcore}),(1,0,{a.worker_lcore})"]
-    env = {"BENCH_MIN_MBUFS": str(flows + WORKING_MBUFS)}  # read by tools/bench's patch of main.c
+    env = {"BENCH_MIN_MBUFS": str(case.flows + WORKING_MBUFS)}  # read by tools/bench's patch of main.c
     return cmd, env, Telemetry(a.prefix + "-l3")
 
 
-def sluice_cmd(a, pcap, flows, run_dir):
+# sluice-fw's policy: ten rules in the order a small site's firewall might have them.
+# The traffic (UDP 10.0.0.0/12 -> 198.18.1.0/24 port 9, west to east) matches only the
+# last one, default_policy is drop: every new flow goes through rte_acl and is accepted
+# by a rule. Established packets are not classified (no rule names that state).
+FIREWALL_RULES = [
+    {"name": "ssh-refused", "protocol": "tcp", "dst_ports": 22, "action": "reject"},
+    {"name": "web-in", "from": "east", "to": "west", "protocol": "tcp", "dst": "192.168.0.10",
+     "dst_ports": [80, 443, "8000-8080"], "action": "accept"},
+    {"name": "dns-out", "from": "west", "to": "east", "protocol": "udp", "dst": ["192.0.2.53", "192.0.2.54"],
+     "dst_ports": 53, "action": "accept"},
+    {"name": "ntp-out", "from": "west", "to": "east", "protocol": "udp", "dst_ports": 123, "action": "accept"},
+    {"name": "bogons", "src": ["203.0.113.0/24", "100.64.0.0/10"], "action": "drop"},
+    {"name": "smtp-blocked", "protocol": "tcp", "dst_ports": 25, "action": "drop"},
+    {"name": "rtp", "from": "west", "to": "east", "protocol": "udp", "src": "172.16.0.0/12",
+     "dst_ports": "16384-32767", "action": "accept"},
+    {"name": "syn-in", "from": "east", "to": "west", "protocol": "tcp",
+     "tcp_flags": {"mask": ["syn", "ack"], "set": ["syn"]}, "dst": "192.168.0.0/24", "action": "accept"},
+    {"name": "ping-out", "from": "west", "to": "east", "protocol": "icmp", "action": "accept"},
+    {"name": "bench-udp", "from": "west", "to": "east", "protocol": "udp", "src": "10.0.0.0/8",
+     "dst": "198.18.0.0/15", "dst_ports": 9, "action": "accept"},
+]
+
+
+def sluice_cmd(a, app, case, run_dir):
     http_port = free_tcp_port()
+    pipeline = ["parse", "conntrack", "route"] if app in CT_APPS else ["parse", "route"]
+    memory_mb = case_memory_mb(case.flows) + (ct_memory_mb(case.capacity) if app in CT_APPS else 0)
     config = {
         "eal": {"lcores": f"{a.main_lcore},{a.worker_lcore}", "main_lcore": a.main_lcore,
-                "memory_mb": case_memory_mb(flows), "file_prefix": a.prefix + "-sl",
+                "memory_mb": memory_mb, "file_prefix": a.prefix + "-sl",
                 "extra_args": ["--huge-unlink", "-n", "1"]},
         "ports": [
-            {"name": "west", "device": "net_pcap0", "devargs": f"rx_pcap={pcap},infinite_rx=1",
-             "rss": "off", "ipv4": ["192.168.0.1/24"], "pipeline": ["parse", "route"]},
+            {"name": "west", "device": "net_pcap0", "devargs": f"rx_pcap={case.pcap},infinite_rx=1",
+             "rss": "off", "ipv4": ["192.168.0.1/24"], "pipeline": pipeline},
             {"name": "east", "device": "net_null0", "devargs": "no-rx=1",
-             "rss": "off", "ipv4": ["192.168.1.1/24"], "pipeline": ["parse", "route"]},
+             "rss": "off", "ipv4": ["192.168.1.1/24"], "pipeline": pipeline},
         ],
         # The same destinations l3fwd's default table sends to port 1, via a gateway whose
         # MAC is configured, so no ARP is ever needed.
         "routes": [{"prefix": "198.18.1.0/24", "via": "192.168.1.2"}],
         "neighbours": [{"address": "192.168.1.2", "mac": "02:00:00:00:00:01"}],
-        "mempool": {"mbufs": flows + WORKING_MBUFS},
+        "mempool": {"mbufs": case.flows + WORKING_MBUFS},
         "control": {"http": {"address": "127.0.0.1", "port": http_port}},
         "logging": {"level": "info"},
     }
-    path = os.path.join(run_dir, f"sluice-{flows}.json")
+    if app in CT_APPS:
+        # IPv4 only: the traffic has no IPv6, and without an IPv6 table flows.memory_bytes
+        # / flows.max is the IPv4 table's cost per flow.
+        config["conntrack"] = {"capacity": case.capacity, "capacity_ipv6": 0}
+    if app == "sluice-fw":
+        config["firewall"] = {"default_policy": "drop", "rules": FIREWALL_RULES}
+    name = f"sluice-{case.flows}.json" if app == "sluice" else f"{app}-{case.tag}.json"
+    path = os.path.join(run_dir, name)
     with open(path, "w") as f:
         json.dump(config, f, indent=2)
     return [a.sluice, "--config", path], {}, SluiceStats(http_port)
 
 
-COMMANDS = {"testpmd": testpmd_cmd, "l3fwd": l3fwd_cmd, "sluice": sluice_cmd}
+COMMANDS = {"testpmd": testpmd_cmd, "l3fwd": l3fwd_cmd, "sluice": sluice_cmd, "sluice-ct": sluice_cmd,
+            "sluice-fw": sluice_cmd}
 
 
 class Failure(Exception):
@@ -253,9 +363,9 @@ def sample(source, pid):
     return counters.get("t", (before + time.monotonic()) / 2), counters, thread_cpu_ns(pid)
 
 
-def run_app(a, app, pcap, flows, frame, run_dir, hz, round_no=0):
-    cmd, env, source = COMMANDS[app](a, pcap, flows, run_dir)
-    log_path = os.path.join(run_dir, f"{app}-{frame}B-{flows_label(flows)}-{round_no + 1}.log")
+def run_app(a, app, case, run_dir, hz, round_no=0):
+    cmd, env, source = COMMANDS[app](a, app, case, run_dir)
+    log_path = os.path.join(run_dir, f"{app}-{case.tag}-{round_no + 1}.log")
     with open(log_path, "w") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
@@ -286,8 +396,8 @@ def run_app(a, app, pcap, flows, frame, run_dir, hz, round_no=0):
         t0, c0, cpu0 = sample(source, proc.pid)
         time.sleep(a.seconds)
         t1, c1, cpu1 = sample(source, proc.pid)
-        if a.profile and app == "sluice":
-            row["profile"] = profile(proc.pid, cpu0, cpu1, a, run_dir, frame, flows)
+        if a.profile and app in SLUICE_APPS:
+            row["profile"] = profile(proc.pid, cpu0, cpu1, a, run_dir, app, case)
     except (OSError, ValueError, KeyError) as e:
         raise Failure(f"{app}: reading its counters failed: {e} (see {log_path})") from e
     finally:
@@ -308,7 +418,7 @@ def run_app(a, app, pcap, flows, frame, run_dir, hz, round_no=0):
                cpu=worker_ns * 1e-9 / wall,
                exit_code=rc, log=log_path)
     notes = []
-    if app == "sluice":
+    if app in SLUICE_APPS:
         drops = c1["drops_total"] - c0["drops_total"]
         lcore_rx = c1["lcore_rx"] - c0["lcore_rx"]
         row["sluice_busy_cycles_per_packet"] = (c1["busy_cycles"] - c0["busy_cycles"]) / lcore_rx if lcore_rx else None
@@ -317,6 +427,8 @@ def run_app(a, app, pcap, flows, frame, run_dir, hz, round_no=0):
         notes.append(f"drops {drops / packets:.2%}: {c1['drops']}" if drops else "drops 0")
         if row["sluice_busy_cycles_per_packet"]:
             notes.append(f"own busy {row['sluice_busy_cycles_per_packet']:.0f} cyc/pkt")
+        if app in CT_APPS:
+            notes.extend(conntrack_numbers(row, case, c0, c1, packets, wall))
         if rc not in (0, None):
             notes.append(f"exit {rc}")
     if c1["rx_nombuf"] > c0["rx_nombuf"]:
@@ -327,11 +439,64 @@ def run_app(a, app, pcap, flows, frame, run_dir, hz, round_no=0):
     return row
 
 
-def profile(pid, cpu0, cpu1, a, run_dir, frame, flows):
+def conntrack_numbers(row, case, c0, c1, packets, wall):
+    """The flow counters over the window into `row`; returns the notes they call for."""
+    f0, f1 = c0["flows"], c1["flows"]
+    ct0, ct1 = c0["ct"], c1["ct"]
+    d = {k: f1[k] - f0[k] for k in ("created", "evicted", "expired")}
+    ct = {k: ct1.get(k, 0) - ct0.get(k, 0) for k in ("tracked", "established", "classified", "untracked", "invalid")}
+    row.update(mode="conntrack", workload=case.workload, capacity=f1["max"], flows_active=f1["active"],
+               flows_created=d["created"], flows_evicted=d["evicted"], flows_expired=d["expired"],
+               new_flows_per_s=d["created"] / wall, created_per_packet=d["created"] / packets,
+               # Per second of the worker's own CPU time: what a core not shared would do.
+               new_flows_per_cpu_s=d["created"] / (row["cpu"] * wall) if row["cpu"] else None,
+               mpps_per_cpu_s=row["mpps"] / row["cpu"] if row["cpu"] else None,
+               evicted_per_packet=d["evicted"] / packets,
+               ct_established_per_packet=ct["established"] / packets, ct_tracked_per_packet=ct["tracked"] / packets,
+               classified=ct["classified"], rule_hits=c1["firewall_hits"] - c0["firewall_hits"],
+               memory_bytes=f1["memory_bytes"], entry_bytes_ipv4=f1["entry_bytes_ipv4"],
+               bytes_per_flow=f1["memory_bytes"] / f1["max"] if f1["max"] else None,
+               bytes_per_active_flow=f1["memory_bytes"] / f1["active"] if f1["active"] else None,
+               expected_bytes_per_flow=ct_table_bytes(case.capacity) / case.capacity,
+               flow_states=f1["states"])
+    notes = [f"flows {f1['active']}/{f1['max']}",
+             f"window: created {row['created_per_packet']:.2f}/pkt, evicted {row['evicted_per_packet']:.2f}/pkt"
+             + (f", expired {d['expired']}" if d["expired"] else "")]
+    if row["classified"]:
+        notes.append(f"acl {row['classified'] / packets:.2f}/pkt")
+    if ct["untracked"] or ct["invalid"]:
+        notes.append(f"UNTRACKED {ct['untracked']}, INVALID {ct['invalid']}")
+    # What each workload promises, checked.
+    if f1["max"] != case.capacity or f1["max_ipv4"] != case.capacity:
+        notes.append(f"CAPACITY {f1['max']} != {case.capacity}")
+    if f1["memory_bytes"] != ct_table_bytes(case.capacity):
+        notes.append(f"MEMORY {f1['memory_bytes']} B != expected {ct_table_bytes(case.capacity)} B")
+    if case.workload == "established":
+        if f1["active"] != case.flows:
+            notes.append(f"ACTIVE {f1['active']} != {case.flows} flows")
+        if d["created"] or d["evicted"] or d["expired"]:
+            notes.append("NOT ALL ESTABLISHED")
+        if ct["established"] < 0.99 * packets:
+            notes.append(f"ONLY {ct['established'] / packets:.1%} ESTABLISHED")
+    else:
+        if row["created_per_packet"] < 0.999:
+            # Early drop keeps some flows through many turns of the table (its age stamp
+            # is in whole seconds): their next packet finds them.
+            notes.append(f"{1 - row['created_per_packet']:.1%} found a surviving flow")
+        if row["created_per_packet"] < 0.9:
+            notes.append("MOSTLY NOT NEW: raise the churn flows or lower its capacity")
+        if abs(d["evicted"] - d["created"]) > 0.01 * d["created"]:
+            notes.append("EVICTED != CREATED")
+    if row["app"] == "sluice-fw" and abs(row["rule_hits"] - d["created"]) > 0.01 * max(d["created"], 1):
+        notes.append(f"RULE HITS {row['rule_hits']} != created {d['created']}")
+    return notes
+
+
+def profile(pid, cpu0, cpu1, a, run_dir, app, case):
     """perf record (cpu-clock: no PMU here) on the worker thread, after the measurement."""
     deltas = {tid: cpu1[tid] - cpu0.get(tid, 0) for tid in cpu1}
     tid = max(deltas, key=deltas.get)
-    data = os.path.join(run_dir, f"perf-sluice-{frame}B-{flows_label(flows)}.data")
+    data = os.path.join(run_dir, f"perf-{app}-{case.tag}.data")
     rec = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "-g", "-t", str(tid),
                           "-o", data, "--", "sleep", str(a.seconds)], capture_output=True, text=True)
     if rec.returncode != 0:
@@ -363,7 +528,7 @@ def fmt(value, spec, empty="-"):
     return empty if value is None else format(value, spec)
 
 
-def print_table(rows, hz, hz_source, pmu):
+def print_table(rows, hz, hz_source, pmu, suite="router"):
     head = ("case", "app", "Mpps", "cyc/pkt", "vs l3fwd", "by cycles", "fwd", "cpu", "notes")
     lines = [head]
     for r in rows:
@@ -384,9 +549,60 @@ def print_table(rows, hz, hz_source, pmu):
            "the same method on every machine, though perf stat could count cycles here")
     print(f"\ncyc/pkt: worker thread CPU time x TSC {hz / 1e6:.0f} MHz ({hz_source}) / packets; {why}.\n"
           "Sluice's own busy cycles per packet (lcores[] in /stats) are in the notes: TSC cycles of busy polls, "
-          "which count time the thread was preempted.\nvs l3fwd: Mpps / l3fwd's Mpps in the same case (the target: Sluice >= 1.0x). "
+          "which count time the thread was preempted.\nvs l3fwd: Mpps / l3fwd's Mpps in the same case (the target: " +
+          ("sluice-ct >= 0.5x with 1M flows). " if suite == "conntrack" else "Sluice >= 1.0x). ") +
           "by cycles: l3fwd's cyc/pkt / this app's,\nthe same ratio without the time other tenants took from the core. "
           "fwd: port 1 tx / port 0 rx. cpu: worker thread CPU time / wall time.")
+
+
+def print_conntrack(rows):
+    """The flow counters of the conntrack rows, and the issue's targets read from them."""
+    ct = [r for r in rows if r["app"] in CT_APPS and r.get("mpps")]
+    if not ct:
+        return
+    head = ("case", "app", "Mpps", "per CPU-s", "new Mflows/s", "per CPU-s", "created/pkt", "evicted/pkt",
+            "established/pkt", "active/capacity", "B/flow", "expected", "entry B", "B/active flow")
+    lines = [head]
+    for r in ct:
+        per_cpu = r["new_flows_per_cpu_s"] / 1e6 if r.get("new_flows_per_cpu_s") is not None else None
+        lines.append((r["case"], r["app"], fmt(r["mpps"], ".2f"), fmt(r.get("mpps_per_cpu_s"), ".2f"),
+                      fmt(r["new_flows_per_s"] / 1e6, ".2f"), fmt(per_cpu, ".2f"),
+                      fmt(r["created_per_packet"], ".3f"), fmt(r["evicted_per_packet"], ".3f"),
+                      fmt(r["ct_established_per_packet"], ".3f"), f"{r['flows_active']}/{r['capacity']}",
+                      fmt(r["bytes_per_flow"], ".1f"), fmt(r["expected_bytes_per_flow"], ".1f"),
+                      str(r["entry_bytes_ipv4"]), fmt(r["bytes_per_active_flow"], ".1f")))
+    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head))]
+    print("\nConntrack (flows in Sluice's /stats, deltas over the same window):")
+    for n, l in enumerate(lines):
+        cells = (str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths)))
+        print("  ".join(cells).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print("per CPU-s: the same per second of the worker thread's CPU time (what an unshared core would do). "
+          "new Mflows/s:\nflows.created delta / wall time. created, evicted: flows.* deltas / port 0 rx delta; "
+          "established: the conntrack\nstage's established counter / rx. B/flow: flows.memory_bytes / flows.max "
+          "(expected: (capacity x 64 + buckets x 64) / capacity);\nentry B: flows.entry_bytes.ipv4; B/active flow: "
+          "memory_bytes / flows.active.")
+
+    def verdict(ok):
+        return "met" if ok else "MISSED"
+
+    print("\nTargets (issue 4):")
+    big = [r for r in ct if r.get("workload") == "established" and r["flows"] >= 1 << 20]
+    for r in big:
+        if r.get("ratio_vs_l3fwd") is not None:
+            print(f"  {r['case']}, {r['app']}: {r['ratio_vs_l3fwd']:.2f}x l3fwd-lpm, "
+                  f"{fmt(r.get('ratio_vs_l3fwd_cycles'), '.2f')}x by cycles (target >= 0.5x): "
+                  f"{verdict(r['ratio_vs_l3fwd'] >= 0.5)}")
+    for r in (r for r in ct if r.get("workload") == "new"):
+        per_cpu = r.get("new_flows_per_cpu_s") or 0
+        print(f"  {r['case']}, {r['app']}: {r['new_flows_per_s'] / 1e6:.2f}M new flows/s per core, "
+              f"{per_cpu / 1e6:.2f}M per CPU second (target >= 5M): {verdict(r['new_flows_per_s'] >= 5e6)}"
+              + ("" if r['new_flows_per_s'] >= 5e6 or per_cpu < 5e6 else " (met per CPU second: the core was shared)"))
+    entry = max(r["entry_bytes_ipv4"] for r in ct)
+    table = max(r["bytes_per_flow"] for r in ct)
+    print(f"  IPv4 flow entry: {entry} B (target <= 64 B): {verdict(entry <= 64)}; with the bucket index, "
+          f"{table:.0f} B per flow of capacity")
 
 
 def main():
@@ -394,9 +610,12 @@ def main():
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=1, help="run the apps N times per case, interleaved; report medians")
+    p.add_argument("--suite", choices=("router", "conntrack"), default="router")
     p.add_argument("--flows", default="1,4K,1M")
     p.add_argument("--frames", default="64,1500")
-    p.add_argument("--apps", default=",".join(APPS))
+    p.add_argument("--apps", default=",".join(ROUTER_APPS))
+    p.add_argument("--churn", default="none",
+                   help="conntrack suite: FLOWS:CAPACITY for the new-flows case (e.g. 1M:64K), or none")
     p.add_argument("--json")
     p.add_argument("--profile", action="store_true", help="perf record Sluice's worker after each window")
     p.add_argument("--data-dir", required=True)
@@ -427,66 +646,92 @@ def main():
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
+    cases = [Case(frame, flows) for frame in frames for flows in flows_list]
+    if a.suite == "conntrack" and a.churn != "none" and any(app in CT_APPS for app in apps):
+        churn_flows, churn_capacity = (parse_count(x) for x in a.churn.split(":"))
+        if churn_capacity < 1024 or churn_capacity & (churn_capacity - 1) or churn_flows < 4 * churn_capacity:
+            sys.exit(f"--churn {a.churn}: the capacity must be a power of two >= 1024, the flows >= 4x it")
+        cases += [Case(frame, churn_flows, "new", churn_capacity) for frame in frames]
+
     try:
-        for frame in frames:
-            for flows in flows_list:
-                case = f"{frame}B/{flows_label(flows)} flows"
-                pcap = os.path.join(a.data_dir, f"udp4-{GEN_VERSION}-{flows}-{frame}B.pcap")
-                if not os.path.exists(pcap):
-                    log(f"writing {pcap}")
-                    subprocess.run([sys.executable, os.path.join(HERE, "genpcap.py"), pcap + ".tmp", str(flows),
-                                    str(frame), DUT_MAC], check=True)
-                    os.rename(pcap + ".tmp", pcap)
-                # The previous app's pages may still be on their way back.
-                need, deadline = case_memory_mb(flows), time.monotonic() + 15
-                while hugepages_free_mb() < need and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                free = hugepages_free_mb()
-                if free < need:
-                    msg = f"skipped: needs ~{need} MiB of free hugepages, {free} MiB free"
-                    log(f"{case}: {msg}")
-                    for app in apps:
-                        rows.append({"case": case, "app": app, "flows": flows, "frame_bytes": frame, "mpps": None,
-                                     "ratio_vs_l3fwd": None, "notes": msg})
-                    continue
-                runs = {app: [] for app in apps}
-                for round_no in range(a.rounds):  # apps interleaved, round after round
-                    for app in apps:
-                        log(f"{case}: {app}, {a.seconds:g} s" + (f", round {round_no + 1}" if a.rounds > 1 else ""))
-                        try:
-                            row = run_app(a, app, pcap, flows, frame, run_dir, hz, round_no)
-                        except Failure as e:
-                            failures.append(str(e))
-                            log(f"FAILED: {e}")
-                            row = {"app": app, "mpps": None, "notes": f"FAILED: {e}"}
-                        row.update(case=case, flows=flows, frame_bytes=frame)
-                        runs[app].append(row)
-                        if row.get("mpps"):
-                            log(f"  {row['mpps']:.2f} Mpps, {fmt(row.get('cycles_per_packet'), '.0f')} cycles/packet")
-                case_rows = [median_run(runs[app]) for app in apps]
-                base = next((r for r in case_rows if r["app"] == "l3fwd" and r.get("mpps")), None)
-                for r in case_rows:
-                    r["ratio_vs_l3fwd"] = r["mpps"] / base["mpps"] if base and r.get("mpps") else None
-                    # The same ratio from CPU time: packets per CPU second, blind to time the
-                    # core spent on other tenants' work.
-                    mine, theirs = r.get("cycles_per_packet"), base and base.get("cycles_per_packet")
-                    r["ratio_vs_l3fwd_cycles"] = theirs / mine if mine and theirs else None
-                rows.extend(case_rows)
+        for case in cases:
+            # The new-flows case measures Sluice's conntrack; l3fwd runs beside it for the ratio.
+            case_apps = apps if case.workload == "established" else [x for x in apps if x == "l3fwd" or x in CT_APPS]
+            case.pcap = os.path.join(a.data_dir, f"udp4-{GEN_VERSION}-{case.flows}-{case.frame}B.pcap")
+            if not os.path.exists(case.pcap):
+                log(f"writing {case.pcap}")
+                subprocess.run([sys.executable, os.path.join(HERE, "genpcap.py"), case.pcap + ".tmp", str(case.flows),
+                                str(case.frame), DUT_MAC], check=True)
+                os.rename(case.pcap + ".tmp", case.pcap)
+            # The previous app's pages may still be on their way back.
+            need, deadline = case.memory_mb(case_apps), time.monotonic() + 15
+            while hugepages_free_mb() < need and time.monotonic() < deadline:
+                time.sleep(0.5)
+            free = hugepages_free_mb()
+            identity = {"case": case.label, "flows": case.flows, "frame_bytes": case.frame}
+            if a.suite == "conntrack":
+                identity.update(mode="conntrack", workload=case.workload)
+            if free < need:
+                msg = f"skipped: needs ~{need} MiB of free hugepages, {free} MiB free"
+                log(f"{case.label}: {msg}")
+                for app in case_apps:
+                    rows.append({**identity, "app": app, "mpps": None, "ratio_vs_l3fwd": None, "notes": msg})
+                continue
+            runs = {app: [] for app in case_apps}
+            for round_no in range(a.rounds):  # apps interleaved, round after round
+                for app in case_apps:
+                    log(f"{case.label}: {app}, {a.seconds:g} s" + (f", round {round_no + 1}" if a.rounds > 1 else ""))
+                    try:
+                        row = run_app(a, app, case, run_dir, hz, round_no)
+                    except Failure as e:
+                        failures.append(str(e))
+                        log(f"FAILED: {e}")
+                        row = {"app": app, "mpps": None, "notes": f"FAILED: {e}"}
+                    row.update(identity)
+                    runs[app].append(row)
+                    if row.get("mpps"):
+                        extra = ""
+                        if app in CT_APPS:
+                            extra = (f", {row['new_flows_per_s'] / 1e6:.2f}M new flows/s, "
+                                     f"created {row['created_per_packet']:.2f}/pkt")
+                        log(f"  {row['mpps']:.2f} Mpps, {fmt(row.get('cycles_per_packet'), '.0f')} cycles/packet"
+                            + extra)
+            case_rows = [median_run(runs[app]) for app in case_apps]
+            base = next((r for r in case_rows if r["app"] == "l3fwd" and r.get("mpps")), None)
+            for r in case_rows:
+                r["ratio_vs_l3fwd"] = r["mpps"] / base["mpps"] if base and r.get("mpps") else None
+                # The same ratio from CPU time: packets per CPU second, blind to time the
+                # core spent on other tenants' work.
+                mine, theirs = r.get("cycles_per_packet"), base and base.get("cycles_per_packet")
+                r["ratio_vs_l3fwd_cycles"] = theirs / mine if mine and theirs else None
+            rows.extend(case_rows)
     finally:
         for proc in list(a.started):
             stop(proc, 20)
 
     print()
-    print_table(rows, hz, hz_source, perf_cycles_supported())
+    print_table(rows, hz, hz_source, perf_cycles_supported(), a.suite)
+    if a.suite == "conntrack" or any(r["app"] in CT_APPS for r in rows):
+        print_conntrack(rows)
     for r in rows:
         if r.get("profile"):
-            print(f"\nperf (cpu-clock) on Sluice's worker, {r['case']}:\n{r['profile']}")
+            print(f"\nperf (cpu-clock) on {r['app']}'s worker, {r['case']}:\n{r['profile']}")
     if a.json:
         keys = ("case", "app", "flows", "frame_bytes", "mpps", "ratio_vs_l3fwd", "cycles_per_packet",
                 "ratio_vs_l3fwd_cycles", "forwarded", "cpu", "notes")
-        out = [{k: r.get(k) for k in keys} for r in rows]
-        for o in out:
+        # Conntrack rows: the same keys, then these (only where the row has them).
+        ct_keys = ("mode", "workload", "capacity", "flows_active", "flows_created", "flows_evicted", "flows_expired",
+                   "new_flows_per_s", "new_flows_per_cpu_s", "mpps_per_cpu_s", "created_per_packet",
+                   "evicted_per_packet", "ct_established_per_packet",
+                   "classified", "rule_hits", "sluice_drops", "memory_bytes", "bytes_per_flow",
+                   "expected_bytes_per_flow", "bytes_per_active_flow", "entry_bytes_ipv4", "flow_states")
+        out = []
+        for r in rows:
+            o = {k: r.get(k) for k in keys}
             o["cycles_method"] = "worker thread CPU time x TSC Hz / packets"
+            if "mode" in r:
+                o.update({k: r[k] for k in ct_keys if k in r})
+            out.append(o)
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)
             f.write("\n")

@@ -7,6 +7,8 @@ FRAME_BYTES counts the 4-byte FCS, as RFC 2544 frame sizes do, so a 64 B frame i
 60 bytes in the pcap. Flow i: source 10.0.0.0 + i, source port 1024 + i % 64512,
 destination 198.18.1.(1 + i % 254) port 9 (l3fwd's default LPM table sends
 198.18.1.0/24 to port 1). TTL 64, valid IPv4 header checksum, UDP checksum 0.
+Every frame has its own source address, so N frames are N distinct 5-tuples: N
+conntrack flows (the conntrack suite relies on it; up to 2^24 flows stay in 10.0.0.0/8).
 Written with struct, not scapy: a million frames take seconds, not an hour.
 """
 import struct
