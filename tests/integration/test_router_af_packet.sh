@@ -3,7 +3,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../../tools/lib/common.sh"
 source "$(dirname "$0")/router_lib.sh"
-P=tra HTTP=9196
+P=tra HTTP=9188
 WORK=$(mktemp -d)
 pid=
 cleanup() {
