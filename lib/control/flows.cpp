@@ -150,7 +150,7 @@ nlohmann::json record_json(const flow::FlowRecord& r, unsigned lcore) {
 bool read_cursor(const std::string& text, size_t workers, size_t& worker, uint64_t& cursor) {
   auto colon = text.find(':');
   uint64_t w;
-  if (colon == std::string::npos || !parse_number(text.substr(0, colon), workers, w) ||
+  if (colon == std::string::npos || workers == 0 || !parse_number(text.substr(0, colon), workers - 1, w) ||
       !parse_number(text.substr(colon + 1), ~uint64_t(0) - 1, cursor))
     return false;
   worker = static_cast<size_t>(w);
@@ -182,11 +182,10 @@ bool list_flows(const runtime::Runtime& runtime, const FlowQuery& query, nlohman
   flow::FlowFilter filter;
   if (!read_filter(query, filter, error)) return false;
   uint64_t limit = 100;
-  if (query.count("limit") && !parse_number(query.at("limit"), flow::FlowContext::kMaxPage, limit)) {
+  if (query.count("limit") && (!parse_number(query.at("limit"), flow::FlowContext::kMaxPage, limit) || limit == 0)) {
     error = "limit: must be 1..10000, got '" + query.at("limit") + "'";
     return false;
   }
-  if (limit == 0) limit = 1;
   const auto& contexts = runtime.flow_contexts();
   size_t worker = 0;
   uint64_t cursor = 0;

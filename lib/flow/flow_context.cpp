@@ -21,17 +21,6 @@ void addresses_of(const Key& key, unsigned slot, uint8_t family, std::array<uint
 
 }  // namespace
 
-unsigned state_slot(uint8_t proto, uint8_t state) {
-  const bool replied = state == static_cast<uint8_t>(GenericState::Replied);
-  switch (proto) {
-    case kProtoTcp: return state < kTcpStateSlots ? state : 0;
-    case kProtoUdp: return replied ? kUdpReplied : kUdpUnreplied;
-    case kProtoIcmp:
-    case kProtoIcmpv6: return replied ? kIcmpReplied : kIcmpUnreplied;
-    default: return replied ? kOtherReplied : kOtherUnreplied;
-  }
-}
-
 std::string_view state_slot_name(unsigned slot) {
   static constexpr std::string_view kTcp[kTcpStateSlots] = {
       "tcp_none",      "tcp_syn_sent", "tcp_syn_recv", "tcp_established", "tcp_fin_wait",

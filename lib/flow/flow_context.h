@@ -31,7 +31,16 @@ enum GenericSlot : unsigned {
   kOtherReplied,
   kStateSlots
 };
-unsigned state_slot(uint8_t proto, uint8_t state);
+inline unsigned state_slot(uint8_t proto, uint8_t state) {
+  const unsigned replied = state == static_cast<uint8_t>(GenericState::Replied);
+  switch (proto) {
+    case 6: return state < kTcpStateSlots ? state : 0;
+    case 17: return kUdpUnreplied + replied;
+    case 1:
+    case 58: return kIcmpUnreplied + replied;
+    default: return kOtherUnreplied + replied;
+  }
+}
 std::string_view state_slot_name(unsigned slot);  // "tcp_established", "udp_unreplied", ...
 // A flow's state as /flows prints it: the TCP state, or "unreplied"/"replied".
 std::string_view state_name(uint8_t proto, uint8_t state);

@@ -38,12 +38,13 @@ inline int32_t ms_diff(uint32_t a, uint32_t b) { return static_cast<int32_t>(a -
 
 struct alignas(64) FlowBucket {
   uint16_t sig[8];    // 0: free slot
-  uint16_t hint[8];   // kHintProtected | creation second (mod 2^15)
+  uint16_t hint[8];   // kHintProtected | creation time in 32 ms units (mod 2^15)
   uint32_t index[8];
 };
 static_assert(sizeof(FlowBucket) == 64);
 
 inline constexpr uint16_t kHintProtected = 0x8000;
+inline constexpr unsigned kAgeShift = 5;  // hint time unit: 2^5 ms
 
 // An entry removed to make room, reported so the caller keeps its per-state counts.
 struct Victim {
@@ -116,13 +117,26 @@ class FlowTable {
   void find_bulk(const Key* const* keys, const uint32_t* hashes, unsigned n, uint32_t* out) const {
     constexpr unsigned kMax = 64;
     uint32_t candidate[kMax];
-    for (unsigned i = 0; i < n; ++i) prefetch(hashes[i]);
+    // Keys live in their primary bucket unless it was full: prefetch that one alone
+    // (half the misses in flight), and the secondary only for keys not matched there.
+    for (unsigned i = 0; i < n; ++i) rte_prefetch0(&buckets_[primary(hashes[i])]);
+    bool any_secondary = false;
     for (unsigned i = 0; i < n; ++i) {
-      const uint16_t sig = signature(hashes[i]);
-      uint32_t c = first_sig_match(buckets_[primary(hashes[i])], sig);
-      if (c == kNoEntry) c = first_sig_match(buckets_[secondary(hashes[i])], sig);
+      const uint32_t c = first_sig_match(buckets_[primary(hashes[i])], signature(hashes[i]));
       candidate[i] = c;
       if (c != kNoEntry) rte_prefetch0(&entries_[c]);
+      else {
+        rte_prefetch0(&buckets_[secondary(hashes[i])]);
+        any_secondary = true;
+      }
+    }
+    if (any_secondary) {
+      for (unsigned i = 0; i < n; ++i) {
+        if (candidate[i] != kNoEntry) continue;
+        const uint32_t c = first_sig_match(buckets_[secondary(hashes[i])], signature(hashes[i]));
+        candidate[i] = c;
+        if (c != kNoEntry) rte_prefetch0(&entries_[c]);
+      }
     }
     for (unsigned i = 0; i < n; ++i) {
       const uint32_t c = candidate[i];
@@ -139,7 +153,9 @@ class FlowTable {
   uint32_t insert(const Key& key, uint32_t hash, uint32_t now_ms, Victim& victim) {
     victim = Victim{};
     const uint16_t sig = signature(hash);
-    const uint16_t now_sec = static_cast<uint16_t>((now_ms / 1000) & 0x7fff);
+    // Creation stamps in 32 ms units: 15 bits span 17 minutes, longer than any
+    // unassured flow lives, and fine enough to order a table that turns over quickly.
+    const uint16_t now_sec = static_cast<uint16_t>((now_ms >> kAgeShift) & 0x7fff);
     FlowBucket* b1 = &buckets_[primary(hash)];
     FlowBucket* b2 = &buckets_[secondary(hash)];
     int free1 = free_slot(*b1), free2 = free_slot(*b2);
@@ -160,10 +176,10 @@ class FlowTable {
       free1 = free_slot(*b1);
       free2 = free_slot(*b2);
     }
-    // The emptier bucket takes it, keeping both shallow.
+    // The primary bucket while it has room: lookups then rarely need the second one.
     FlowBucket* b = b1;
     int slot = free1;
-    if (free1 < 0 || (free2 >= 0 && free_count(*b2) > free_count(*b1))) {
+    if (free1 < 0) {
       b = b2;
       slot = free2;
     }
@@ -184,13 +200,8 @@ class FlowTable {
 
   // Unlinks and frees an entry.
   void remove(uint32_t index) {
-    Entry& e = entries_[index];
-    unlink_timer(index);
-    clear_slot(index, e.key.hash());
-    e.body.flags = 0;
-    e.body.timer_next = free_head_;
-    free_head_ = index;
-    --active_;
+    clear_slot(index, entries_[index].key.hash());
+    release(index);
   }
 
   // Whether early drop may take this entry (kFlowProtected, mirrored in its bucket hint
@@ -208,6 +219,12 @@ class FlowTable {
   // slot it sits in re-links it, so short timeouts (RST, close) are kept.
   void arm(uint32_t index, uint32_t expires_ms, uint32_t now_ms) {
     FlowBody& body = entries_[index].body;
+    // The usual refresh: not earlier than the deadline it had, so the slot it sits in
+    // (chosen for that deadline or an earlier one) still comes first.
+    if (body.timer_slot != kUnlinked && ms_diff(expires_ms, body.expires) >= 0) [[likely]] {
+      body.expires = expires_ms;
+      return;
+    }
     body.expires = expires_ms;
     const uint64_t target = target_tick(expires_ms, now_ms);
     if (body.timer_slot != kUnlinked) {
@@ -297,15 +314,8 @@ class FlowTable {
 #if defined(__SSE2__)
     const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
     const __m128i eq = _mm_cmpeq_epi16(sigs, _mm_set1_epi16(static_cast<short>(sig)));
-    // Two mask bits per 16-bit lane: keep the even ones, then squeeze.
-    unsigned bytes = static_cast<unsigned>(_mm_movemask_epi8(eq)) & 0x5555u;
-    unsigned bits = 0;
-    while (bytes) {
-      const unsigned lane = static_cast<unsigned>(__builtin_ctz(bytes)) >> 1;
-      bits |= 1u << lane;
-      bytes &= bytes - 1;
-    }
-    return bits;
+    // 16-bit lanes of all ones pack (saturating) to bytes of all ones: one bit per slot.
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())));
 #else
     unsigned bits = 0;
     for (unsigned i = 0; i < 8; ++i)
@@ -357,6 +367,16 @@ class FlowTable {
     b->index[slot] = kNoEntry;
   }
 
+  // Back to the free list, out of the wheel; its bucket slot is already clear.
+  void release(uint32_t index) {
+    Entry& e = entries_[index];
+    unlink_timer(index);
+    e.body.flags = 0;
+    e.body.timer_next = free_head_;
+    free_head_ = index;
+    --active_;
+  }
+
   // Early drop: the unprotected slot with the oldest creation time in the given
   // buckets (b1/b2, or `range`) loses its entry.
   bool evict_from(FlowBucket* b1, FlowBucket* b2, FlowBucket* const* range, unsigned count, uint16_t now_sec,
@@ -384,7 +404,11 @@ class FlowTable {
     victim.evicted = true;
     victim.proto = entries_[index].key.proto;
     victim.state = entries_[index].body.state;
-    remove(index);
+    // The slot is known: free it without hashing the victim's key again.
+    best_bucket->sig[best_slot] = 0;
+    best_bucket->hint[best_slot] = 0;
+    best_bucket->index[best_slot] = kNoEntry;
+    release(index);
     return true;
   }
 

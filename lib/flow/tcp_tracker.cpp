@@ -1,8 +1,9 @@
 // TCP connection tracking after Linux 6.1 net/netfilter/nf_conntrack_proto_tcp.c: the
 // same transition table, the same four window checks and the same ignore/invalid
-// outcomes, over the 28 bytes of TcpWindow a flow entry keeps. Where Linux consults
-// per-conntrack history we have no room for (td_maxack, last_seq/last_end/last_win),
-// the nearest thing we do keep stands in for it; each such place says so.
+// outcomes, over the 28 bytes of TcpWindow and the 2 of TcpLast a flow entry keeps.
+// Where Linux consults per-conntrack history we have no room for (td_maxack, the high
+// bits of last_end/last_ack, last_seq, last_win, retrans), the nearest thing we do keep
+// stands in for it; each such place says so.
 #include "flow/tcp_tracker.h"
 
 #include <cstring>
@@ -24,11 +25,18 @@ constexpr uint8_t kOptEnd = 0, kOptNop = 1, kOptWindowScale = 3, kOptSackPerm = 
 constexpr uint8_t kOptWindowScaleLen = 3, kOptSackPermLen = 2, kOptSackBaseLen = 2, kOptSackBlockLen = 8;
 
 // Bits tcp_options() keeps when it re-reads a side's SYN: Linux keeps BE_LIBERAL only;
-// kTcpFlagSeen and kTcpFlagIgnoredSyn are our copies of conntrack-wide state.
-constexpr uint8_t kFlagsKeptOnReinit = kTcpFlagLiberal | kTcpFlagSeen | kTcpFlagIgnoredSyn;
+// kTcpFlagSeen, kTcpFlagSimultaneousOpen and kTcpFlagAssured are our copies of
+// conntrack-wide state (ct->status, last_flags).
+constexpr uint8_t kFlagsConntrackWide = kTcpFlagSeen | kTcpFlagSimultaneousOpen | kTcpFlagAssured;
+constexpr uint8_t kFlagsKeptOnReinit = kTcpFlagLiberal | kFlagsConntrackWide;
 
 // The events of tcp_conntracks[][] (enum tcp_bit_set).
 enum Event : uint8_t { kEvSyn, kEvSynAck, kEvFin, kEvAck, kEvRst, kEvNone, kEventCount };
+
+// The value TcpLast keeps for an event (TcpEvent: None is 0, so a zeroed entry has no last segment).
+TcpEvent last_event_of(Event event) {
+  return event == kEvNone ? TcpEvent::None : static_cast<TcpEvent>(event + 1);
+}
 
 // get_conntrack_index(): RST wins over SYN wins over FIN wins over ACK.
 Event event_of(uint8_t flags) {
@@ -89,6 +97,50 @@ uint32_t segment_end(const TcpSegment& seg) {
   return seg.seq + seg.payload + ((seg.flags & kTcpSyn) ? 1u : 0u) + ((seg.flags & kTcpFin) ? 1u : 0u);
 }
 
+// TcpLast's encoding (layout in tcp_tracker.h).
+constexpr uint8_t kLastEventMask = 0x07, kLastDirBit = 0x08, kLastDetailShift = 4;
+constexpr uint8_t kLastNoWindowScale = 0x0f;  // detail of an ignored SYN without the option
+constexpr uint8_t kLastSynEndMask = 0x3f, kLastSynSackPerm = 0x40, kLastSynChallengeAck = 0x80;
+
+uint8_t last_detail(const TcpLast& last) { return static_cast<uint8_t>(last.dir_event >> kLastDetailShift); }
+
+void set_last_detail(TcpLast& last, uint32_t detail) {
+  last.dir_event = static_cast<uint8_t>((last.dir_event & (kLastEventMask | kLastDirBit)) |
+                                        ((detail & 0x0f) << kLastDetailShift));
+}
+
+// ct->proto.tcp.last_index and last_dir; the rest of what Linux keeps is left as it was.
+void set_last(TcpLast& last, Event event, unsigned dir) {
+  last.dir_event = static_cast<uint8_t>((last.dir_event & ~(kLastEventMask | kLastDirBit)) |
+                                        static_cast<uint8_t>(last_event_of(event)) | (dir ? kLastDirBit : 0));
+}
+
+// tcp_in_window()'s "check retransmissions" record of an ACK: last_end, 12 bits of it.
+void record_ack(TcpLast& last, uint32_t end) {
+  last.end_mark = static_cast<uint8_t>(end);
+  set_last_detail(last, end >> 8);
+}
+
+// Linux's `value == last_end`, on the bits TcpLast has for the last segment: 6 after a
+// SYN, 12 after an ACK the window checks passed, 8 otherwise (an ignored SYN/ACK, or an
+// ignored reply ACK: the only ACKs tracked in SYN_SENT and SYN_SENT2).
+bool matches_last_end(const TcpLast& last, TcpState state, uint32_t value) {
+  switch (last.event()) {
+    case TcpEvent::Syn:
+      return (value & kLastSynEndMask) == (last.end_mark & kLastSynEndMask);
+    case TcpEvent::Ack:
+      if (state != TcpState::SynSent && state != TcpState::SynSent2) {
+        return (value & 0xfffu) == (last.end_mark | uint32_t{last_detail(last)} << 8);
+      }
+      [[fallthrough]];
+    default:
+      return static_cast<uint8_t>(value) == last.end_mark;
+  }
+}
+
+// Linux's `value == last_ack` after an ignored reply ACK in SYN_SENT: 4 bits of it.
+bool matches_last_ack(const TcpLast& last, uint32_t value) { return (value & 0x0f) == last_detail(last); }
+
 // tcp_options() for one side's SYN: the scale it asked for and what it permits.
 void apply_syn_options(TcpWindow& w, unsigned side, const TcpSegment& seg) {
   w.scale[side] = 0;
@@ -118,9 +170,10 @@ uint32_t max_ack_window(const TcpWindow& w, unsigned side) {
 enum class WindowResult : uint8_t { Accept, Ignore, Invalid };
 
 // tcp_in_window(). `state` is the flow's stored state (Linux reads ct->proto.tcp.state).
-// Writes into `w` as Linux does, including on some paths that then fail.
-WindowResult in_window(TcpState state, TcpWindow& w, unsigned dir, const TcpSegment& seg,
-                       const TcpSettings& settings) {
+// Writes into `w` as Linux does, including on some paths that then fail; an ACK that
+// passes is recorded in `last`.
+WindowResult in_window(TcpState state, TcpWindow& w, TcpLast& last, Event event, unsigned dir,
+                       const TcpSegment& seg, const TcpSettings& settings) {
   const unsigned snd = dir, rcv = dir ^ 1;
   const bool syn = seg.flags & kTcpSyn, has_ack = seg.flags & kTcpAck, rst = seg.flags & kTcpRst;
   uint32_t seq = seg.seq;
@@ -209,6 +262,11 @@ WindowResult in_window(TcpState state, TcpWindow& w, unsigned dir, const TcpSegm
     if (win == 0) ++w.maxend[rcv];
   }
   if (ack == w.end[rcv]) w.flags[rcv] &= ~kTcpFlagDataUnacked;
+
+  // Check retransmissions: Linux records the ACK (last_seq, last_ack, last_end, last_win)
+  // or counts it as retransmitted when all four repeat. We keep last_end only, which is
+  // the same in both cases; the count feeds only a timeout (see tcp_track).
+  if (event == kEvAck) record_ack(last, end);
   return WindowResult::Accept;
 }
 
@@ -224,6 +282,37 @@ bool closing(TcpState state) {
     default:
       return false;
   }
+}
+
+// tcp_packet()'s TCP_CONNTRACK_IGNORE record of a segment it lets through unjudged:
+// last_index, last_dir, last_end (last_seq and last_win are not kept); for a SYN from the
+// originator the options it asked for (last_flags, last_wscale, for the resync on its
+// SYN/ACK) and whether the challenge ACK of LAST_ACK may follow; for a reply ACK in
+// SYN_SENT its ack (last_ack, a possible challenge ACK). An ignored SYN restarts
+// last_flags, which drops IP_CT_TCP_SIMULTANEOUS_OPEN.
+void record_ignored(TcpLast& last, TcpWindow& w, TcpState state, Event event, unsigned dir, const TcpSegment& seg) {
+  const uint32_t end = segment_end(seg);
+  set_last(last, event, dir);
+  if (event == kEvSyn && dir == 0) {
+    w.flags[0] &= static_cast<uint8_t>(~kTcpFlagSimultaneousOpen);
+    last.end_mark = static_cast<uint8_t>((end & kLastSynEndMask) | (seg.sack_perm ? kLastSynSackPerm : 0) |
+                                         (state == TcpState::LastAck ? kLastSynChallengeAck : 0));
+    set_last_detail(last, seg.wscale == 0xff ? kLastNoWindowScale
+                                             : (seg.wscale > kMaxWindowScale ? kMaxWindowScale : seg.wscale));
+    return;
+  }
+  last.end_mark = static_cast<uint8_t>(end);
+  if (state == TcpState::SynSent && event == kEvAck && dir == 1) set_last_detail(last, seg.ack);
+}
+
+// nf_tcp_handle_invalid(): an assured flow takes an out-of-window FIN or RST as its last
+// segment, unless it answers the peer's own FIN or RST (then Linux shortens the timeout
+// to UNACK instead, which is the caller's business and not done).
+void note_invalid(TcpLast& last, bool assured, Event event, unsigned dir) {
+  if (!assured || (event != kEvFin && event != kEvRst)) return;
+  const TcpEvent previous = last.event();
+  if (last.dir() != dir && (previous == TcpEvent::Fin || previous == TcpEvent::Rst)) return;
+  set_last(last, event, dir);
 }
 
 }  // namespace
@@ -306,10 +395,12 @@ TcpSegment tcp_segment(const uint8_t* tcp_header, uint32_t header_len, uint32_t 
 }
 
 // nf_conntrack's tcp_new(), plus the state the first pass of nf_conntrack_tcp_packet()
-// gives it (tcp_conntracks[0][event][sNO]).
-TcpInvalid tcp_new(TcpState& state, TcpWindow& w, const TcpSegment& seg, const TcpSettings& settings) {
+// gives it (tcp_conntracks[0][event][sNO]) and the last segment it then records.
+TcpInvalid tcp_new(TcpState& state, TcpWindow& w, TcpLast& last, const TcpSegment& seg,
+                   const TcpSettings& settings) {
   if (!valid_flags(seg.flags)) return TcpInvalid::BadFlags;
-  const uint8_t next = kTransitions[0][event_of(seg.flags)][sNO];
+  const Event event = event_of(seg.flags);
+  const uint8_t next = kTransitions[0][event][sNO];
   if (next == sIV) return TcpInvalid::NoFlow;  // SYN/ACK, RST, FIN: too late to open anything
   if (next != sSS && !settings.loose) return TcpInvalid::NoFlow;
 
@@ -326,12 +417,17 @@ TcpInvalid tcp_new(TcpState& state, TcpWindow& w, const TcpSegment& seg, const T
     w.flags[0] = w.flags[1] = kTcpFlagSackPerm | kTcpFlagLiberal;
   }
   w.flags[0] |= kTcpFlagSeen;
+  // memset() of ip_ct_tcp, then the opening segment is the last one tracked. A picked-up
+  // ACK fails a check of tcp_in_window() (the reply's end is still 0) unless it acks
+  // within 66000 below 0, and a liberal flow accepts it before the record: last_end stays 0.
+  last = TcpLast{};
+  set_last(last, event, 0);
   state = static_cast<TcpState>(next);
   return TcpInvalid::None;
 }
 
 // nf_conntrack_tcp_packet() for a flow that exists.
-TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegment& seg,
+TcpVerdict tcp_track(TcpState& state, TcpWindow& w, TcpLast& last, unsigned dir, const TcpSegment& seg,
                      const TcpSettings& settings, TcpInvalid& why) {
   why = TcpInvalid::None;
   dir &= 1;
@@ -341,6 +437,7 @@ TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegme
   }
   // Linux deleted a flow whose RST came before any reply: the segment finds nothing.
   const bool seen_reply = w.flags[1] & kTcpFlagSeen;
+  const bool assured = tcp_assured(w);
   if (state == TcpState::None || state >= TcpState::Count || (state == TcpState::Close && !seen_reply)) {
     return TcpVerdict::Reopen;
   }
@@ -353,36 +450,40 @@ TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegme
   switch (next) {
     case sSS:
       if (state < TcpState::TimeWait) break;  // a retransmitted SYN
-      // RFC 1122 4.2.2.13: a SYN may reopen a connection in TIME_WAIT, and the flow of an
-      // aborted connection is replaced. Linux also wants the RST to have come from this
-      // side; we do not keep who sent it and reopen on any RST-closed flow.
-      if (((w.flags[0] | w.flags[1]) & kTcpFlagCloseInit) || state == TcpState::Close) return TcpVerdict::Reopen;
+      // RFC 1122 4.2.2.13: a SYN may reopen a connection in TIME_WAIT; and an aborted
+      // connection is replaced when its RST came from this SYN's side (the client that
+      // reset starts again). A RST from the other side leaves the SYN ignored: the old
+      // connection's segments are still judged in CLOSE.
+      if (((w.flags[0] | w.flags[1]) & kTcpFlagCloseInit) ||
+          (last.event() == TcpEvent::Rst && last.dir() == dir)) {
+        return TcpVerdict::Reopen;
+      }
       [[fallthrough]];
     case sIG:
-      if (event == kEvSynAck && dir == 1 && (w.flags[0] & kTcpFlagIgnoredSyn)) {
+      if (event == kEvSynAck && last.event() == TcpEvent::Syn && last.dir() != dir &&
+          matches_last_end(last, state, seg.ack)) {
         // This SYN/ACK answers the SYN we ignored: the endpoints are in sync and we are
-        // not. Linux rebuilds the originator's side from the annotated SYN and checks
-        // ack == its end; we did not keep that SYN, so take its end from the ack and
-        // assume its largest window and scale, which can only loosen the checks.
-        const uint8_t options = (seg.wscale != 0xff ? kTcpFlagWindowScale : 0) | (seg.sack_perm ? kTcpFlagSackPerm : 0);
+        // not. Rebuild the originator's side from the annotated SYN (its end is the ack
+        // that matched; its window, last_win, is not kept: take the largest a SYN has)
+        // and forget the responder's (nf_ct_tcp_state_reset()), then judge as in SYN_SENT.
+        const uint8_t wscale = last_detail(last);
         w.end[0] = w.maxend[0] = seg.ack;
         w.maxwin[0] = kMaxSynWindow;
-        w.scale[0] = seg.wscale != 0xff ? kMaxWindowScale : 0;
-        w.flags[0] = static_cast<uint8_t>((w.flags[0] & kTcpFlagSeen) | options);
-        w.end[1] = w.maxend[1] = w.maxwin[1] = 0;  // nf_ct_tcp_state_reset()
+        w.scale[0] = wscale == kLastNoWindowScale ? 0 : wscale;
+        w.flags[0] = static_cast<uint8_t>((w.flags[0] & kFlagsConntrackWide) |
+                                          (wscale != kLastNoWindowScale ? kTcpFlagWindowScale : 0) |
+                                          ((last.end_mark & kLastSynSackPerm) ? kTcpFlagSackPerm : 0));
+        last.end_mark &= static_cast<uint8_t>(~kLastSynChallengeAck);
+        w.end[1] = w.maxend[1] = w.maxwin[1] = 0;
         w.scale[1] = 0;
-        w.flags[1] &= kTcpFlagLiberal | kTcpFlagSeen;
+        w.flags[1] &= kTcpFlagLiberal | kFlagsConntrackWide;
         from = TcpState::SynSent;
         next = sSR;
         break;
       }
       // Ignored: our entry may be out of sync, so let through what may be the real
       // connection's packets; the endpoint answers a bad one with a RST we judge then.
-      if (event == kEvSyn && dir == 0) {
-        w.flags[0] |= kTcpFlagIgnoredSyn;
-      } else {
-        w.flags[0] &= static_cast<uint8_t>(~kTcpFlagIgnoredSyn);
-      }
+      record_ignored(last, w, state, event, dir, seg);
       w.flags[dir] |= kTcpFlagSeen;
       return TcpVerdict::Accept;
     case sIV:
@@ -390,17 +491,19 @@ TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegme
       return TcpVerdict::Invalid;
     case sTW:
       // RFC 5961 challenge ACK to a SYN ignored in LAST_ACK: it does not ack the last FIN.
-      if (state == TcpState::LastAck && event == kEvAck && dir == 1 && (w.flags[0] & kTcpFlagIgnoredSyn)) {
-        w.flags[0] &= static_cast<uint8_t>(~kTcpFlagIgnoredSyn);
-        w.flags[1] |= kTcpFlagSeen;
+      if (state == TcpState::LastAck && event == kEvAck && last.dir() != dir && last.event() == TcpEvent::Syn &&
+          (last.end_mark & kLastSynChallengeAck)) {
+        last.end_mark &= static_cast<uint8_t>(~kLastSynChallengeAck);
+        w.flags[dir] |= kTcpFlagSeen;
         return TcpVerdict::Accept;
       }
       break;
+    case sS2:
+      w.flags[0] |= kTcpFlagSimultaneousOpen;  // before the window check, as Linux
+      break;
     case sSR:
-      // Simultaneous open: the reply's ACK completes it too. Linux flags the open when it
-      // enters SYN_SENT2; the originator having sent an ACK (its SYN/ACK) while the flow
-      // is in SYN_RECV only happens in one, so that bit stands in for the flag.
-      if (dir == 1 && event == kEvAck && (w.flags[0] & kTcpFlagMaxAckSet)) next = sES;
+      // Simultaneous open: the reply's ACK completes it too.
+      if (dir == 1 && event == kEvAck && (w.flags[0] & kTcpFlagSimultaneousOpen)) next = sES;
       break;
     case sCL: {
       if (event != kEvRst) break;
@@ -409,26 +512,30 @@ TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegme
         break;
       }
       const unsigned peer = dir ^ 1;
-      if ((w.flags[peer] & kTcpFlagMaxAckSet) && !(w.flags[0] & kTcpFlagIgnoredSyn)) {
-        // RFC 5961 3.2. Linux compares seq with the peer's highest ACK (td_maxack); we
-        // know it exactly only when the peer has acknowledged all this side sent (then it
-        // is our end), otherwise only that it is at most our end.
-        const bool established = state == TcpState::Established && seen_reply;  // and assured
-        const uint32_t expected = w.end[dir];
+      const bool established = state == TcpState::Established && assured;  // nf_conntrack_tcp_established()
+      if ((w.flags[peer] & kTcpFlagMaxAckSet) && last.event() != TcpEvent::Syn) {
+        // RFC 5961 3.2 against the peer's highest ACK (td_maxack). We know it exactly when
+        // the peer has acknowledged all this side sent (it is then our end); otherwise
+        // only that it is below our end.
+        const bool maxack_known = !(w.flags[dir] & kTcpFlagDataUnacked);
         if (seg.seq == 0 && !established) break;
-        if (!(w.flags[dir] & kTcpFlagDataUnacked) && before(seg.seq, expected)) {
+        if (maxack_known && before(seg.seq, w.end[dir])) {
           why = TcpInvalid::RstOutOfWindow;
           return TcpVerdict::Invalid;
         }
-        if (!established || seg.seq == expected) break;
+        if (!established || (maxack_known && seg.seq == w.end[dir])) break;
+        // A RST ending a train: this side's last segment was an ACK ending where it starts.
+        if (last.event() == TcpEvent::Ack && last.dir() == dir && matches_last_end(last, state, seg.seq)) break;
         next = static_cast<uint8_t>(state);  // in window, not exact: keep the flow for the challenge ACK
       }
-      if (seen_reply && dir == 1 && (seg.flags & kTcpAck) && (w.flags[0] & kTcpFlagIgnoredSyn)) {
-        check_window = false;  // RST answering the SYN we ignored (Linux also wants ack == its end)
+      if (((seen_reply && last.event() == TcpEvent::Syn) || (!assured && last.event() == TcpEvent::Ack)) &&
+          matches_last_end(last, state, seg.ack)) {
+        check_window = false;  // RST answering the SYN or ACK we let through unjudged
         break;
       }
-      if (state == TcpState::SynSent && dir == 0 && seen_reply && w.maxwin[1] == 0) {
-        check_window = false;  // RST answering the challenge ACK we ignored (Linux also wants its ack)
+      if (state == TcpState::SynSent && last.event() == TcpEvent::Ack && last.dir() == 1 &&
+          matches_last_ack(last, seg.seq)) {
+        check_window = false;  // RST answering the challenge ACK we let through
       }
       break;
     }
@@ -437,19 +544,20 @@ TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegme
   }
 
   if (check_window) {
-    switch (in_window(state, w, dir, seg, settings)) {
+    switch (in_window(state, w, last, event, dir, seg, settings)) {
       case WindowResult::Accept:
         break;
       case WindowResult::Ignore:
         w.flags[dir] |= kTcpFlagSeen;
         return TcpVerdict::Accept;
       case WindowResult::Invalid:
+        note_invalid(last, assured, event, dir);
         why = (seg.flags & kTcpRst) ? TcpInvalid::RstOutOfWindow : TcpInvalid::OutOfWindow;
         return TcpVerdict::Invalid;
     }
   }
 
-  w.flags[0] &= static_cast<uint8_t>(~kTcpFlagIgnoredSyn);
+  set_last(last, event, dir);  // "From now on we have got in-window packets"
   state = static_cast<TcpState>(next);
   if (from != state && state == TcpState::FinWait) w.flags[dir] |= kTcpFlagCloseInit;
   if (!seen_reply && (seg.flags & kTcpRst)) {
@@ -458,8 +566,26 @@ TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegme
     state = TcpState::Close;
     return TcpVerdict::Accept;
   }
+  if (seen_reply && !assured && (from == TcpState::SynRecv || from == TcpState::Established) &&
+      state == TcpState::Established) {
+    w.flags[1] |= kTcpFlagAssured;
+  }
   w.flags[dir] |= kTcpFlagSeen;
   return TcpVerdict::Accept;
+}
+
+// The overloads without history: a scratch TcpLast, which knows no last segment.
+TcpInvalid tcp_new(TcpState& state, TcpWindow& w, const TcpSegment& seg, const TcpSettings& settings) {
+  TcpLast scratch{};
+  return tcp_new(state, w, scratch, seg, settings);
+}
+
+TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegment& seg,
+                     const TcpSettings& settings, TcpInvalid& why) {
+  TcpLast scratch{};
+  // As these callers always had it: any SYN from the originator reopens a RST-closed flow.
+  if (state == TcpState::Close) set_last(scratch, kEvRst, dir & 1);
+  return tcp_track(state, w, scratch, dir, seg, settings, why);
 }
 
 }  // namespace sluice::flow

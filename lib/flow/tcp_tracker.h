@@ -43,7 +43,7 @@ struct TcpWindow {
 static_assert(sizeof(TcpWindow) == 28);
 
 // TcpWindow::flags bits. 0x01-0x20 are nf_conntrack's IP_CT_TCP_FLAG_* bits; 0x40 and
-// 0x80 hold what nf_conntrack keeps elsewhere in the conntrack (ct->status, last_index).
+// 0x80 hold what nf_conntrack keeps elsewhere in the conntrack (ct->status, last_flags).
 inline constexpr uint8_t kTcpFlagWindowScale = 0x01;  // sent the window scale option
 inline constexpr uint8_t kTcpFlagSackPerm = 0x02;     // sent SACK permitted
 inline constexpr uint8_t kTcpFlagCloseInit = 0x04;    // this side sent the first FIN
@@ -54,8 +54,40 @@ inline constexpr uint8_t kTcpFlagMaxAckSet = 0x20;    // this side has sent an A
                                                       // checks (Linux keeps td_maxack too; we have no room)
 inline constexpr uint8_t kTcpFlagSeen = 0x40;         // a segment from this side was accepted;
                                                       // flags[1]: nf_conntrack's IPS_SEEN_REPLY
-inline constexpr uint8_t kTcpFlagIgnoredSyn = 0x80;   // flags[0]: the last segment tracked was a SYN the
-                                                      // state machine ignored (Linux last_index == SYN)
+inline constexpr uint8_t kTcpFlagSimultaneousOpen = 0x80;  // flags[0] only: IP_CT_TCP_SIMULTANEOUS_OPEN
+                                                           // (Linux's last_flags): went through SYN_SENT2
+inline constexpr uint8_t kTcpFlagAssured = 0x80;      // flags[1] only: nf_conntrack's IPS_ASSURED, as
+                                                      // nf_conntrack_tcp_packet() sets it (see tcp_assured)
+
+// What Linux's tcp_packet() remembers of the last segment it tracked (ip_ct_tcp's last_index,
+// last_dir, last_end, last_ack, last_flags, last_wscale), in the 2 bytes a flow entry has for it.
+// Linux keeps 19 bytes (with last_seq, last_win, retrans); what is exact and what is a fingerprint:
+//   dir_event bits 0-2  last_index, exactly (TcpEvent; None after tcp_new, as Linux's TCP_NONE_SET)
+//   dir_event bit 3     last_dir, exactly
+//   dir_event bits 4-7  after an ignored SYN: its window scale (15: no option), i.e. last_wscale and
+//                       last_flags' WINDOW_SCALE; after an ACK the window checks passed: bits 8-11 of
+//                       last_end; after an ignored reply ACK in SYN_SENT: bits 0-3 of last_ack;
+//                       after other segments left as they were (Linux leaves those fields too)
+//   end_mark bits 0-7   bits 0-7 of last_end; after an ignored SYN only bits 0-5, with bit 6 its SACK
+//                       permitted option (last_flags' SACK_PERM) and bit 7 IP_CT_EXP_CHALLENGE_ACK
+// So Linux's equality tests against last_end and last_ack compare 6 (last segment a SYN), 8 (an
+// ignored ACK, SYN/ACK) or 12 bits (an ACK in the window): a segment whose number differs from Linux's
+// only above those bits is taken as matching, with odds 1/64, 1/256, 1/4096 for an arbitrary number.
+// last_seq, last_win and retrans are not kept (see tcp_track). The tracker owns the encoding.
+enum class TcpEvent : uint8_t { None = 0, Syn, SynAck, Fin, Ack, Rst };
+
+struct TcpLast {  // zero (TcpLast{}) is "no last segment"; trivial, so entries may be memset
+  uint8_t dir_event;
+  uint8_t end_mark;
+
+  TcpEvent event() const { return static_cast<TcpEvent>(dir_event & 0x07); }
+  unsigned dir() const { return (dir_event >> 3) & 1u; }
+};
+static_assert(sizeof(TcpLast) == 2);
+
+// nf_conntrack's IPS_ASSURED as the tracker sees it: a valid segment moved a replied flow from
+// SYN_RECV or ESTABLISHED to ESTABLISHED.
+inline bool tcp_assured(const TcpWindow& w) { return (w.flags[1] & kTcpFlagAssured) != 0; }
 
 // What the tracker needs from one segment, read from the wire by tcp_segment().
 struct TcpSegment {
@@ -95,28 +127,58 @@ std::string_view tcp_invalid_name(TcpInvalid why);
 enum class TcpVerdict : uint8_t {
   Accept,   // forward; state and windows updated
   Invalid,  // do not forward as part of the flow (`why` says what)
-  Reopen,   // a SYN on a closed/TIME_WAIT flow: the caller deletes the entry and treats
-            // the packet as a new connection (nf_conntrack's "reopened" case). Also any
-            // segment of a flow Linux has already deleted: one whose first RST came before
-            // any reply was seen (nf_ct_kill in nf_conntrack_tcp_packet), so Linux looks the
-            // next segment up as new.
+  Reopen,   // a SYN that replaces the flow (nf_conntrack's "reopened" case, nf_ct_kill and
+            // NF_REPEAT): in TIME_WAIT, or in CLOSE when a side had sent a FIN or the last
+            // segment tracked was a RST from this SYN's sender. The caller deletes the entry
+            // and treats the packet as a new connection. Also any segment of a flow Linux
+            // has already deleted: one whose first RST came before any reply was seen
+            // (nf_ct_kill in nf_conntrack_tcp_packet), so Linux looks the next segment up as new.
 };
 
-// Whether `seg` may open a flow, and if so initialises `state`/`w` for the original
+// Whether `seg` may open a flow, and if so initialises `state`/`w`/`last` for the original
 // direction (dir 0 is the sender of `seg`). Returns TcpInvalid::None on success. This
 // also accounts for `seg` itself (a SYN gives SynSent, a picked-up ACK Established):
 // do not pass the opening segment to tcp_track as well.
-TcpInvalid tcp_new(TcpState& state, TcpWindow& w, const TcpSegment& seg, const TcpSettings& settings);
+TcpInvalid tcp_new(TcpState& state, TcpWindow& w, TcpLast& last, const TcpSegment& seg,
+                   const TcpSettings& settings);
 
-// Tracks one segment of an existing flow. `dir` 0: sent by the originator, 1: by the
-// responder. Updates `state` only on Accept. Accept includes the segments Linux ignores
-// (NF_ACCEPT without a state change: a SYN in ESTABLISHED, a retransmitted SYN/ACK, an
-// ACK below the window): they are forwarded, `state` kept. `w` changes as Linux's does:
-// on Accept, and also where Linux records before it judges (the first segment from a
-// side initialises that side's window even when it then fails).
-// RSTs, after RFC 5961 3.2: a RST whose seq is exactly the next expected one closes
-// the flow (state Close); one elsewhere in the window is forwarded (the endpoint
-// answers with a challenge ACK) without closing; outside the window it is invalid.
+// Tracks one segment of an existing flow: nf_conntrack_tcp_packet() and tcp_in_window().
+// `dir` 0: sent by the originator, 1: by the responder. Updates `state` only on Accept.
+// Accept includes the segments Linux ignores (NF_ACCEPT without a state change: a SYN in
+// ESTABLISHED or in a CLOSE it does not reopen, a retransmitted SYN/ACK, an ACK below the
+// window): they are forwarded, `state` kept. `w` and `last` change as Linux's do: on
+// Accept, and also where Linux records before it judges (the first segment from a side
+// initialises that side's window even when it then fails; an out-of-window FIN or RST of
+// an assured flow becomes the last segment, as in nf_tcp_handle_invalid()).
+// RSTs, after RFC 5961 3.2: a RST whose seq is exactly the peer's highest ACK, or that
+// ends a data train (seq = the end of the sender's last ACK segment), closes the flow
+// (state Close); one elsewhere in the window is forwarded (the endpoint answers with a
+// challenge ACK) without closing; before the peer's highest ACK it is invalid.
+//
+// Where this is not Linux, for want of room in the entry:
+// - `last`'s fingerprints (see TcpLast): equality with last_end/last_ack on 6-12 low bits.
+//   Used to resync on the SYN/ACK answering an ignored SYN, for a RST answering an
+//   ignored SYN or ACK (no window check), a RST ending a data train (closes), a RST
+//   answering a challenge ACK in SYN_SENT (no window check).
+// - On that resync the originator's window is rebuilt with the largest window a SYN
+//   can carry (65535) instead of the ignored SYN's (last_win): the originator's
+//   overshoot and old-retransmission allowances are looser until it next advertises.
+// - td_maxack (the peer's highest ACK, for the RST checks) is known only when the peer
+//   has acknowledged all the RST's sender sent (it is then that side's end); with data
+//   unacknowledged a RST is never found below it, and one at exactly it is taken as
+//   in-window-not-exact unless it ends a data train. A RST does not move its sender's end.
+// - Timeouts are the caller's: Linux's RETRANS timeout (tcp_max_retrans identical ACKs,
+//   or a zero last_win) and nf_tcp_handle_invalid()'s shortening to UNACK are not
+//   applied, and `last` keeps neither last_seq, last_win nor retrans for them.
+TcpVerdict tcp_track(TcpState& state, TcpWindow& w, TcpLast& last, unsigned dir, const TcpSegment& seg,
+                     const TcpSettings& settings, TcpInvalid& why);
+
+// The same without the history (a scratch TcpLast each call), for callers whose entries
+// have no TcpLast yet. A CLOSE flow is reopened by any SYN from its originator (as if
+// the last segment were that side's RST); a SYN/ACK never resyncs after an ignored SYN,
+// a RST is never taken as a train's end or as answering an ignored SYN or ACK, and an
+// ACK in LAST_ACK is never recognised as a challenge ACK. Switch to the overloads above.
+TcpInvalid tcp_new(TcpState& state, TcpWindow& w, const TcpSegment& seg, const TcpSettings& settings);
 TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegment& seg,
                      const TcpSettings& settings, TcpInvalid& why);
 

@@ -92,7 +92,9 @@ bool tcp_reset_in_place(rte_mbuf* m, uint16_t l3_offset, uint16_t l4_offset, boo
     out_tcp->checksum.raw = rte_ipv4_udptcp_cksum(reinterpret_cast<const rte_ipv4_hdr*>(ip), out_tcp);
   }
   cut_frame(m, static_cast<uint16_t>(l3_offset + ip_header + sizeof(TcpHeader)));
-  m->ol_flags = 0;
+  // No offload requests or RX verdicts survive; the flags saying whose buffer this is
+  // (external, e.g. mlx5 MPRQ strides, or indirect) must, or its free would go wrong.
+  m->ol_flags &= RTE_MBUF_F_EXTERNAL | RTE_MBUF_F_INDIRECT;
   return true;
 }
 

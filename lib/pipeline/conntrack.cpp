@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include <rte_cycles.h>
+#include <rte_ip.h>
 #include <rte_prefetch.h>
 
 #include "l3/tcp_reset.h"
@@ -65,6 +66,113 @@ bool ipv6_not_forwarded(const uint8_t* dst) {
          (std::memcmp(dst, zero, 15) == 0 && (dst[15] == 0 || dst[15] == 1));
 }
 
+// What the route stage refuses before its lookup (its L2 filter, check_ipv4 and
+// check_ipv6): another host's frame, a link-layer group address, a tagged frame, a bad
+// IPv4 checksum, a martian or link-local source. Such a packet opens no flow and gets
+// no reject answer: no RST for a frame the router would not take.
+bool route_refuses(const rte_mbuf* m, const PacketMeta& pm, const l3::Interface& itf) {
+  const auto* eth = rte_pktmbuf_mtod(m, const net::EthernetHeader*);
+  if ((eth->dst.bytes[0] & 1) || l3::load_mac(eth->dst.bytes) != itf.mac_word || pm.vlan_count) return true;
+  if (pm.l3 == L3::Ipv6) return ipv6_not_forwarded(rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->src);
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset);
+  const uint64_t cksum = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+  if (cksum == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+      (cksum != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_raw_cksum(ip, ip->header_len()) != 0xffff))
+    return true;
+  return ipv4_not_forwarded(ip->src.value());  // the same blocks as a source: 0/8, 127/8, 224/3, 169.254/16
+}
+
+// One TCP segment as the tracker reads it. Parse checks that the fixed 20 bytes are in
+// the first mbuf segment, not the options: options beyond it are left unread (a header
+// split inside its options is tracked without them).
+flow::TcpSegment tcp_segment_of(const rte_mbuf* m, const PacketMeta& pm) {
+  const auto* tcp = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+  const uint32_t header_len = reinterpret_cast<const TcpHeader*>(tcp)->header_len();
+  const uint32_t payload = pm.l3_length - (pm.l4_offset - pm.l3_offset) - header_len;
+  const uint32_t contiguous = rte_pktmbuf_data_len(m) - pm.l4_offset;
+  return flow::tcp_segment(tcp, header_len < contiguous ? header_len : contiguous, payload);
+}
+
+// The TCP/UDP checksum, from the NIC's verdict when it gave one. Checked (as Linux's
+// nf_conntrack_checksum does for every segment) only where a forged segment could
+// change state: one that opens a flow, and TCP SYN, FIN and RST; data with a bad
+// checksum is the receiver's to drop.
+bool l4_checksum_ok(const rte_mbuf* m, const PacketMeta& pm) {
+  const uint64_t verdict = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+  if (verdict == RTE_MBUF_F_RX_L4_CKSUM_GOOD) return true;
+  if (verdict == RTE_MBUF_F_RX_L4_CKSUM_BAD) return false;
+  const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+  const bool v6 = pm.l3 == L3::Ipv6;
+  if (pm.l4_proto == net::kIpProtoUdp) {
+    uint16_t sent;
+    std::memcpy(&sent, l4 + 6, 2);
+    if (sent == 0) return !v6;  // no checksum: allowed for IPv4 only (RFC 768, RFC 8200 8.1)
+  }
+  const uint32_t l4_len = pm.l3_offset + pm.l3_length - pm.l4_offset;
+  const void* l3 = rte_pktmbuf_mtod_offset(m, const void*, pm.l3_offset);
+  uint32_t sum = v6 ? rte_ipv6_phdr_cksum(static_cast<const rte_ipv6_hdr*>(l3), 0)
+                    : rte_ipv4_phdr_cksum(static_cast<const rte_ipv4_hdr*>(l3), 0);
+  if (v6) {
+    // The pseudo-header's next header is the upper-layer protocol, not the first one.
+    auto hdr = *static_cast<const rte_ipv6_hdr*>(l3);
+    hdr.proto = pm.l4_proto;
+    hdr.payload_len = rte_cpu_to_be_16(static_cast<uint16_t>(l4_len));
+    sum = rte_ipv6_phdr_cksum(&hdr, 0);
+  }
+  uint16_t data = 0;
+  if (rte_raw_cksum_mbuf(m, pm.l4_offset, l4_len, &data) != 0) return false;
+  sum += data;
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return sum == 0xffff;
+}
+
+// The firewall's view of one packet.
+template <typename Key>
+void acl_key_of(Key& key, const rte_mbuf* m, const PacketMeta& pm, const firewall::Ruleset& rules, uint16_t in_port,
+                uint16_t out_port, uint8_t state_bit) {
+  std::memset(&key, 0, sizeof(key));
+  const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
+  const uint8_t* l4 = pm.l4_offset ? rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset) : nullptr;
+  key.proto = pm.l4_proto;
+  key.in_port = static_cast<uint8_t>(in_port);
+  key.out_port = static_cast<uint8_t>(out_port);
+  key.in_zone = rules.zone_of_port(in_port);
+  key.out_zone = rules.zone_of_port(out_port);
+  key.state = state_bit;
+  key.tcp_flags = (pm.l4_proto == net::kIpProtoTcp && l4) ? reinterpret_cast<const TcpHeader*>(l4)->flags : 0;
+  if (l4 && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp)) {
+    std::memcpy(&key.src_port, l4, 2);
+    std::memcpy(&key.dst_port, l4 + 2, 2);
+  }
+  if constexpr (sizeof(key.src) == 4) {
+    std::memcpy(&key.src, l3 + 12, 4);
+    std::memcpy(&key.dst, l3 + 16, 4);
+  } else {
+    std::memcpy(key.src, reinterpret_cast<const Ipv6Header*>(l3)->src, 16);
+    std::memcpy(key.dst, reinterpret_cast<const Ipv6Header*>(l3)->dst, 16);
+  }
+}
+
+// The first rule that takes one packet in `state_bit` (1-based), or 0: for the rare
+// packet judged after pass 4 (see pass 5).
+uint32_t classify_one(const rte_mbuf* m, const PacketMeta& pm, const firewall::Ruleset& rules, uint16_t in_port,
+                      uint16_t out_port, uint8_t state_bit) {
+  uint32_t rule = 0;
+  if (pm.l3 == L3::Ipv4) {
+    AclKey4 key;
+    acl_key_of(key, m, pm, rules, in_port, out_port, state_bit);
+    const uint8_t* ptr = reinterpret_cast<const uint8_t*>(&key);
+    rules.classify4(&ptr, &rule, 1);
+  } else {
+    AclKey6 key;
+    acl_key_of(key, m, pm, rules, in_port, out_port, state_bit);
+    const uint8_t* ptr = reinterpret_cast<const uint8_t*>(&key);
+    rules.classify6(&ptr, &rule, 1);
+  }
+  return rule;
+}
+
 }  // namespace
 
 struct ConntrackStage::Work {
@@ -110,13 +218,10 @@ void ConntrackStage::track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta&
   uint32_t timeout;
 
   if (e.key.proto == net::kIpProtoTcp) {
-    const auto* tcp = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
-    const uint32_t header_len = reinterpret_cast<const TcpHeader*>(tcp)->header_len();
-    const uint32_t payload = pm.l3_length - (pm.l4_offset - pm.l3_offset) - header_len;
-    const flow::TcpSegment seg = flow::tcp_segment(tcp, header_len, payload);
+    const flow::TcpSegment seg = tcp_segment_of(m, pm);
     auto state = static_cast<TcpState>(body.state);
     flow::TcpInvalid why = flow::TcpInvalid::None;
-    const flow::TcpVerdict verdict = flow::tcp_track(state, body.tcp, dir, seg, settings.tcp, why);
+    const flow::TcpVerdict verdict = flow::tcp_track(state, body.tcp, body.tcp_last, dir, seg, settings.tcp, why);
     if (verdict == flow::TcpVerdict::Invalid) {
       w.cls = kInvalid;
       w.reason = drop_for(why);
@@ -131,7 +236,7 @@ void ConntrackStage::track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta&
       return;
     }
     body.state = static_cast<uint8_t>(state);
-    if (state == TcpState::Established && !(body.flags & flow::kFlowAssured)) body.flags |= flow::kFlowAssured;
+    if (flow::tcp_assured(body.tcp)) body.flags |= flow::kFlowAssured;  // the tracker applies Linux's rule
     if (dir == 1) body.flags |= flow::kFlowSeenReply;
     timeout = settings.tcp_timeout_ms[body.state];
     if (((body.tcp.flags[0] | body.tcp.flags[1]) & flow::kTcpFlagDataUnacked) &&
@@ -142,17 +247,25 @@ void ConntrackStage::track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta&
     if (dir == 1 && !(body.flags & flow::kFlowSeenReply)) {
       body.flags |= flow::kFlowSeenReply;
       body.state = static_cast<uint8_t>(flow::GenericState::Replied);
-      // Traffic both ways: a UDP stream or a two-way protocol. ICMP queries stay
-      // evictable, as in nf_conntrack, where they are never assured.
-      if (e.key.proto != net::kIpProtoIcmp && e.key.proto != net::kIpProtoIcmpv6) {
-        body.flags |= flow::kFlowAssured;
-        table.set_protected(w.entry, true);
-      }
     }
     const bool replied = body.flags & flow::kFlowSeenReply;
-    if (e.key.proto == net::kIpProtoUdp) timeout = replied ? settings.udp_stream_ms : settings.udp_ms;
-    else if (e.key.proto == net::kIpProtoIcmp || e.key.proto == net::kIpProtoIcmpv6) timeout = settings.icmp_ms;
-    else timeout = settings.generic_ms;
+    if (e.key.proto == net::kIpProtoUdp) {
+      // nf_conntrack_udp_packet(): replied traffic still alive 2 s after the first
+      // packet is a stream: the long timeout, and assured (never evicted). A quick
+      // question and answer (DNS) keeps the short one.
+      timeout = settings.udp_ms;
+      if (replied && flow::ms_diff(now, flow::created_ms(body)) >= 2000) {
+        timeout = settings.udp_stream_ms;
+        if (!(body.flags & flow::kFlowAssured)) {
+          body.flags |= flow::kFlowAssured;
+          table.set_protected(w.entry, true);
+        }
+      }
+    } else if (e.key.proto == net::kIpProtoIcmp || e.key.proto == net::kIpProtoIcmpv6) {
+      timeout = settings.icmp_ms;  // ICMP queries are never assured, as in nf_conntrack
+    } else {
+      timeout = settings.generic_ms;  // nor are other protocols (nf_conntrack_proto_generic)
+    }
   }
   const unsigned new_slot = flow::state_slot(e.key.proto, body.state);
   if (new_slot != old_slot) {
@@ -169,12 +282,13 @@ bool ConntrackStage::insert(Work& w, rte_mbuf* m, const PacketMeta& pm, const fl
                             flow::FlowTable<Entry>& table, const typename Entry::Key& key) {
   flow::FlowCounters& counters = ctx_.flows->counters();
   const uint32_t now = ctx_.flows->now();
-  // Another packet of this burst may have opened it already: then this one is its next.
+  // Another packet of this burst may have opened it already: then this one is its next,
+  // judged by it (w.cls kEstablished or kInvalid), unless it reopens it (w.cls kNew).
   uint32_t index = table.find(key, w.hash);
   if (index != kNoEntry) {
     w.entry = index;
     track_hit(w, table.at(index), m, pm, settings, table);
-    return true;
+    if (w.cls != kNew) return true;
   }
   flow::Victim victim;
   index = table.insert(key, w.hash, now, victim);
@@ -189,16 +303,14 @@ bool ConntrackStage::insert(Work& w, rte_mbuf* m, const PacketMeta& pm, const fl
   body.rule = static_cast<uint16_t>(w.rule);
   uint32_t timeout;
   if (key.proto == net::kIpProtoTcp) {
-    const auto* tcp = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
-    const uint32_t header_len = reinterpret_cast<const TcpHeader*>(tcp)->header_len();
-    const uint32_t payload = pm.l3_length - (pm.l4_offset - pm.l3_offset) - header_len;
     auto state = TcpState::None;
-    flow::tcp_new(state, body.tcp, flow::tcp_segment(tcp, header_len, payload), settings.tcp);
+    flow::tcp_new(state, body.tcp, body.tcp_last, tcp_segment_of(m, pm), settings.tcp);
     body.state = static_cast<uint8_t>(state);
     // A flow picked up mid-stream is established but not assured until it sees a reply.
     timeout = settings.tcp_timeout_ms[body.state];
   } else {
     body.state = static_cast<uint8_t>(flow::GenericState::Unreplied);
+    flow::created_ms(body) = now;
     if (key.proto == net::kIpProtoUdp) timeout = settings.udp_ms;
     else if (key.proto == net::kIpProtoIcmp || key.proto == net::kIpProtoIcmpv6) timeout = settings.icmp_ms;
     else timeout = settings.generic_ms;
@@ -370,6 +482,12 @@ void ConntrackStage::process(Burst& burst) {
 
   // Pass 3: what each packet is to its flow.
   const uint32_t now = flows.now();
+  // An entry freed here (expired, or reopened by a SYN) may be the one later packets of
+  // the burst found in pass 2: they must not touch it again, they meet no flow.
+  auto forget = [&](uint16_t after, uint8_t kind, uint32_t index) {
+    for (uint16_t j = after + 1; j < n; ++j)
+      if (work[j].kind == kind && work[j].entry == index) work[j].entry = kNoEntry;
+  };
   uint32_t tracked = 0, established = 0, related = 0;
   bool any_classify = false;
   for (uint16_t i = 0; i < n; ++i) {
@@ -396,6 +514,7 @@ void ConntrackStage::process(Burst& burst) {
           table4.remove(w.entry);
         }
         c.expired.inc();
+        forget(i, w.kind, w.entry);
         w.entry = kNoEntry;
       }
     }
@@ -408,29 +527,56 @@ void ConntrackStage::process(Burst& burst) {
         w.reason = Drop::IcmpNoFlow;
       }
     } else if (w.entry != kNoEntry) {
-      if (v6) track_hit(w, table6->at(w.entry), m, pm, settings, *table6);
-      else track_hit(w, table4.at(w.entry), m, pm, settings, table4);
+      const uint32_t found = w.entry;
+      flow::FlowBody& body = v6 ? table6->at(w.entry).body : table4.at(w.entry).body;
+      const uint8_t proto = v6 ? table6->at(w.entry).key.proto : table4.at(w.entry).key.proto;
+      const bool seen_reply = body.flags & flow::kFlowSeenReply;
+      const bool settled = proto == net::kIpProtoUdp ? (body.flags & flow::kFlowAssured) != 0 : seen_reply;
+      if (proto != net::kIpProtoTcp && (settled || (!seen_reply && flow::direction(body, w.sender_slot) == 0)))
+          [[likely]] {
+        // Nothing changes but the deadline: an assured UDP stream, a replied ICMP/other
+        // flow, or one more packet from an opener still waiting for its reply.
+        const bool replied = seen_reply;
+        const uint32_t timeout = proto == net::kIpProtoUdp ? (replied ? settings.udp_stream_ms : settings.udp_ms)
+                                 : (proto == net::kIpProtoIcmp || proto == net::kIpProtoIcmpv6) ? settings.icmp_ms
+                                                                                                 : settings.generic_ms;
+        if (v6) table6->arm(w.entry, now + timeout, now);
+        else table4.arm(w.entry, now + timeout, now);
+        w.cls = kEstablished;
+      } else if (proto == net::kIpProtoTcp &&
+                 (rte_pktmbuf_mtod_offset(m, const TcpHeader*, pm.l4_offset)->flags & (flow::kTcpSyn | flow::kTcpFin |
+                                                                                    flow::kTcpRst)) &&
+                 !l4_checksum_ok(m, pm)) [[unlikely]] {
+        w.cls = kInvalid;  // a forged SYN/FIN/RST must not move the flow's state
+        w.reason = Drop::BadL4Checksum;
+      } else if (v6) {
+        track_hit(w, table6->at(w.entry), m, pm, settings, *table6);
+      } else {
+        track_hit(w, table4.at(w.entry), m, pm, settings, table4);
+      }
+      if (w.entry == kNoEntry) forget(i, w.kind, found);  // reopened: the old entry is gone
       if (w.cls == kEstablished) ++established;
     } else {
       w.cls = kNew;
     }
+    if (w.cls == kNew && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp) &&
+        !l4_checksum_ok(m, pm)) [[unlikely]] {
+      w.cls = kInvalid;
+      w.reason = Drop::BadL4Checksum;
+    }
     if (w.cls == kNew) {
       // May this packet open a connection at all?
       if (pm.l4_proto == net::kIpProtoTcp) {
-        const auto* tcp = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
-        const uint32_t header_len = reinterpret_cast<const TcpHeader*>(tcp)->header_len();
-        const uint32_t payload = pm.l3_length - (pm.l4_offset - pm.l3_offset) - header_len;
         auto state = TcpState::None;
         flow::TcpWindow scratch;
-        const flow::TcpInvalid why =
-            flow::tcp_new(state, scratch, flow::tcp_segment(tcp, header_len, payload), settings.tcp);
+        const flow::TcpInvalid why = flow::tcp_new(state, scratch, tcp_segment_of(m, pm), settings.tcp);
         if (why != flow::TcpInvalid::None) {
           w.cls = kInvalid;
           w.reason = drop_for(why);
         }
       } else if ((pm.l4_proto == net::kIpProtoIcmp || pm.l4_proto == net::kIpProtoIcmpv6) && pm.l4_offset) {
         const uint8_t type = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset)->type;
-        if (!(v6 ? type == 128 : icmp4_query(type))) {
+        if (!(v6 ? icmp6_query(type) : icmp4_query(type))) {
           w.cls = kInvalid;
           w.reason = Drop::IcmpNoFlow;  // an answer to a query we never saw
         }
@@ -457,6 +603,10 @@ void ConntrackStage::process(Burst& burst) {
       w.needs_egress = 1;
       if (!routed_) continue;
       const PacketMeta& pm = meta(burst.pkts[i]);
+      if (route_refuses(burst.pkts[i], pm, routes->interface(port_id_))) {
+        w.needs_egress = 2;  // the route stage drops it before its lookup
+        continue;
+      }
       const uint8_t* l3 = rte_pktmbuf_mtod_offset(burst.pkts[i], const uint8_t*, pm.l3_offset);
       if (w.kind == kTrack4) {
         const uint32_t d = reinterpret_cast<const Ipv4Header*>(l3)->dst.value();
@@ -512,37 +662,13 @@ void ConntrackStage::process(Burst& burst) {
                                 : w.cls == kInvalid ? config::kCtInvalid
                                 : w.cls == kRelated ? config::kCtRelated
                                                     : config::kCtEstablished;
-      const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
-      const uint8_t* l4 = pm.l4_offset ? rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset) : nullptr;
-      const bool ports = l4 && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp);
-      auto fill = [&](auto& key) {
-        key.proto = pm.l4_proto;
-        key.in_port = static_cast<uint8_t>(port_id_);
-        key.out_port = static_cast<uint8_t>(w.out_port);
-        key.in_zone = rules->zone_of_port(port_id_);
-        key.out_zone = rules->zone_of_port(w.out_port);
-        key.state = state_bit;
-        key.tcp_flags = (pm.l4_proto == net::kIpProtoTcp && l4) ? reinterpret_cast<const TcpHeader*>(l4)->flags : 0;
-        if (ports) {
-          std::memcpy(&key.src_port, l4, 2);
-          std::memcpy(&key.dst_port, l4 + 2, 2);
-        }
-      };
       if (w.kind == kTrack4) {
-        AclKey4& key = acl4[a4];
-        std::memset(&key, 0, sizeof(key));
-        fill(key);
-        std::memcpy(&key.src, l3 + 12, 4);
-        std::memcpy(&key.dst, l3 + 16, 4);
-        acl4_ptrs[a4] = reinterpret_cast<const uint8_t*>(&key);
+        acl_key_of(acl4[a4], m, pm, *rules, port_id_, w.out_port, state_bit);
+        acl4_ptrs[a4] = reinterpret_cast<const uint8_t*>(&acl4[a4]);
         acl4_idx[a4++] = i;
       } else {
-        AclKey6& key = acl6[a6];
-        std::memset(&key, 0, sizeof(key));
-        fill(key);
-        std::memcpy(key.src, reinterpret_cast<const Ipv6Header*>(l3)->src, 16);
-        std::memcpy(key.dst, reinterpret_cast<const Ipv6Header*>(l3)->dst, 16);
-        acl6_ptrs[a6] = reinterpret_cast<const uint8_t*>(&key);
+        acl_key_of(acl6[a6], m, pm, *rules, port_id_, w.out_port, state_bit);
+        acl6_ptrs[a6] = reinterpret_cast<const uint8_t*>(&acl6[a6]);
         acl6_idx[a6++] = i;
       }
     }
@@ -553,7 +679,15 @@ void ConntrackStage::process(Burst& burst) {
     classified = a4 + a6;
   }
 
-  // Pass 5: act.
+  // Pass 5: act. A burst of known flows only (the usual one) stays as it is.
+  const bool all_known = !any_classify && later_fragments == 0;
+  if (all_known) [[likely]] {
+    if (tracked) tracked_.add(tracked);
+    if (established) established_.add(established);
+    if (related) related_.add(related);
+    if (untracked) untracked_.add(untracked);
+    return;
+  }
   auto& rule_counters = flows.rule_counters();
   uint16_t kept = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -611,7 +745,34 @@ void ConntrackStage::process(Burst& burst) {
         drop(burst, m, Drop::FlowTableFull);
         continue;
       }
-      ++new_flows;
+      if (w.cls == kNew) {
+        ++new_flows;
+      } else if (w.cls == kEstablished) {
+        ++established;  // an earlier packet of this burst opened its flow
+      } else {
+        // ... and that flow refuses it (e.g. an ACK before any SYN/ACK): invalid, and
+        // the rules see it once more as such.
+        ++invalid;
+        Action verdict = Action::Accept;  // no firewall: tracking only
+        if (rules) {
+          const uint32_t rule = classify_one(m, pm, *rules, port_id_, w.out_port, config::kCtInvalid);
+          verdict = rule ? rules->rule(rule).action : Action::Drop;
+          if (rule) {
+            rule_counters[rule].packets.inc();
+            rule_counters[rule].bytes.add(rte_pktmbuf_pkt_len(m));
+            ++rule_hits;
+          }
+        }
+        if (verdict == Action::Accept) {
+          ++invalid_forwarded;
+          burst.pkts[kept++] = m;
+        } else if (verdict == Action::Reject) {
+          reject(burst, m, pm, routes);
+        } else {
+          drop(burst, m, w.reason);
+        }
+        continue;
+      }
     }
     burst.pkts[kept++] = m;
   }

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
+#include <rte_byteorder.h>
 #include <rte_mbuf.h>
 
 #include "flow/flow_key.h"
@@ -31,8 +33,29 @@ struct PacketKey {
 };
 
 // `track_ipv6` false: IPv6 packets are Untracked (no IPv6 table).
-PacketKey flow_key_of(const rte_mbuf* m, const PacketMeta& pm, uint16_t zone, bool track_ipv6, flow::FlowKey4& key4,
-                      flow::FlowKey6& key6);
+PacketKey flow_key_of_any(const rte_mbuf* m, const PacketMeta& pm, uint16_t zone, bool track_ipv6,
+                          flow::FlowKey4& key4, flow::FlowKey6& key6);
+
+// The same, with IPv4 TCP and UDP (nearly every packet) inline.
+inline PacketKey flow_key_of(const rte_mbuf* m, const PacketMeta& pm, uint16_t zone, bool track_ipv6,
+                             flow::FlowKey4& key4, flow::FlowKey6& key6) {
+  if (pm.l3 == L3::Ipv4 && pm.l4_offset && (pm.l4_proto == 6 || pm.l4_proto == 17)) [[likely]] {
+    const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
+    const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+    uint32_t src, dst;
+    uint16_t sport, dport;
+    std::memcpy(&src, l3 + 12, 4);
+    std::memcpy(&dst, l3 + 16, 4);
+    std::memcpy(&sport, l4, 2);
+    std::memcpy(&dport, l4 + 2, 2);
+    PacketKey k;
+    k.kind = KeyKind::Ipv4;
+    k.sender_slot = static_cast<uint8_t>(flow::make_key4(key4, src, dst, sport, dport, pm.l4_proto, zone));
+    k.hash = key4.hash();
+    return k;
+  }
+  return flow_key_of_any(m, pm, zone, track_ipv6, key4, key6);
+}
 
 // ICMP types: queries that open a flow and their answers, and errors that quote a
 // packet (nf_conntrack_proto_icmp.c's valid_new / invmap, icmpv6's likewise).
@@ -40,6 +63,9 @@ inline bool icmp4_query(uint8_t type) { return type == 8 || type == 13 || type =
 inline bool icmp4_answer(uint8_t type) { return type == 0 || type == 14 || type == 16 || type == 18; }
 inline bool icmp4_error(uint8_t type) { return type == 3 || type == 4 || type == 5 || type == 11 || type == 12; }
 inline bool icmp6_error(uint8_t type) { return type >= 1 && type <= 4; }
+// ICMPv6 echo and node information (RFC 4620), nf_conntrack_proto_icmpv6's valid_new.
+inline bool icmp6_query(uint8_t type) { return type == 128 || type == 139; }
+inline bool icmp6_answer(uint8_t type) { return type == 129 || type == 140; }
 // MLD, router/neighbour discovery, redirects and the like: link-scope, never tracked.
 inline bool icmp6_link_scope(uint8_t type) {
   return (type >= 130 && type <= 137) || type == 143 || type == 148 || type == 149;

@@ -35,28 +35,35 @@ void Worker::drain_inject_ring() {
 
 // Packets other workers steered here: each run of one ingress port continues through
 // that port's pipeline from the stage after steer.
+void Worker::run_handed(pipeline::Burst& burst, rte_mbuf** pkts, unsigned n) {
+  unsigned i = 0;
+  while (i < n) {
+    const uint16_t port = pkts[i]->port;
+    burst.count = 0;
+    while (i < n && pkts[i]->port == port) burst.pkts[burst.count++] = pkts[i++];
+    const HandoffTarget& target = port < RTE_MAX_ETHPORTS ? handoff_[port] : HandoffTarget{};
+    if (target.pipeline) {
+      target.pipeline->run_from(burst, target.first_stage);
+    } else {
+      handoff_dropped_.add(burst.count);
+      rte_pktmbuf_free_bulk(burst.pkts, burst.count);
+    }
+    burst.free_discards();
+  }
+}
+
 uint32_t Worker::drain_handoff(pipeline::Burst& burst) {
+  // A peer may hand over a burst per RX queue it polls in one round: up to four bursts
+  // from each ring per round, so the rings drain at least as fast as they fill.
+  constexpr unsigned kBurstsPerRing = 4;
   uint32_t total = 0;
   rte_mbuf* pkts[pipeline::kMaxBurst];
   for (rte_ring* ring : handoff_rings_) {
-    const unsigned n = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), burst_size_, nullptr);
-    if (n == 0) continue;
-    total += n;
-    unsigned i = 0;
-    while (i < n) {
-      const uint16_t port = pkts[i]->port;
-      unsigned j = i;
-      burst.count = 0;
-      while (j < n && pkts[j]->port == port) burst.pkts[burst.count++] = pkts[j++];
-      const HandoffTarget& target = port < RTE_MAX_ETHPORTS ? handoff_[port] : HandoffTarget{};
-      if (target.pipeline) {
-        target.pipeline->run_from(burst, target.first_stage);
-      } else {
-        handoff_dropped_.add(burst.count);
-        rte_pktmbuf_free_bulk(burst.pkts, burst.count);
-      }
-      burst.free_discards();
-      i = j;
+    for (unsigned round = 0; round < kBurstsPerRing; ++round) {
+      const unsigned n = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), burst_size_, nullptr);
+      total += n;
+      run_handed(burst, pkts, n);
+      if (n < burst_size_) break;
     }
   }
   if (total) handoff_received_.add(total);

@@ -104,6 +104,7 @@ class Worker {
   Counter handoff_dropped_;  // for a port this worker has no pipeline for: a bug, but counted
   void drain_inject_ring();
   uint32_t drain_handoff(pipeline::Burst& burst);
+  void run_handed(pipeline::Burst& burst, rte_mbuf** pkts, unsigned n);
 };
 
 }  // namespace sluice::runtime

@@ -62,6 +62,8 @@ namespace sluice {
   _(TcpRstOutOfWindow, "tcp_rst_out_of_window", "TCP RST with a sequence outside the window (RFC 5961)")      \
   _(IcmpNoFlow, "icmp_no_flow", "ICMP reply, or error quoting a packet, that matches no tracked flow")        \
   _(IcmpBadType, "icmp_bad_type", "ICMP type that neither opens a flow nor is an error (redirect, RA, ...)")  \
+  _(IcmpErrorMismatch, "icmp_error_mismatch", "ICMP error not addressed to the sender of the packet it quotes") \
+  _(BadL4Checksum, "bad_l4_checksum", "TCP or UDP checksum wrong on a packet that opens or changes a flow")      \
   _(FirewallDrop, "firewall_drop", "a firewall rule or zone policy said drop")                                \
   _(FirewallReject, "firewall_reject", "a firewall rule said reject (a RST or unreachable was sent if allowed)") \
   _(LaterFragment, "later_fragment", "non-first fragment (no ports to track), conntrack.later_fragments drop") \

@@ -53,12 +53,13 @@ TcpSegment rst(uint32_t seq) { return segment(kTcpRst, seq, 0, 0); }
 struct Flow {
   TcpState state = TcpState::None;
   TcpWindow w{};
+  TcpLast last{};
   TcpSettings settings{};
   TcpInvalid why = TcpInvalid::None;
 
-  TcpInvalid open(const TcpSegment& seg) { return tcp_new(state, w, seg, settings); }
-  TcpVerdict orig(const TcpSegment& seg) { return tcp_track(state, w, 0, seg, settings, why); }
-  TcpVerdict reply(const TcpSegment& seg) { return tcp_track(state, w, 1, seg, settings, why); }
+  TcpInvalid open(const TcpSegment& seg) { return tcp_new(state, w, last, seg, settings); }
+  TcpVerdict orig(const TcpSegment& seg) { return tcp_track(state, w, last, 0, seg, settings, why); }
+  TcpVerdict reply(const TcpSegment& seg) { return tcp_track(state, w, last, 1, seg, settings, why); }
 };
 
 // Client kClientIsn, server kServerIsn; afterwards the client's next seq is c+1, the server's s+1.
@@ -332,6 +333,151 @@ TEST(TcpTracker, SynFromResponderInCloseIsBadTransition) {
   EXPECT_EQ(flow.why, TcpInvalid::BadTransition);
 }
 
+// --- reopening a closed flow (Linux's last_dir/last_index) -------------------------
+
+TEST(TcpTracker, SynAfterServerRstIsIgnoredAndTheOldWindowStillJudges) {
+  // The differential test's tcp_syn_after_server_rst: the RST came from the other side,
+  // so Linux ignores the SYN and goes on judging the old connection in CLOSE.
+  Flow flow = established();
+  const uint32_t c = kClientIsn + 1, s = kServerIsn + 1;
+  ASSERT_EQ(flow.orig(ack(c, s, kClientWindow, 3)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.reply(rst(s)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.state, TcpState::Close);
+  EXPECT_EQ(flow.orig(syn(c + 3)), TcpVerdict::Accept);  // ignored, not reopened
+  EXPECT_EQ(flow.state, TcpState::Close);
+  EXPECT_EQ(flow.last.event(), TcpEvent::Syn);
+  EXPECT_EQ(flow.orig(ack(c + 3, s, kClientWindow)), TcpVerdict::Accept);  // in the old window
+  EXPECT_EQ(flow.reply(ack(s, c + 3, kServerWindow)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::Close);
+  EXPECT_EQ(flow.orig(ack(c + 3, s + 5000, kClientWindow)), TcpVerdict::Invalid);  // still judged
+  EXPECT_EQ(flow.why, TcpInvalid::OutOfWindow);
+}
+
+TEST(TcpTracker, SynAfterServerRstResyncsOnTheSynAckAnsweringIt) {
+  // tcp_rst_then_new_syn: the new connection is followed through the resync, with the
+  // options of the SYN that was ignored.
+  Flow flow = established();
+  ASSERT_EQ(flow.reply(rst(kServerIsn + 1)), TcpVerdict::Accept);
+  const uint32_t new_client = 2'000'000, new_server = 9'000'000;
+  ASSERT_EQ(flow.orig(syn(new_client, kClientWindow, 7, true)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.state, TcpState::Close);
+  EXPECT_EQ(flow.reply(syn_ack(new_server, new_client + 1, kServerWindow, 7, true)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::SynRecv);
+  EXPECT_EQ(flow.w.end[0], new_client + 1);
+  EXPECT_EQ(flow.w.scale[0], 7);
+  EXPECT_EQ(flow.w.scale[1], 7);
+  EXPECT_EQ(flow.w.flags[0] & (kTcpFlagWindowScale | kTcpFlagSackPerm), kTcpFlagWindowScale | kTcpFlagSackPerm);
+  EXPECT_EQ(flow.w.end[1], new_server + 1);
+  EXPECT_EQ(flow.orig(ack(new_client + 1, new_server + 1, 500)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::Established);
+  EXPECT_EQ(flow.w.maxend[1], new_server + 1 + (500u << 7));  // the client's scale from its ignored SYN
+}
+
+TEST(TcpTracker, SynAckNotAnsweringTheIgnoredSynIsIgnored) {
+  Flow flow = established();
+  ASSERT_EQ(flow.reply(rst(kServerIsn + 1)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.orig(syn(2'000'000)), TcpVerdict::Accept);
+  const TcpWindow before = flow.w;
+  EXPECT_EQ(flow.reply(syn_ack(9'000'000, 2'000'002)), TcpVerdict::Accept);  // acks one more than the SYN
+  EXPECT_EQ(flow.state, TcpState::Close);
+  EXPECT_EQ(flow.w.end[0], before.end[0]);
+  EXPECT_EQ(flow.w.end[1], before.end[1]);
+}
+
+TEST(TcpTracker, SynAfterOwnRstReopensOnlyWhileThatRstIsTheLastSegment) {
+  Flow flow = established();
+  const uint32_t c = kClientIsn + 1, s = kServerIsn + 1;
+  ASSERT_EQ(flow.orig(rst(c)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.state, TcpState::Close);
+  // A segment from the server in between: the RST is no longer the last segment.
+  EXPECT_EQ(flow.reply(ack(s, c, kServerWindow)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.orig(syn(c + 70000)), TcpVerdict::Accept);  // ignored
+  EXPECT_EQ(flow.state, TcpState::Close);
+}
+
+TEST(TcpTracker, SynAfterFinAndServerRstReopens) {
+  // IP_CT_TCP_FLAG_CLOSE_INIT: a flow closed with a FIN reopens whoever sent the RST.
+  Flow flow = established();
+  const uint32_t c = kClientIsn + 1, s = kServerIsn + 1;
+  ASSERT_EQ(flow.orig(segment(kTcpFin | kTcpAck, c, s, kClientWindow)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.reply(rst(s)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.state, TcpState::Close);
+  EXPECT_EQ(flow.orig(syn(c + 70000)), TcpVerdict::Reopen);
+}
+
+TEST(TcpTracker, OutOfWindowFinAfterOwnRstStopsItsSynFromReopening) {
+  // nf_tcp_handle_invalid(): an assured flow takes an invalid FIN or RST as its last
+  // segment, unless it answers the peer's FIN or RST.
+  Flow own = established();
+  const uint32_t c = kClientIsn + 1, s = kServerIsn + 1;
+  ASSERT_EQ(own.orig(rst(c)), TcpVerdict::Accept);
+  EXPECT_EQ(own.orig(segment(kTcpFin | kTcpAck, c + 200000, s, kClientWindow)), TcpVerdict::Invalid);
+  EXPECT_EQ(own.last.event(), TcpEvent::Fin);
+  EXPECT_EQ(own.orig(syn(c + 70000)), TcpVerdict::Accept);  // ignored
+  EXPECT_EQ(own.state, TcpState::Close);
+
+  Flow peer = established();
+  ASSERT_EQ(peer.orig(rst(c)), TcpVerdict::Accept);
+  EXPECT_EQ(peer.reply(segment(kTcpFin | kTcpAck, s + 200000, c, kServerWindow)), TcpVerdict::Invalid);
+  EXPECT_EQ(peer.last.event(), TcpEvent::Rst);  // answers the client's RST: kept
+  EXPECT_EQ(peer.orig(syn(c + 70000)), TcpVerdict::Reopen);
+}
+
+TEST(TcpTracker, MatchesLinuxOnTheDifferentialTestsRandomSeedSeven) {
+  // tcp_random_7 from tests/conntrack/diff_cases.py, with Linux 6.1's verdicts (steps 11,
+  // 14 and 15 differed while any SYN reopened a RST-closed flow).
+  struct Step {
+    unsigned dir;
+    TcpSegment seg;
+    bool pass;
+  };
+  constexpr uint8_t kPa = kTcpPsh | kTcpAck, kSa = kTcpSyn | kTcpAck;
+  const uint16_t cw = 29200, sw = 28960;
+  const Step steps[] = {
+      {1, segment(kSa, 500000, 1001, sw), true},
+      {0, segment(kTcpAck, 1001, 500001, cw), true},
+      {0, segment(kPa, 4294878297u, 500001, cw, 1000), true},
+      {0, segment(kTcpSyn, 1001, 500000, cw), true},
+      {0, segment(kTcpAck, 1002, 500001, cw, 1), true},
+      {1, segment(kTcpRst, 500001, 1003, sw), true},
+      {0, segment(kTcpSyn, 1004, 500001, cw), true},
+      {0, segment(kPa, 4294878299u, 800001, cw, 1), false},
+      {0, segment(kSa, 91003, 500002, cw), false},
+      {0, segment(kPa, 4003, 500001, cw), true},
+      {0, segment(kTcpRst, 1003, 495001, cw), true},
+      {0, segment(kSa, 1003, 495001, cw), false},
+      {1, segment(kPa, 500000, 1004, sw, 1), true},
+      {0, segment(kPa, 91004, 500001, cw), false},
+      {1, segment(kTcpSyn, 500002, 1003, sw), false},
+      {1, segment(kSa, 497001, 1003, sw), true},
+  };
+  Flow flow;
+  ASSERT_EQ(flow.open(segment(kTcpSyn, 1000, 0, cw)), TcpInvalid::None);
+  int step = 2;
+  for (const Step& s : steps) {
+    const TcpVerdict verdict = s.dir == 0 ? flow.orig(s.seg) : flow.reply(s.seg);
+    EXPECT_EQ(verdict, s.pass ? TcpVerdict::Accept : TcpVerdict::Invalid) << "step " << step;
+    ++step;
+  }
+  EXPECT_EQ(flow.state, TcpState::Close);
+}
+
+TEST(TcpTracker, OverloadsWithoutHistoryStillTrackAndReopenAnyRstClosedFlow) {
+  // For callers whose entries have no TcpLast yet: the old approximation.
+  TcpState state = TcpState::None;
+  TcpWindow w{};
+  TcpInvalid why = TcpInvalid::None;
+  const TcpSettings settings{};
+  ASSERT_EQ(tcp_new(state, w, syn(kClientIsn), settings), TcpInvalid::None);
+  ASSERT_EQ(tcp_track(state, w, 1, syn_ack(kServerIsn, kClientIsn + 1), settings, why), TcpVerdict::Accept);
+  ASSERT_EQ(tcp_track(state, w, 0, ack(kClientIsn + 1, kServerIsn + 1, kClientWindow), settings, why),
+            TcpVerdict::Accept);
+  EXPECT_EQ(state, TcpState::Established);
+  ASSERT_EQ(tcp_track(state, w, 1, rst(kServerIsn + 1), settings, why), TcpVerdict::Accept);
+  EXPECT_EQ(state, TcpState::Close);
+  EXPECT_EQ(tcp_track(state, w, 0, syn(kClientIsn + 70000), settings, why), TcpVerdict::Reopen);
+}
+
 // --- RST -----------------------------------------------------------------------------
 
 TEST(TcpTracker, RstWithExactSequenceClosesEstablishedFlow) {
@@ -413,6 +559,54 @@ TEST(TcpTracker, RstWhileClosingIsTakenWithoutWindowChecks) {
   ASSERT_EQ(flow.state, TcpState::FinWait);
   EXPECT_EQ(flow.reply(rst(kServerIsn + 5'000'000)), TcpVerdict::Accept);
   EXPECT_EQ(flow.state, TcpState::Close);
+}
+
+TEST(TcpTracker, RstEndingTheSendersDataTrainCloses) {
+  // tcp_rst_after_data: the server's data is unacknowledged, so the RST is not at the
+  // client's highest ACK; it starts where the server's last segment ended.
+  Flow flow = established();
+  const uint32_t c = kClientIsn + 1, s = kServerIsn + 1;
+  ASSERT_EQ(flow.reply(ack(s, c, kServerWindow, 19)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.reply(segment(kTcpRst | kTcpAck, s + 19, c, 0)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::Close);
+}
+
+TEST(TcpTracker, RstAtTheSendersEndAfterThePeerSpokeKeepsTheFlow) {
+  // The same RST once the client has sent a segment: neither the client's highest ACK
+  // nor a train, so Linux keeps the flow for the challenge ACK.
+  Flow flow = established();
+  const uint32_t c = kClientIsn + 1, s = kServerIsn + 1;
+  ASSERT_EQ(flow.reply(ack(s, c, kServerWindow, 19)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.orig(ack(c, s, kClientWindow, 10)), TcpVerdict::Accept);  // does not ack the 19 bytes
+  EXPECT_EQ(flow.reply(segment(kTcpRst | kTcpAck, s + 19, c + 10, 0)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::Established);
+}
+
+TEST(TcpTracker, RstAnsweringTheIgnoredSynClosesWithoutWindowChecks) {
+  Flow flow = established();
+  const uint32_t new_client = 9'000'000;
+  ASSERT_EQ(flow.orig(syn(new_client)), TcpVerdict::Accept);  // ignored
+  // An older stack resets the unexpected SYN: RST|ACK, seq 0, acking the SYN.
+  EXPECT_EQ(flow.reply(segment(kTcpRst | kTcpAck, 0, new_client + 1, 0)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::Close);
+}
+
+TEST(TcpTracker, RstNotAnsweringTheIgnoredSynIsJudgedByTheWindow) {
+  Flow flow = established();
+  const uint32_t new_client = 9'000'000;
+  ASSERT_EQ(flow.orig(syn(new_client)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.reply(segment(kTcpRst | kTcpAck, 0, new_client + 2, 0)), TcpVerdict::Invalid);
+  EXPECT_EQ(flow.why, TcpInvalid::RstOutOfWindow);
+  EXPECT_EQ(flow.state, TcpState::Established);
+}
+
+TEST(TcpTracker, RstNotAnsweringTheIgnoredChallengeAckIsJudgedByTheWindow) {
+  Flow flow;
+  ASSERT_EQ(flow.open(syn(kClientIsn)), TcpInvalid::None);
+  ASSERT_EQ(flow.reply(ack(90000, 4000000, kServerWindow)), TcpVerdict::Accept);  // ignored
+  EXPECT_EQ(flow.orig(rst(4000001)), TcpVerdict::Invalid);  // not the challenge ACK's ack
+  EXPECT_EQ(flow.why, TcpInvalid::RstOutOfWindow);
+  EXPECT_EQ(flow.state, TcpState::SynSent);
 }
 
 // --- windows -------------------------------------------------------------------------
@@ -560,7 +754,8 @@ TEST(TcpTracker, SynOnEstablishedFlowIsIgnoredAndItsSynAckResyncs) {
   const uint32_t new_client = 9'000'000, new_server = 7'000'000;
   EXPECT_EQ(flow.orig(syn(new_client)), TcpVerdict::Accept);  // ignored: maybe a new connection
   EXPECT_EQ(flow.state, TcpState::Established);
-  EXPECT_TRUE(flow.w.flags[0] & kTcpFlagIgnoredSyn);
+  EXPECT_EQ(flow.last.event(), TcpEvent::Syn);
+  EXPECT_EQ(flow.last.dir(), 0u);
   // The server had lost the old connection and answers: both ends are in sync, we follow.
   EXPECT_EQ(flow.reply(syn_ack(new_server, new_client + 1)), TcpVerdict::Accept);
   EXPECT_EQ(flow.state, TcpState::SynRecv);
@@ -585,6 +780,48 @@ TEST(TcpTracker, ChallengeAckToSynInLastAckDoesNotEndTheFlow) {
   EXPECT_EQ(flow.state, TcpState::LastAck);
   EXPECT_EQ(flow.orig(ack(c + 1, s + 1, kClientWindow)), TcpVerdict::Accept);  // the real last ACK
   EXPECT_EQ(flow.state, TcpState::TimeWait);
+}
+
+TEST(TcpTracker, OnlyOneChallengeAckIsExpectedPerIgnoredSyn) {
+  Flow flow = established();
+  const uint32_t c = kClientIsn + 1, s = kServerIsn + 1;
+  ASSERT_EQ(flow.orig(segment(kTcpFin | kTcpAck, c, s, kClientWindow)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.reply(segment(kTcpFin | kTcpAck, s, c + 1, kServerWindow)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.orig(syn(c + 100000)), TcpVerdict::Accept);
+  ASSERT_EQ(flow.reply(ack(s + 1, c + 1, kServerWindow)), TcpVerdict::Accept);  // the challenge ACK
+  ASSERT_EQ(flow.state, TcpState::LastAck);
+  EXPECT_EQ(flow.reply(ack(s + 1, c + 1, kServerWindow)), TcpVerdict::Accept);  // a second one is not
+  EXPECT_EQ(flow.state, TcpState::TimeWait);
+}
+
+TEST(TcpTracker, SynAckFromTheOriginatorInNormalSynRecvIsNoSimultaneousOpen) {
+  // Linux marks a simultaneous open when the flow enters SYN_SENT2, and only then may the
+  // responder's ACK complete the handshake.
+  Flow flow;
+  ASSERT_EQ(flow.open(syn(kClientIsn)), TcpInvalid::None);
+  ASSERT_EQ(flow.reply(syn_ack(kServerIsn, kClientIsn + 1)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.orig(syn_ack(kClientIsn, kServerIsn + 1, kClientWindow)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::SynRecv);
+  EXPECT_EQ(flow.reply(ack(kServerIsn + 1, kClientIsn + 1, kServerWindow)), TcpVerdict::Accept);
+  EXPECT_EQ(flow.state, TcpState::SynRecv);
+  EXPECT_FALSE(flow.w.flags[0] & kTcpFlagSimultaneousOpen);
+}
+
+TEST(TcpTracker, AssuredOnceAValidSegmentTakesARepliedFlowToEstablished) {
+  Flow flow;
+  ASSERT_EQ(flow.open(syn(kClientIsn)), TcpInvalid::None);
+  ASSERT_EQ(flow.reply(syn_ack(kServerIsn, kClientIsn + 1)), TcpVerdict::Accept);
+  EXPECT_FALSE(tcp_assured(flow.w));
+  ASSERT_EQ(flow.orig(ack(kClientIsn + 1, kServerIsn + 1, kClientWindow)), TcpVerdict::Accept);
+  EXPECT_TRUE(tcp_assured(flow.w));
+
+  // Picked up: the first reply is not yet "seen" when it is tracked; the next segment assures.
+  Flow picked;
+  ASSERT_EQ(picked.open(ack(kClientIsn, kServerIsn, kClientWindow)), TcpInvalid::None);
+  ASSERT_EQ(picked.reply(ack(kServerIsn, kClientIsn, kServerWindow)), TcpVerdict::Accept);
+  EXPECT_FALSE(tcp_assured(picked.w));
+  ASSERT_EQ(picked.orig(ack(kClientIsn, kServerIsn, kClientWindow)), TcpVerdict::Accept);
+  EXPECT_TRUE(tcp_assured(picked.w));
 }
 
 // --- parsing raw headers -----------------------------------------------------------
