@@ -98,6 +98,9 @@ flow::TcpSegment tcp_segment_of(const rte_mbuf* m, const PacketMeta& pm) {
 // change state: one that opens a flow, and TCP SYN, FIN and RST; data with a bad
 // checksum is the receiver's to drop.
 bool l4_checksum_ok(const rte_mbuf* m, const PacketMeta& pm) {
+  // A first fragment carries part of what the checksum covers: it cannot be checked
+  // without reassembly (Linux reassembles before conntrack; Sluice does not).
+  if (pm.flags & kMetaFragment) return true;
   const uint64_t verdict = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
   if (verdict == RTE_MBUF_F_RX_L4_CKSUM_GOOD) return true;
   if (verdict == RTE_MBUF_F_RX_L4_CKSUM_BAD) return false;
