@@ -144,7 +144,9 @@ nlohmann::json flows_json(const runtime::Runtime& runtime) {
   return {{"active", active},     {"max", max},          {"created", created},   {"expired", expired},
           {"evicted", evicted},   {"flushed", flushed},  {"reopened", reopened}, {"memory_bytes", memory},
           {"entry_bytes", {{"ipv4", sizeof(flow::FlowEntry4)}, {"ipv6", sizeof(flow::FlowEntry6)}}},
-          {"steering", runtime.software_steering() ? "software" : "hardware"},
+          {"steering", runtime.software_steering() ? "software"
+                       : runtime.workers().size() > 1 ? "hardware"
+                                                      : "none"},
           {"states", std::move(total_states)}, {"lcores", std::move(lcores)}, {"handoffs", std::move(handoffs)}};
 }
 

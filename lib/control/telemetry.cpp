@@ -1,5 +1,6 @@
 #include "control/telemetry.h"
 
+#include <cctype>
 #include <cerrno>
 #include <mutex>
 #include <shared_mutex>
@@ -19,8 +20,17 @@ namespace {
 std::shared_mutex g_runtime_mutex;
 const runtime::Runtime* g_runtime = nullptr;
 
-void add_value(rte_tel_data* d, const std::string& key, const nlohmann::json& v) {
+// DPDK 22.11 takes dictionary names of letters, digits, '_' and '/' only: anything
+// else (a rule named "web-in", a port "lan-1", an address) is spelled with '_'.
+std::string tel_name(const std::string& key) {
   std::string name = key.substr(0, RTE_TEL_MAX_STRING_LEN - 1);
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '/') c = '_';
+  return name;
+}
+
+void add_value(rte_tel_data* d, const std::string& key, const nlohmann::json& v) {
+  std::string name = tel_name(key);
   if (v.is_boolean()) rte_tel_data_add_dict_u64(d, name.c_str(), v.get<bool>() ? 1 : 0);
   else if (v.is_number_unsigned()) rte_tel_data_add_dict_u64(d, name.c_str(), v.get<uint64_t>());
   else if (v.is_number_integer()) rte_tel_data_add_dict_int(d, name.c_str(), static_cast<int>(v.get<int64_t>()));
@@ -40,7 +50,7 @@ void add_nested(rte_tel_data* d, const std::string& name, const nlohmann::json& 
   if (inner == nullptr) return;
   rte_tel_data_start_dict(inner);
   add_flat(inner, object);
-  if (rte_tel_data_add_dict_container(d, name.substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str(), inner, 0) != 0)
+  if (rte_tel_data_add_dict_container(d, tel_name(name).c_str(), inner, 0) != 0)
     rte_tel_data_free(inner);
 }
 
@@ -120,11 +130,8 @@ int neighbours_cmd(const char*, const char*, rte_tel_data* d) {
   for (const auto& n : all["neighbours"]) {
     nlohmann::json flat = n;
     if (flat["mac"].is_null()) flat["mac"] = "-";
-    // Telemetry keys allow letters, digits, '_', '-' and '/': the address stays in the value.
-    std::string key = n["port"].get<std::string>() + "_" + n["address"].get<std::string>();
-    for (char& c : key)
-      if (c == '.' || c == ':') c = '_';
-    add_nested(d, key, flat);
+    // Telemetry names allow letters, digits, '_' and '/' (tel_name): the address stays in the value.
+    add_nested(d, n["port"].get<std::string>() + "_" + n["address"].get<std::string>(), flat);
   }
   return 0;
 }

@@ -15,7 +15,7 @@ namespace sluice::flow {
 
 struct FlowKey4 {
   uint32_t addr[2];  // network order
-  uint16_t port[2];  // network order; ICMP echo: identifier on the requester's side, 0 on the other
+  uint16_t port[2];  // network order; ICMP query: identifier on the querier's side, the code on the other
   uint8_t proto;
   uint8_t pad;
   uint16_t zone;

@@ -3,7 +3,7 @@
 // and written by one lcore only; no locks, no allocation after create().
 //
 // Index: 64-byte buckets of 8 slots, each a 16-bit signature, a 16-bit hint (protected
-// bit + creation time in seconds, for early drop without touching entries) and a
+// bit + creation time in 32 ms units, for early drop without touching entries) and a
 // 32-bit entry index. capacity/4 buckets: half the slots are in use when the pool is
 // full, so a key almost always finds room in one of its two buckets.
 //
@@ -20,7 +20,9 @@
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 
-#if defined(__SSE2__)
+#if defined(__SSE4_1__)
+#include <smmintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -155,44 +157,59 @@ class FlowTable {
     const uint16_t sig = signature(hash);
     // Creation stamps in 32 ms units: 15 bits span 17 minutes, longer than any
     // unassured flow lives, and fine enough to order a table that turns over quickly.
-    const uint16_t now_sec = static_cast<uint16_t>((now_ms >> kAgeShift) & 0x7fff);
+    const uint16_t now_stamp = static_cast<uint16_t>((now_ms >> kAgeShift) & 0x7fff);
     FlowBucket* b1 = &buckets_[primary(hash)];
     FlowBucket* b2 = &buckets_[secondary(hash)];
-    int free1 = free_slot(*b1), free2 = free_slot(*b2);
-    if (free1 < 0 && free2 < 0) {
-      // Both buckets full: only an entry in one of them can give up its slot.
-      if (!evict_from(b1, b2, nullptr, 0, now_sec, victim)) return kNoEntry;
-      free1 = free_slot(*b1);
-      free2 = free_slot(*b2);
+    FlowBucket* b = b1;
+    int slot = free_slot(*b1);
+    if (slot < 0) {
+      // The primary bucket while it has room: lookups then rarely need the second one.
+      b = b2;
+      slot = free_slot(*b2);
     }
-    if (free_head_ == kNoEntry) {
+    uint32_t index = kNoEntry;
+    Evicted out;
+    if (slot < 0) {
+      // Both buckets full: only an entry in one of them can give up its slot.
+      FlowBucket* pair[2] = {b1, b2};
+      if (!evict_oldest(pair, b1 == b2 ? 1 : 2, now_stamp, victim, out)) return kNoEntry;
+      b = out.bucket;
+      slot = out.slot;
+      index = out.index;
+    } else if (free_head_ == kNoEntry) {
       // The pool is full: the oldest unprotected flow near this key goes.
       FlowBucket* range[kEvictionBuckets];
       unsigned count = 0;
       range[count++] = b1;
       if (b2 != b1) range[count++] = b2;
       for (uint32_t k = 1; count < kEvictionBuckets; ++k) range[count++] = &buckets_[(primary(hash) + k) & bucket_mask_];
-      if (!evict_from(nullptr, nullptr, range, count, now_sec, victim)) return kNoEntry;
-      free1 = free_slot(*b1);
-      free2 = free_slot(*b2);
+      if (!evict_oldest(range, count, now_stamp, victim, out)) return kNoEntry;
+      index = out.index;
     }
-    // The primary bucket while it has room: lookups then rarely need the second one.
-    FlowBucket* b = b1;
-    int slot = free1;
-    if (free1 < 0) {
-      b = b2;
-      slot = free2;
+    Entry& e = index == kNoEntry ? entries_[free_head_] : entries_[index];
+    FlowBody& body = e.body;
+    if (index == kNoEntry) {
+      index = free_head_;
+      free_head_ = body.timer_next;
+      std::memset(static_cast<void*>(&body), 0, sizeof(body));
+      body.timer_next = body.timer_prev = kNoEntry;
+      body.timer_slot = kUnlinked;
+    } else {
+      // The evicted entry, reused in place: it stays where it sits in the wheel (one of
+      // the oldest, so due no later than the new flow), sparing two cold neighbours an
+      // unlink and a link; arm() moves it only if the new deadline comes first.
+      const uint32_t next = body.timer_next, prev = body.timer_prev, expires = body.expires;
+      const uint16_t timer_slot = body.timer_slot;
+      std::memset(static_cast<void*>(&body), 0, sizeof(body));
+      body.timer_next = next;
+      body.timer_prev = prev;
+      body.timer_slot = timer_slot;
+      body.expires = expires;
     }
-    const uint32_t index = free_head_;
-    free_head_ = entries_[index].body.timer_next;
-    Entry& e = entries_[index];
     e.key = key;
-    std::memset(&e.body, 0, sizeof(e.body));
-    e.body.flags = kFlowInUse;
-    e.body.timer_next = e.body.timer_prev = kNoEntry;
-    e.body.timer_slot = kUnlinked;
+    body.flags = kFlowInUse;
     b->sig[slot] = sig;
-    b->hint[slot] = now_sec;
+    b->hint[slot] = now_stamp;
     b->index[slot] = index;
     ++active_;
     return index;
@@ -377,39 +394,70 @@ class FlowTable {
     --active_;
   }
 
-  // Early drop: the unprotected slot with the oldest creation time in the given
-  // buckets (b1/b2, or `range`) loses its entry.
-  bool evict_from(FlowBucket* b1, FlowBucket* b2, FlowBucket* const* range, unsigned count, uint16_t now_sec,
-                  Victim& victim) {
-    FlowBucket* pair[2] = {b1, b2};
-    FlowBucket* const* list = range ? range : pair;
-    const unsigned n = range ? count : (b1 == b2 ? 1u : 2u);
-    FlowBucket* best_bucket = nullptr;
-    int best_slot = -1;
-    unsigned best_age = 0;
-    for (unsigned k = 0; k < n; ++k) {
-      FlowBucket* b = list[k];
-      for (int s = 0; s < 8; ++s) {
-        if (b->sig[s] == 0 || (b->hint[s] & kHintProtected)) continue;
-        const unsigned age = (now_sec - b->hint[s]) & 0x7fffu;
-        if (best_slot < 0 || age > best_age) {
-          best_bucket = b;
-          best_slot = s;
-          best_age = age;
-        }
+  struct Evicted {
+    FlowBucket* bucket = nullptr;
+    int slot = -1;
+    uint32_t index = kNoEntry;
+  };
+
+  // Early drop: the unprotected slot with the oldest creation stamp among `buckets`
+  // gives up its entry, which the caller reuses (still linked in the wheel, out of its
+  // bucket, not counted active).
+  bool evict_oldest(FlowBucket* const* buckets, unsigned count, uint16_t now_stamp, Victim& victim, Evicted& out) {
+    unsigned best_score = 0xffff;  // 0x7fff - age: lower is older; 0xffff none
+    for (unsigned k = 0; k < count; ++k) {
+      const FlowBucket* bucket = buckets[k];
+      int slot;
+      const unsigned score = oldest_unprotected(*bucket, now_stamp, slot);
+      if (score < best_score) {
+        best_score = score;
+        out.bucket = buckets[k];
+        out.slot = slot;
       }
     }
-    if (best_slot < 0) return false;
-    const uint32_t index = best_bucket->index[best_slot];
+    if (best_score == 0xffff) return false;
+    const uint32_t index = out.bucket->index[out.slot];
+    out.index = index;
     victim.evicted = true;
     victim.proto = entries_[index].key.proto;
     victim.state = entries_[index].body.state;
-    // The slot is known: free it without hashing the victim's key again.
-    best_bucket->sig[best_slot] = 0;
-    best_bucket->hint[best_slot] = 0;
-    best_bucket->index[best_slot] = kNoEntry;
-    release(index);
+    out.bucket->sig[out.slot] = 0;
+    out.bucket->hint[out.slot] = 0;
+    out.bucket->index[out.slot] = kNoEntry;
+    --active_;
     return true;
+  }
+
+  // The oldest slot of one bucket that may be evicted: returns 0x7fff - its age (lower
+  // is older) and sets `slot`, or 0xffff when none may.
+  static unsigned oldest_unprotected(const FlowBucket& b, uint16_t now_stamp, int& slot) {
+#if defined(__SSE4_1__)
+    const __m128i hints = _mm_load_si128(reinterpret_cast<const __m128i*>(b.hint));
+    const __m128i sigs = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+    const __m128i age = _mm_and_si128(_mm_sub_epi16(_mm_set1_epi16(static_cast<short>(now_stamp)), hints),
+                                      _mm_set1_epi16(0x7fff));
+    __m128i score = _mm_sub_epi16(_mm_set1_epi16(0x7fff), age);
+    // Empty or protected slots score 0xffff, after every candidate.
+    const __m128i empty = _mm_cmpeq_epi16(sigs, _mm_setzero_si128());
+    const __m128i protect = _mm_cmpeq_epi16(_mm_and_si128(hints, _mm_set1_epi16(static_cast<short>(kHintProtected))),
+                                            _mm_set1_epi16(static_cast<short>(kHintProtected)));
+    score = _mm_or_si128(score, _mm_or_si128(empty, protect));
+    const unsigned best = static_cast<unsigned>(_mm_cvtsi128_si32(_mm_minpos_epu16(score)));
+    slot = static_cast<int>(best >> 16);
+    return best & 0xffff;
+#else
+    unsigned best = 0xffff;
+    slot = -1;
+    for (int s = 0; s < 8; ++s) {
+      if (b.sig[s] == 0 || (b.hint[s] & kHintProtected)) continue;
+      const unsigned score = 0x7fffu - ((now_stamp - b.hint[s]) & 0x7fffu);
+      if (score < best) {
+        best = score;
+        slot = s;
+      }
+    }
+    return best;
+#endif
   }
 
   uint64_t advance_clock(uint32_t now_ms) {

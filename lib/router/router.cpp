@@ -117,18 +117,24 @@ bool Router::start(const l3::RouteTable::PortIds& port_ids, const l3::RouteTable
 bool Router::reload_routes(const config::Config& next, std::string& error) {
   std::lock_guard lock(mutex_);
   const uint64_t now = now_ms();
-  std::vector<NeighbourKey> gateways;
+  std::vector<NeighbourKey> gateways, newly_pinned;
   auto pin = [&](uint16_t port, const net::IpAddr& gateway) -> int32_t {
     NeighbourKey key = NeighbourKey::of(port, gateway);
     gateways.push_back(key);
     Entry* e = neighbours_->find(key);
     if (!e) e = neighbours_->create(key, now);
     if (!e) return -1;
+    if (!e->pinned) newly_pinned.push_back(key);
     e->pinned = true;
     return e->position;
   };
   auto table = l3::RouteTable::build(next, port_ids_, macs_, error, pin);
-  if (!table) return false;
+  if (!table) {
+    // Nothing was published: the gateways this attempt pinned go back to aging.
+    for (const auto& key : newly_pinned)
+      if (Entry* e = neighbours_->find(key)) e->pinned = false;
+    return false;
+  }
   const size_t routes = table->entries().size();
   routes_->publish(std::move(table));  // no worker holds the old table after this
   unsigned unpinned = 0;

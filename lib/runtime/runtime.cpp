@@ -368,7 +368,10 @@ namespace {
 // config's JSON without what the published policy (and the log level) carry.
 nlohmann::json restart_part(const config::Config& config) {
   nlohmann::json j = config::to_json(config);
+  // The reject rate lives in each worker's token bucket, set up at start.
+  const nlohmann::json reject_limit = j.contains("firewall") ? j["firewall"]["reject_limit"] : nlohmann::json();
   j.erase("firewall");
+  if (!reject_limit.is_null()) j["firewall_reject_limit"] = reject_limit;
   j.erase("logging");
   j.erase("routes");
   if (j.contains("conntrack")) {

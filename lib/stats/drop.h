@@ -54,18 +54,18 @@ namespace sluice {
   _(InjectRingFull, "inject_ring_full", "control thread's packet could not be handed to a worker")      \
   _(BadNeighbourPacket, "bad_neighbour_packet", "ARP or neighbour discovery packet failed validation") \
   _(Shutdown, "shutdown", "held by the slow path (waiting for a neighbour, or queued) when Sluice stopped") \
-  _(FlowTableFull, "flow_table_full", "new connection, flow table full and no unassured flow to evict")        \
+  _(FlowTableFull, "flow_table_full", "new connection, flow table full and no unprotected flow near its key to evict")        \
   _(TcpBadFlags, "tcp_bad_flags", "TCP flag combination no endpoint sends (SYN+FIN, NULL, XMAS, ...)")        \
   _(TcpNoFlow, "tcp_no_flow", "TCP segment that cannot open a connection and belongs to none")               \
   _(TcpBadTransition, "tcp_bad_transition", "TCP segment not valid in its connection's state")              \
   _(TcpOutOfWindow, "tcp_out_of_window", "TCP sequence or acknowledgement outside the tracked window")        \
   _(TcpRstOutOfWindow, "tcp_rst_out_of_window", "TCP RST with a sequence outside the window (RFC 5961)")      \
   _(IcmpNoFlow, "icmp_no_flow", "ICMP reply, or error quoting a packet, that matches no tracked flow")        \
-  _(IcmpBadType, "icmp_bad_type", "ICMP type that neither opens a flow nor is an error (redirect, RA, ...)")  \
+  _(IcmpBadType, "icmp_bad_type", "ICMP type that neither opens a flow, answers one nor is an error")  \
   _(IcmpErrorMismatch, "icmp_error_mismatch", "ICMP error not addressed to the sender of the packet it quotes") \
   _(BadL4Checksum, "bad_l4_checksum", "TCP or UDP checksum wrong on a packet that opens or changes a flow")      \
   _(FirewallDrop, "firewall_drop", "a firewall rule or zone policy said drop")                                \
-  _(FirewallReject, "firewall_reject", "a firewall rule said reject (a RST or unreachable was sent if allowed)") \
+  _(FirewallReject, "firewall_reject", "a firewall rule or zone policy said reject (a RST or unreachable sent, rate permitting)") \
   _(LaterFragment, "later_fragment", "non-first fragment (no ports to track), conntrack.later_fragments drop") \
   _(HandoffRingFull, "handoff_ring_full", "software steering: the owning worker's ring was full")
 

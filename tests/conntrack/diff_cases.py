@@ -98,12 +98,6 @@ INTENDED = {
     ("sctp_ports", 3): (
         "drop", "pass",
         "Sluice tracks protocols other than TCP, UDP, ICMP by address pair only (no SCTP ports or chunk states)"),
-    ("tcp_bad_checksum", 1): (
-        "drop", "pass",
-        "Sluice verifies no TCP/UDP checksums (parse stage); nf_conntrack marks a bad one invalid"),
-    ("tcp_bad_checksum", 3): (
-        "drop", "pass",
-        "Sluice verifies no TCP/UDP checksums (parse stage); nf_conntrack marks a bad one invalid"),
 }
 # Not listed because it cannot show here: on net_af_packet the kernel reassembles IPv4
 # fragments before Sluice sees them (DPDK's PMD joins its sockets to a fanout group with
