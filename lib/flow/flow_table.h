@@ -101,6 +101,7 @@ class FlowTable {
 
   // ---- lookups
 
+  void prefetch_primary(uint32_t hash) const { rte_prefetch0(&buckets_[primary(hash)]); }
   void prefetch(uint32_t hash) const {
     rte_prefetch0(&buckets_[primary(hash)]);
     rte_prefetch0(&buckets_[secondary(hash)]);
@@ -114,6 +115,40 @@ class FlowTable {
     return found != kNoEntry ? found : find_in(buckets_[secondary(hash)], key, sig);
   }
 
+  // A candidate that must be looked up again in full (its first guess was freed).
+  static constexpr uint32_t kRecheck = kNoEntry - 1;
+
+  // The first half of find_bulk: each key's candidate entry (first signature match, its
+  // line prefetched), kNoEntry where no signature matches (the key is absent). The
+  // caller confirms each with confirm() as late as it can, so the entry has arrived.
+  void candidates_bulk(const uint32_t* hashes, unsigned n, uint32_t* out) const {
+    for (unsigned i = 0; i < n; ++i) prefetch_primary(hashes[i]);  // no-ops when the caller did it already
+    bool any_secondary = false;
+    for (unsigned i = 0; i < n; ++i) {
+      const uint32_t c = first_sig_match(buckets_[primary(hashes[i])], signature(hashes[i]));
+      out[i] = c;
+      if (c != kNoEntry) rte_prefetch0(&entries_[c]);
+      else {
+        rte_prefetch0(&buckets_[secondary(hashes[i])]);
+        any_secondary = true;
+      }
+    }
+    if (!any_secondary) return;
+    for (unsigned i = 0; i < n; ++i) {
+      if (out[i] != kNoEntry) continue;
+      const uint32_t c = first_sig_match(buckets_[secondary(hashes[i])], signature(hashes[i]));
+      out[i] = c;
+      if (c != kNoEntry) rte_prefetch0(&entries_[c]);
+    }
+  }
+  // The second half: the entry holding `key`, or kNoEntry.
+  uint32_t confirm(const Key& key, uint32_t hash, uint32_t candidate) const {
+    if (candidate == kNoEntry) return kNoEntry;
+    // The first signature match is almost always the key; a collision looks further.
+    if (candidate != kRecheck && entries_[candidate].key == key) return candidate;
+    return find(key, hash);
+  }
+
   // find() for a burst: every bucket prefetched first, then the candidate entries,
   // then the keys compared, so the cache misses of a burst overlap.
   void find_bulk(const Key* const* keys, const uint32_t* hashes, unsigned n, uint32_t* out) const {
@@ -121,7 +156,7 @@ class FlowTable {
     uint32_t candidate[kMax];
     // Keys live in their primary bucket unless it was full: prefetch that one alone
     // (half the misses in flight), and the secondary only for keys not matched there.
-    for (unsigned i = 0; i < n; ++i) rte_prefetch0(&buckets_[primary(hashes[i])]);
+    for (unsigned i = 0; i < n; ++i) prefetch_primary(hashes[i]);  // no-ops when the caller did it already
     bool any_secondary = false;
     for (unsigned i = 0; i < n; ++i) {
       const uint32_t c = first_sig_match(buckets_[primary(hashes[i])], signature(hashes[i]));

@@ -426,8 +426,6 @@ void ConntrackStage::process(Burst& burst) {
   Work work[kMaxBurst];
   FlowKey4 keys4[kMaxBurst];
   FlowKey6 keys6[kMaxBurst];
-  const FlowKey4* key4_ptrs[kMaxBurst];
-  const FlowKey6* key6_ptrs[kMaxBurst];
   uint32_t hashes4[kMaxBurst], hashes6[kMaxBurst], found4[kMaxBurst], found6[kMaxBurst];
   uint16_t idx4[kMaxBurst], idx6[kMaxBurst];
   unsigned n4 = 0, n6 = 0;
@@ -468,24 +466,26 @@ void ConntrackStage::process(Burst& burst) {
     w.related = key.related;
     w.sender_slot = key.sender_slot;
     w.hash = key.hash;
+    // The bucket's miss starts now and overlaps the rest of this pass.
     if (!v6) {
-      key4_ptrs[n4] = &keys4[i];
+      table4.prefetch_primary(w.hash);
       hashes4[n4] = w.hash;
       idx4[n4++] = i;
     } else {
-      key6_ptrs[n6] = &keys6[i];
+      table6->prefetch_primary(w.hash);
       hashes6[n6] = w.hash;
       idx6[n6++] = i;
     }
   }
 
-  // Pass 2: bulk lookups, one per family.
+  // Pass 2: bulk lookups, one per family: candidate entries now (their lines fetched),
+  // each confirmed against its key in pass 3, when it is used.
   if (n4) {
-    table4.find_bulk(key4_ptrs, hashes4, n4, found4);
+    table4.candidates_bulk(hashes4, n4, found4);
     for (unsigned k = 0; k < n4; ++k) work[idx4[k]].entry = found4[k];
   }
   if (n6) {
-    table6->find_bulk(key6_ptrs, hashes6, n6, found6);
+    table6->candidates_bulk(hashes6, n6, found6);
     for (unsigned k = 0; k < n6; ++k) work[idx6[k]].entry = found6[k];
   }
 
@@ -495,7 +495,7 @@ void ConntrackStage::process(Burst& burst) {
   // the burst found in pass 2: they must not touch it again, they meet no flow.
   auto forget = [&](uint16_t after, uint8_t kind, uint32_t index) {
     for (uint16_t j = after + 1; j < n; ++j)
-      if (work[j].kind == kind && work[j].entry == index) work[j].entry = kNoEntry;
+      if (work[j].kind == kind && work[j].entry == index) work[j].entry = flow::FlowTable4::kRecheck;
   };
   uint32_t tracked = 0, established = 0, related = 0;
   bool any_classify = false;
@@ -510,6 +510,7 @@ void ConntrackStage::process(Burst& burst) {
     rte_mbuf* m = burst.pkts[i];
     const PacketMeta& pm = meta(m);
     const bool v6 = w.kind == kTrack6;
+    w.entry = v6 ? table6->confirm(keys6[i], w.hash, w.entry) : table4.confirm(keys4[i], w.hash, w.entry);
     if (w.entry != kNoEntry) {
       // Due but not reaped yet by the wheel: as good as gone.
       const uint32_t expires = v6 ? table6->at(w.entry).body.expires : table4.at(w.entry).body.expires;
