@@ -200,19 +200,23 @@ void RouteStage::process(Burst& burst) {
 // ICMP answer, the slow path, fragmentation, IPv6, ARP) sends the whole burst there
 // before anything was changed. Returns whether it forwarded the burst.
 bool RouteStage::process_simple(Burst& burst, const l3::RouteTable& table) {
-  const l3::Interface& in_itf = table.interface(ingress_port_);
+  const uint64_t in_mac = table.interface(ingress_port_).mac_word;
+  const l3::NeighbourTable* const neighbours = ctx_.neighbours;
   const uint16_t n = burst.count;
+  // Pointers kept from step 1: the frame stores of step 3 go through uint8_t*, which
+  // would make the compiler reload anything it cannot prove apart (mbuf fields, meta).
   uint32_t dst[kMaxBurst];
-  Ipv4Header* ips[kMaxBurst];
+  uint8_t* frames[kMaxBurst];
+  PacketMeta* pms[kMaxBurst];
 
   // Step 1: headers and addresses.
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
-    const PacketMeta& pm = meta(m);
-    if (pm.l3 != L3::Ipv4 || pm.vlan_count) return false;
+    PacketMeta& pm = meta(m);
+    if (pm.l3 != L3::Ipv4 || pm.l3_offset != sizeof(EthernetHeader)) return false;  // untagged
     uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
-    if (l3::load_mac(frame) != in_itf.mac_word) return false;  // also every group address
-    auto* ip = reinterpret_cast<Ipv4Header*>(frame + pm.l3_offset);
+    if (l3::load_mac(frame) != in_mac) return false;  // also every group address
+    auto* ip = reinterpret_cast<Ipv4Header*>(frame + sizeof(EthernetHeader));
     if (ip->version_ihl != 0x45) return false;
     const uint64_t cksum = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
     if (cksum != RTE_MBUF_F_RX_IP_CKSUM_GOOD && (cksum == RTE_MBUF_F_RX_IP_CKSUM_BAD || !ipv4_checksum_ok(ip)))
@@ -224,54 +228,56 @@ bool RouteStage::process_simple(Burst& burst, const l3::RouteTable& table) {
       if ((octets & 3) || (d >> 16) == 0xa9fe || (s >> 16) == 0xa9fe) return false;
     }
     dst[i] = d;
-    ips[i] = ip;
+    frames[i] = frame;
+    pms[i] = &pm;
   }
 
-  // Step 2: one bulk FIB lookup; the next hop of each.
+  // Step 2: one bulk FIB lookup; the next hop and its MAC for each. A pinned gateway
+  // (FastHop::simple) needs no hop walk and no neighbour lookup: the packet keeps a
+  // pointer to it. Any other hop gets a FastHop of its own in `walked`, its MAC
+  // resolved after the loop, once per run of equal keys.
   uint64_t groups[kMaxBurst];
   table.lookup4(dst, groups, n);
-  int32_t position[kMaxBurst];
-  uint16_t out_port[kMaxBurst];
+  const l3::FastHop* hops[kMaxBurst];
+  uint64_t macs[kMaxBurst];
+  l3::FastHop walked[kMaxBurst];
   l3::NeighbourKey keys[kMaxBurst];
   const l3::NeighbourKey* key_ptrs[kMaxBurst];
   int16_t key_of[kMaxBurst];
   unsigned n_keys = 0;
-  uint64_t src_macs[kMaxBurst];  // head in the low 16 bits, tail above
+  bool any_walked = false;
   for (uint16_t i = 0; i < n; ++i) {
-    const PacketMeta& pm = meta(burst.pkts[i]);
+    const auto* ip = reinterpret_cast<const Ipv4Header*>(frames[i] + sizeof(EthernetHeader));
+    const uint16_t l3_length = pms[i]->l3_length;
     const l3::FastHop& fast = table.fast_hop(groups[i]);
     if (fast.simple) [[likely]] {
-      // A pinned gateway: no hop walk, no neighbour lookup.
-      if (ips[i]->ttl <= 1 || pm.l3_length > fast.mtu) return false;
-      out_port[i] = fast.port_id;
-      position[i] = fast.neighbour;
-      key_of[i] = -1;
-      src_macs[i] = fast.src_mac_head | uint64_t(fast.src_mac_tail) << 16;
+      if (ip->ttl <= 1 || l3_length > fast.mtu) return false;
+      const uint64_t mac = neighbours->mac(fast.neighbour);
+      if (!(mac & l3::kMacValid)) return false;  // waits for resolution: the slow path holds it
+      macs[i] = mac;
+      hops[i] = &fast;
       continue;
     }
     if (groups[i] == l3::kNoRoute) return false;
     const l3::NextHop& hop =
-        table.pick(groups[i], table.multipath(groups[i]) ? flow_hash(burst.pkts[i], pm) : 0);
-    if (hop.kind != l3::HopKind::Neighbour || ips[i]->ttl <= 1 || pm.l3_length > table.interface(hop.port_id).mtu)
+        table.pick(groups[i], table.multipath(groups[i]) ? flow_hash(burst.pkts[i], *pms[i]) : 0);
+    if (hop.kind != l3::HopKind::Neighbour || ip->ttl <= 1 || l3_length > table.interface(hop.port_id).mtu)
       return false;
-    out_port[i] = hop.port_id;
-    {
-      const uint8_t* mac = table.interface(hop.port_id).mac.addr_bytes;
-      uint16_t head;
-      uint32_t tail;
-      std::memcpy(&head, mac, 2);
-      std::memcpy(&tail, mac + 2, 4);
-      src_macs[i] = head | uint64_t(tail) << 16;
-    }
-    if (hop.neighbour >= 0) {
-      position[i] = hop.neighbour;
-      key_of[i] = -1;
-      continue;
-    }
-    // On the link: the destination itself, looked up once per run of equal keys.
+    l3::FastHop& own = walked[i];
+    own = l3::FastHop{};
+    own.port_id = hop.port_id;
+    own.neighbour = hop.neighbour;
+    const uint8_t* src_mac = table.interface(hop.port_id).mac.addr_bytes;
+    std::memcpy(&own.src_mac_head, src_mac, 2);
+    std::memcpy(&own.src_mac_tail, src_mac + 2, 4);
+    hops[i] = &own;
+    any_walked = true;
+    key_of[i] = -1;
+    if (hop.neighbour >= 0) continue;
+    // On the link: the destination itself.
     l3::NeighbourKey& key = keys[n_keys];
     key = hop.gateway.is_set() ? l3::NeighbourKey::of(hop.port_id, hop.gateway)
-                               : l3::NeighbourKey::v4(hop.port_id, ips[i]->dst.raw);
+                               : l3::NeighbourKey::v4(hop.port_id, ip->dst.raw);
     if (n_keys > 0 && key == keys[n_keys - 1]) {
       key_of[i] = static_cast<int16_t>(n_keys - 1);
       continue;
@@ -279,33 +285,34 @@ bool RouteStage::process_simple(Burst& burst, const l3::RouteTable& table) {
     key_ptrs[n_keys] = &key;
     key_of[i] = static_cast<int16_t>(n_keys++);
   }
-  int32_t key_positions[kMaxBurst];
-  if (n_keys) ctx_.neighbours->lookup_bulk(key_ptrs, n_keys, key_positions);
-  uint64_t macs[kMaxBurst];
-  for (uint16_t i = 0; i < n; ++i) {
-    const int32_t pos = key_of[i] < 0 ? position[i] : key_positions[key_of[i]];
-    const uint64_t mac = pos >= 0 ? ctx_.neighbours->mac(pos) : 0;
-    if (!(mac & l3::kMacValid)) return false;  // waits for resolution: the slow path holds it
-    macs[i] = mac;
-    position[i] = pos;
+  if (any_walked) [[unlikely]] {
+    int32_t key_positions[kMaxBurst];
+    if (n_keys) neighbours->lookup_bulk(key_ptrs, n_keys, key_positions);
+    for (uint16_t i = 0; i < n; ++i) {
+      if (hops[i] != &walked[i]) continue;  // a pinned gateway: has its MAC
+      l3::FastHop& own = walked[i];
+      if (key_of[i] >= 0) own.neighbour = key_positions[key_of[i]];
+      const uint64_t mac = own.neighbour >= 0 ? neighbours->mac(own.neighbour) : 0;
+      if (!(mac & l3::kMacValid)) return false;
+      macs[i] = mac;
+    }
   }
 
   // Step 3: forward. Nothing was changed before this point.
   const uint64_t now = rte_rdtsc();
   int32_t last_touched = -1;
   for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = burst.pkts[i];
-    decrement_ttl(ips[i]);
+    uint8_t* eth = frames[i];
+    const l3::FastHop& hop = *hops[i];
+    decrement_ttl(reinterpret_cast<Ipv4Header*>(eth + sizeof(EthernetHeader)));
     // Both MACs in two stores: destination and the source's head, then its tail.
-    uint8_t* eth = rte_pktmbuf_mtod(m, uint8_t*);
-    const uint64_t first8 = (macs[i] & 0xffffffffffffull) | (src_macs[i] << 48);
-    const uint32_t last4 = static_cast<uint32_t>(src_macs[i] >> 16);
+    const uint64_t first8 = (macs[i] & 0xffffffffffffull) | uint64_t(hop.src_mac_head) << 48;
     std::memcpy(eth, &first8, 8);
-    std::memcpy(eth + 8, &last4, 4);
-    meta(m).out_port = out_port[i];
-    if (position[i] != last_touched) {
-      ctx_.neighbours->touch(position[i], now, hz_);
-      last_touched = position[i];
+    std::memcpy(eth + 8, &hop.src_mac_tail, 4);
+    pms[i]->out_port = hop.port_id;
+    if (hop.neighbour != last_touched) {
+      neighbours->touch(hop.neighbour, now, hz_);
+      last_touched = hop.neighbour;
     }
   }
   forwarded4_.add(n);

@@ -826,5 +826,61 @@ TEST_F(RouteStageTest, SeesANewlyPublishedTable) {
   EXPECT_EQ(mac_at(data(after.east[0])), kGatewayMac);
 }
 
+// The fast path with the gateways pinned as the router pins them: pinned gateways,
+// connected hosts (runs of equal neighbour keys) and an ECMP group in one burst, then a
+// burst where one packet waits on resolution, which must leave every other one as the
+// general path would.
+TEST_F(RouteStageTest, MixedBurstThroughPinnedGateways) {
+  l3::RouteTable::PortMacs macs{};
+  macs[west_id_] = ether(kIngressMac);
+  macs[east_id_] = ether(kEastMac);
+  auto pin = [&](uint16_t port, const net::IpAddr& gateway) -> int32_t {
+    auto* e = neighbours_->find(l3::NeighbourKey::of(port, gateway));
+    return e ? e->position : -1;
+  };
+  std::string error;
+  auto table = l3::RouteTable::build(config_, ids_, macs, error, pin);
+  ASSERT_NE(table, nullptr) << error;
+  routes_->publish(std::move(table));
+
+  struct Case {
+    const char* dst;
+    Mac mac;
+  };
+  const std::vector<Case> cases = {{"10.9.1.1", kGatewayMac},   {"10.2.0.5", kEastHostMac}, {"10.2.0.5", kEastHostMac},
+                                   {"10.9.2.2", kGatewayMac},   {"10.2.0.3", kGateway3Mac}, {"10.2.0.5", kEastHostMac},
+                                   {"10.9.3.3", kGatewayMac},   {"10.2.0.2", kGatewayMac}};
+  std::vector<std::vector<uint8_t>> frames;
+  for (const auto& c : cases) frames.push_back(ipv4_frame({.dst = c.dst, .ttl = 9}));
+  for (uint16_t port = 1000; port < 1008; ++port)
+    frames.push_back(ipv4_frame({.dst = "10.8.1.1", .ttl = 9, .src_port = port}));
+  Sent sent = run(frames);
+  ASSERT_EQ(sent.east.size(), frames.size());
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const uint8_t* f = data(sent.east[i]);
+    if (i < cases.size()) EXPECT_EQ(mac_at(f), cases[i].mac) << cases[i].dst;
+    else EXPECT_TRUE(mac_at(f) == kGatewayMac || mac_at(f) == kGateway3Mac) << "ECMP to one of the two";
+    EXPECT_EQ(mac_at(f + 6), kEastMac);
+    EXPECT_EQ(f[kL3 + 8], 8);
+    EXPECT_TRUE(ipv4_checksum_ok(f + kL3));
+    EXPECT_EQ(meta(sent.east[i]).out_port, east_id_);
+  }
+  EXPECT_EQ(route_counter("ipv4_forwarded"), frames.size());
+
+  // 10.7.0.0/16's gateway is pinned but has no MAC yet: that packet is punted, and the
+  // others go out exactly as before.
+  Sent mixed = run({ipv4_frame({.dst = "10.9.1.1", .ttl = 9}), ipv4_frame({.dst = "10.7.1.1", .ttl = 9}),
+                    ipv4_frame({.dst = "10.2.0.5", .ttl = 9})});
+  ASSERT_EQ(mixed.east.size(), 2u);
+  ASSERT_EQ(mixed.punted.size(), 1u);
+  EXPECT_EQ(mac_at(data(mixed.east[0])), kGatewayMac);
+  EXPECT_EQ(mac_at(data(mixed.east[1])), kEastHostMac);
+  for (rte_mbuf* m : mixed.east) {
+    EXPECT_EQ(ip_of(m)[8], 8) << "decremented once";
+    EXPECT_TRUE(ipv4_checksum_ok(ip_of(m)));
+  }
+  EXPECT_EQ(meta(mixed.punted[0]).aux, kPuntResolve);
+}
+
 }  // namespace
 }  // namespace sluice::pipeline
