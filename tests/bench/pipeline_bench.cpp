@@ -5,6 +5,8 @@
 // because the harness is the same.
 //
 //   sluice-pipeline-bench [--flows N] [--bursts N] [--mode harness|parse|router|conntrack|firewall]
+//                         [--capacity N]   (flow table; default the power of two >= 2 x flows,
+//                                           smaller makes every packet a new flow that evicts one)
 #include <arpa/inet.h>
 
 #include <cstdio>
@@ -83,13 +85,14 @@ bool start_null_port(const char* name, rte_mempool* pool, uint16_t& port_id) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint32_t flows = 1, bursts = 2000000;
+  uint32_t flows = 1, bursts = 2000000, capacity_arg = 0;
   std::string mode = "router";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--flows") flows = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 0));
     else if (k == "--bursts") bursts = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 0));
     else if (k == "--mode") mode = argv[i + 1];
+    else if (k == "--capacity") capacity_arg = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 0));
   }
   const char* eal[] = {"bench", "--no-huge", "--no-pci", "--no-shconf", "-m", "1024", "-l", "0", "--log-level=*:warning"};
   if (rte_eal_init(static_cast<int>(std::size(eal)), const_cast<char**>(eal)) < 0) return 1;
@@ -107,6 +110,7 @@ int main(int argc, char** argv) {
       text.replace(text.find(from), from.size(), "\"pipeline\": [\"parse\", \"conntrack\", \"route\"]");
     uint32_t capacity = 1024;
     while (capacity < 2 * flows) capacity <<= 1;
+    if (capacity_arg) capacity = capacity_arg;
     std::string extra = ", \"conntrack\": {\"capacity\": " + std::to_string(capacity) + ", \"capacity_ipv6\": 0}";
     if (mode == "firewall")
       extra += R"(, "firewall": {"default_policy": "drop", "policies": [{"from": "inside", "to": "outside", "action": "accept"}],
