@@ -224,6 +224,8 @@ done
 # ---- no drop but the ones provoked (no route) and the hosts' multicast (not routable)
 s=$(stats_get)
 unexpected=$(jget "$s" '.drops | with_entries(select(.value > 0 and .key != "no_route" and .key != "not_routable"))')
+[[ $unexpected == "{}" ]] ||
+  it_log "drops by port and stage: $(jget "$s" '[.stages[] | select(.drops_total > 0) | {port, stage, drops}]' | tr -d ' \n')"
 assert_eq "$unexpected" "{}" "drops other than no_route / not_routable"
 it_log "drops: $(jget "$s" '.drops | with_entries(select(.value > 0))' | tr -d ' \n')"
 grep -q "router: reloaded" "$SLUICE_LOG" || fail "the log has no 'router: reloaded' line"
