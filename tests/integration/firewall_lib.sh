@@ -11,8 +11,12 @@
 # tap: Sluice creates taps ${p}w0/${p}e0, which are moved into the namespaces after every
 # start (a tap disappears with the process that made it).
 #
+# The topology is router_lib.sh's (sourced here), with the hosts' ICMP rate limit off.
+#
 # Quiet on success: one "--- step" line per step (and a few numbers); FW_VERBOSE=1 logs
 # every check. On failure: the reason, the relevant /stats slices and the log's tail.
+
+source "$(dirname "${BASH_SOURCE[0]}")/router_lib.sh"
 
 FW_DRIVER=""
 FW_CONFIG=""
@@ -400,48 +404,24 @@ fw_wait_ping() { # w|e dest [timeout_s]
 
 # ---------------------------------------------------------------- topology
 
-fw_host_up() { # netns dev subnet(1|2)
-  local ns=$1 dev=$2 n=$3
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "10.$n.0.2/24" dev "$dev"
-  ip -n "$ns" addr add "fd00:$n::2/64" dev "$dev" nodad
-  ip -n "$ns" link set "$dev" up
-  veth_offloads_off "$ns" "$dev"
-  ip -n "$ns" route add default via "10.$n.0.1"
-  ip -n "$ns" -6 route add default via "fd00:$n::1"
-  # The hosts answer every closed-port probe (no per-peer ICMP rate limit of 1/s).
-  ip netns exec "$ns" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
+# The router tests' hosts (router_lib.sh), which also answer every closed-port probe
+# (no per-peer ICMP rate limit of 1/s).
+fw_hosts_no_icmp_limit() {
+  local side
+  for side in w e; do
+    ip netns exec "${IT_NS}${side}" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0
+  done
 }
 
 fw_topo_veth() {
-  local p=$IT_NS side
-  topo_destroy "$p"
-  for side in w e; do
-    ip netns add "${p}${side}"
-    ip link add "${p}${side}0" type veth peer name "${p}${side}1"
-    ip link set "${p}${side}0" netns "${p}${side}"
-    ip link set "${p}${side}1" up
-    veth_offloads_off "" "${p}${side}1"
-    sysctl -qw "net.ipv6.conf.${p}${side}1.disable_ipv6=1" 2>/dev/null || true
-  done
-  fw_host_up "${p}w" "${p}w0" 1
-  fw_host_up "${p}e" "${p}e0" 2
+  router_topo_veth "$IT_NS"
+  fw_hosts_no_icmp_limit
 }
 
 # After each start of Sluice on net_tap: its new taps into the namespaces.
 fw_topo_tap() {
-  local p=$IT_NS deadline=$((SECONDS + 20)) side n
-  for side in w e; do
-    ip netns add "${p}${side}" 2>/dev/null || true
-    until ip link show "${p}${side}0" >/dev/null 2>&1; do
-      ((SECONDS < deadline)) || fail "tap ${p}${side}0 never appeared"
-      sleep 0.2
-    done
-    ip link set "${p}${side}0" netns "${p}${side}"
-    n=1
-    [[ $side == e ]] && n=2
-    fw_host_up "${p}${side}" "${p}${side}0" "$n"
-  done
+  router_topo_tap "$IT_NS" || fail "the taps of ${IT_NS}w0 / ${IT_NS}e0 are not in place"
+  fw_hosts_no_icmp_limit
 }
 
 # ---------------------------------------------------------------- config and process
@@ -522,32 +502,6 @@ fw_start() { # config log [eal args...]
   fw_wait_ping e 10.1.0.2
   fw_wait_ping w fd00:2::2
   fw_wait_ping e fd00:1::2
-}
-
-# Sends SIGNAL (default TERM); asserts exit 0 within 30 s, every mbuf back, no leak.
-fw_stop() { # [signal]
-  local sig=${1:-TERM} rc=0
-  [[ -n $SLUICE_PID ]] || fail "fw_stop: Sluice is not running"
-  kill -0 "$SLUICE_PID" 2>/dev/null || {
-    wait "$SLUICE_PID" || rc=$?
-    SLUICE_PID=""
-    fail "Sluice died before it was stopped (exit status $rc)"
-  }
-  kill "-$sig" "$SLUICE_PID"
-  if ! timeout 30 tail --pid="$SLUICE_PID" -f /dev/null; then
-    kill -KILL "$SLUICE_PID" 2>/dev/null || true
-    wait "$SLUICE_PID" 2>/dev/null || true
-    SLUICE_PID=""
-    fail "Sluice did not exit within 30 s of SIG$sig"
-  fi
-  wait "$SLUICE_PID" || rc=$?
-  SLUICE_PID=""
-  ((rc == 0)) || fail "Sluice exited with status $rc after SIG$sig (expected 0)"
-  ! grep -q "mbufs not returned" "$SLUICE_LOG" || fail "mbuf leak: $(grep "mbufs not returned" "$SLUICE_LOG")"
-  grep -Eq "mempool [^ ]+: all [0-9]+ mbufs returned" "$SLUICE_LOG" ||
-    fail "the log has no 'mempool NAME: all N mbufs returned' line after SIG$sig"
-  grep -q "shutdown complete" "$SLUICE_LOG" || fail "the log has no 'shutdown complete' line"
-  printf '    SIG%s: exit 0, %s\n' "$sig" "$(grep -Eo "mempool [^ ]+: all [0-9]+ mbufs returned" "$SLUICE_LOG" | tail -1)"
 }
 
 fw_init() { # driver (af_packet|tap)
@@ -1050,7 +1004,7 @@ fw_main() {
   fw_check_reject
   fw_check_flows
   step "(g) SIGTERM: exit 0, every mbuf returned"
-  fw_stop TERM
+  stop_sluice TERM
   it_kill_ns_procs
 
   step "restart with conntrack.capacity 1024"
@@ -1060,5 +1014,5 @@ fw_main() {
   fw_check_table_full
   fw_check_reload
   step "(g) SIGTERM: exit 0, every mbuf returned"
-  fw_stop TERM
+  stop_sluice TERM
 }

@@ -20,16 +20,8 @@ router_host_up() { # netns dev subnet(1|2) mtu
 }
 
 router_topo_veth() { # prefix
-  local p=$1 side
-  topo_destroy "$p"
-  for side in w e; do
-    ip netns add "${p}${side}"
-    ip link add "${p}${side}0" type veth peer name "${p}${side}1"
-    ip link set "${p}${side}0" netns "${p}${side}"
-    ip link set "${p}${side}1" up
-    veth_offloads_off "" "${p}${side}1"
-    sysctl -qw "net.ipv6.conf.${p}${side}1.disable_ipv6=1" 2>/dev/null || true
-  done
+  local p=$1
+  topo_veth_pairs "$p"
   router_host_up "${p}w" "${p}w0" 1 1500
   router_host_up "${p}e" "${p}e0" 2 1500
 }

@@ -113,5 +113,5 @@ fw_check_paging "paging across two workers"
 expect_num "$FW_PAGED" -ge 21 "flows walked with limit=1 across both workers"
 
 step "SIGTERM: exit 0, every mbuf returned"
-fw_stop TERM
+stop_sluice TERM
 echo PASS

@@ -88,6 +88,14 @@ veth_offloads_off() { # [netns] dev
 #   netns ${p}e: ${p}e0 10.99.0.2/24 fd00:99::2/64  <veth>  ${p}e1 (root ns, Sluice port east)
 # The root-side ends carry no address; Sluice opens them with net_af_packet.
 topo_veth_create() { # prefix
+  topo_veth_pairs "$1"
+  topo_host_up "${1}w" "${1}w0" 1
+  topo_host_up "${1}e" "${1}e0" 2
+}
+
+# The namespaces ${p}w / ${p}e and their veth pairs, the root-side ends up and quiet;
+# the hosts' own set-up is the caller's (topo_host_up, router_host_up).
+topo_veth_pairs() { # prefix
   local p=$1 side
   topo_destroy "$p"
   for side in w e; do
@@ -99,8 +107,6 @@ topo_veth_create() { # prefix
     # No IPv6 autoconf on the root side: it would send its own packets into Sluice.
     sysctl -qw "net.ipv6.conf.${p}${side}1.disable_ipv6=1" 2>/dev/null || true
   done
-  topo_host_up "${p}w" "${p}w0" 1
-  topo_host_up "${p}e" "${p}e0" 2
 }
 
 # Addresses host number $3 on netns $1's interface $2 and brings it up.
