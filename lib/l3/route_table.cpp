@@ -31,8 +31,7 @@ uint64_t RouteTable::add_group(const std::vector<NextHop>& hops) {
     fast.port_id = hops[0].port_id;
     fast.mtu = out.mtu;
     fast.neighbour = hops[0].neighbour;
-    std::memcpy(&fast.src_mac_head, out.mac.addr_bytes, 2);
-    std::memcpy(&fast.src_mac_tail, out.mac.addr_bytes + 2, 4);
+    fast.set_src_mac(out.mac);
     fast.simple = 1;
   }
   fast_.push_back(fast);

@@ -50,6 +50,11 @@ struct FastHop {
   uint8_t simple;
   uint8_t pad;
   uint32_t src_mac_tail;  // its last four
+
+  void set_src_mac(const rte_ether_addr& mac) {
+    std::memcpy(&src_mac_head, mac.addr_bytes, 2);
+    std::memcpy(&src_mac_tail, mac.addr_bytes + 2, 4);
+  }
 };
 static_assert(sizeof(FastHop) == 16);
 

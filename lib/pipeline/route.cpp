@@ -267,9 +267,7 @@ bool RouteStage::process_simple(Burst& burst, const l3::RouteTable& table) {
     own = l3::FastHop{};
     own.port_id = hop.port_id;
     own.neighbour = hop.neighbour;
-    const uint8_t* src_mac = table.interface(hop.port_id).mac.addr_bytes;
-    std::memcpy(&own.src_mac_head, src_mac, 2);
-    std::memcpy(&own.src_mac_tail, src_mac + 2, 4);
+    own.set_src_mac(table.interface(hop.port_id).mac);
     hops[i] = &own;
     any_walked = true;
     key_of[i] = -1;
