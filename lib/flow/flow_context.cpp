@@ -62,31 +62,49 @@ FlowRecord record_of(const Entry& e, uint32_t now_ms) {
 template FlowRecord record_of<FlowEntry4>(const FlowEntry4&, uint32_t);
 template FlowRecord record_of<FlowEntry6>(const FlowEntry6&, uint32_t);
 
+FlowRecord record_of(const FlowEntry4& e, const NatExt4* ext, uint32_t now_ms) {
+  FlowRecord r = record_of(e, now_ms);
+  if (!ext) return r;
+  r.translated = true;
+  r.nat_kind = ext->kind;
+  r.nat_rule = ext->rule;
+  std::memcpy(r.reply_src.data(), &ext->reply.src, 4);
+  std::memcpy(r.reply_dst.data(), &ext->reply.dst, 4);
+  r.reply_src_port = rte_be_to_cpu_16(ext->reply.sport);
+  r.reply_dst_port = rte_be_to_cpu_16(ext->reply.dport);
+  return r;
+}
+
 bool matches(const FlowFilter& f, const FlowRecord& r) {
   if (f.protocol >= 0 && r.protocol != f.protocol) return false;
   if (f.zone >= 0 && r.zone != f.zone) return false;
   if (f.state_mask && !(f.state_mask & (1u << state_slot(r.protocol, r.state)))) return false;
+  // Either side of either tuple: a translated flow is found by its outside address too.
   if (f.port >= 0) {
     const bool has_ports = r.protocol == kProtoTcp || r.protocol == kProtoUdp;
-    if (!has_ports || (r.src_port != f.port && r.dst_port != f.port)) return false;
+    const bool any = r.src_port == f.port || r.dst_port == f.port ||
+                     (r.translated && (r.reply_src_port == f.port || r.reply_dst_port == f.port));
+    if (!has_ports || !any) return false;
   }
   if (f.has_prefix) {
     if (f.prefix.addr.family != r.family) return false;
-    net::IpAddr src{r.family, {}}, dst{r.family, {}};
-    std::memcpy(src.bytes.data(), r.src.data(), 16);
-    std::memcpy(dst.bytes.data(), r.dst.data(), 16);
-    if (!f.prefix.contains(src) && !f.prefix.contains(dst)) return false;
+    auto in = [&](const std::array<uint8_t, 16>& a) {
+      net::IpAddr addr{r.family, {}};
+      std::memcpy(addr.bytes.data(), a.data(), 16);
+      return f.prefix.contains(addr);
+    };
+    if (!in(r.src) && !in(r.dst) && !(r.translated && (in(r.reply_src) || in(r.reply_dst)))) return false;
   }
   return true;
 }
 
 std::unique_ptr<FlowContext> FlowContext::create(unsigned worker, uint32_t capacity4, uint32_t capacity6, int socket,
-                                                 std::string& error) {
+                                                 std::string& error, uint32_t nat_capacity) {
   std::unique_ptr<FlowContext> ctx(new FlowContext());
   ctx->worker_ = worker;
   ctx->page_.resize(kMaxPage);
   const std::string base = "sl_flows" + std::to_string(worker);
-  ctx->table4_ = FlowTable4::create(capacity4, socket, base + "v4", error);
+  ctx->table4_ = FlowTable4::create(capacity4, socket, base + "v4", error, nat_capacity);
   if (!ctx->table4_) return nullptr;
   if (capacity6) {
     ctx->table6_ = FlowTable6::create(capacity6, socket, base + "v6", error);
@@ -119,7 +137,9 @@ bool FlowContext::serve_table(Table& table, uint8_t family, uint32_t& budget) {
   uint32_t from = static_cast<uint32_t>(mb.cursor);
   bool full = false;
   auto visit = [&](uint32_t index, auto& entry) {
-    const FlowRecord r = record_of(entry, now_ms_);
+    FlowRecord r;
+    if constexpr (Table::kPairs) r = record_of(entry, is_pair(index) ? &table.ext(index) : nullptr, now_ms_);
+    else r = record_of(entry, now_ms_);
     if (!matches(mb.filter, r)) return true;
     ++mb.matched;
     if (mb.op == FlowMailbox::Op::Flush) {
@@ -158,16 +178,16 @@ void FlowContext::serve_mailbox(uint32_t budget) {
     if (!in_v6) {
       if (serve_table(*table4_, 4, budget)) {
         finished = true;
-      } else if (static_cast<uint32_t>(mb.cursor) >= table4_->capacity()) {
+      } else if (static_cast<uint32_t>(mb.cursor) >= table4_->scan_end()) {
         mb.cursor = uint64_t(1) << 32;  // on to IPv6
       }
     } else {
-      if (!table6_ || static_cast<uint32_t>(mb.cursor) >= table6_->capacity()) {
+      if (!table6_ || static_cast<uint32_t>(mb.cursor) >= table6_->scan_end()) {
         mb.next_cursor = kCursorEnd;
         finished = true;
       } else if (serve_table(*table6_, 6, budget)) {
         finished = true;
-      } else if (static_cast<uint32_t>(mb.cursor) >= table6_->capacity()) {
+      } else if (static_cast<uint32_t>(mb.cursor) >= table6_->scan_end()) {
         mb.next_cursor = kCursorEnd;
         finished = true;
       }

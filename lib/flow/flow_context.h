@@ -52,6 +52,7 @@ struct alignas(64) FlowCounters {
   Counter flushed;   // removed by a flush request
   Counter reopened;  // a SYN reused a closed or TIME_WAIT flow's key
   Counter swept;     // removed at shutdown
+  Counter unmapped;  // removed by the nat stage: it found no outside port or room for the translation
   std::array<Counter, kStateSlots> by_state;  // gauges: entries in each state now
   void state_enter(unsigned slot) { by_state[slot].inc(); }
   void state_leave(unsigned slot) { by_state[slot].add(~uint64_t(0)); }  // -1, wrapping
@@ -78,6 +79,13 @@ struct FlowRecord {
   std::array<uint8_t, 16> src{}, dst{};  // network order (IPv4 in the first 4 bytes)
   uint16_t src_port = 0, dst_port = 0;   // host order; ICMP: the identifier as src_port
   int32_t expires_in_ms = 0;
+  // A translated flow: the reply tuple as the responder sends it (nf_conntrack's reply
+  // tuple), and what translated it.
+  bool translated = false;
+  uint8_t nat_kind = 0;  // flow::kNat* bits
+  uint16_t nat_rule = 0;
+  std::array<uint8_t, 16> reply_src{}, reply_dst{};
+  uint16_t reply_src_port = 0, reply_dst_port = 0;
 };
 
 // Control thread <-> worker. The control thread (one request at a time, it serialises
@@ -106,8 +114,9 @@ inline constexpr uint64_t kCursorEnd = ~uint64_t(0);
 class FlowContext {
  public:
   // Null with `error` set when a table's memory cannot be reserved.
+  // `nat_capacity`: NAT pairs in the IPv4 table (0: none).
   static std::unique_ptr<FlowContext> create(unsigned worker, uint32_t capacity4, uint32_t capacity6, int socket,
-                                             std::string& error);
+                                             std::string& error, uint32_t nat_capacity = 0);
 
   FlowTable4& table4() { return *table4_; }
   FlowTable6* table6() { return table6_.get(); }  // null: IPv6 is not tracked (capacity_ipv6 0)
@@ -134,7 +143,9 @@ class FlowContext {
   uint32_t sweep();
 
   uint32_t active() const { return table4_->active() + (table6_ ? table6_->active() : 0); }
-  uint32_t capacity() const { return table4_->capacity() + (table6_ ? table6_->capacity() : 0); }
+  uint32_t capacity() const {
+    return table4_->capacity() + table4_->pair_capacity() + (table6_ ? table6_->capacity() : 0);
+  }
   size_t memory_bytes() const { return table4_->memory_bytes() + (table6_ ? table6_->memory_bytes() : 0); }
 
   // Firewall rule counters, reset by the worker when it first sees a new rule
@@ -175,5 +186,7 @@ class FlowContext {
 bool matches(const FlowFilter& filter, const FlowRecord& record);
 template <typename Entry>
 FlowRecord record_of(const Entry& e, uint32_t now_ms);
+// The same with a pair's translation (`ext` null for an untranslated flow).
+FlowRecord record_of(const FlowEntry4& e, const NatExt4* ext, uint32_t now_ms);
 
 }  // namespace sluice::flow

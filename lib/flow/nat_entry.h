@@ -1,0 +1,62 @@
+// A translated (NAT) flow: a pair of cache lines, the first an ordinary FlowEntry4 (its
+// original tuple's key and the state body), the second what translation needs: the
+// reply tuple's key, indexed in the table's buckets beside the original one, and both
+// tuples as they are on the wire (nf_conntrack's tuplehash[ORIGINAL] and [REPLY]).
+// The flow table stores and indexes pairs; lib/nat gives them their meaning.
+#pragma once
+
+#include <cstdint>
+
+#include "flow/flow_key.h"
+
+namespace sluice::flow {
+
+// NatExt4::kind bits: what the pair rewrites.
+inline constexpr uint8_t kNatSource = 0x01;       // the opener's source (SNAT, masquerade)
+inline constexpr uint8_t kNatDestination = 0x02;  // the responder's address (DNAT, port forward)
+inline constexpr uint8_t kNatEim = 0x04;          // holds a reference on an endpoint-independent mapping
+inline constexpr uint8_t kNatHairpin = 0x08;      // a port forward reached from the inside, source translated too
+inline constexpr uint8_t kNatInbound = 0x10;      // opened from outside through an EIM mapping (EIF)
+
+// One direction's tuple as it appears on the wire. Addresses and "ports" in network
+// order; ports as the flow key has them (TCP/UDP ports; an ICMP query's identifier on
+// the querier's side and the code word on the other).
+struct NatTuple4 {
+  uint32_t src;
+  uint32_t dst;
+  uint16_t sport;
+  uint16_t dport;
+  friend bool operator==(const NatTuple4&, const NatTuple4&) = default;
+};
+static_assert(sizeof(NatTuple4) == 12);
+
+struct NatExt4 {
+  FlowKey4 reply_key;        // the reply tuple's key (normalised), indexed in the buckets
+  NatTuple4 orig;            // as the opener sends it (before translation)
+  NatTuple4 reply;           // as the responder sends it (what the opener's packets became, reversed)
+  uint16_t rule;             // NAT rule (1-based: snat rules, then dnat rules) that made it
+  uint16_t address_slot;     // usage counters of the outside address it took (lib/nat), 0xffff none
+  uint8_t kind;              // kNat*
+  uint8_t reply_sender_slot;  // the slot of reply_key the responder's packets hold
+  uint8_t pad[18];
+};
+static_assert(sizeof(NatExt4) == 64);
+
+struct alignas(64) NatPair4 {
+  FlowEntry4 main;
+  NatExt4 ext;
+};
+static_assert(sizeof(NatPair4) == 128);
+
+// Whether a pair rewrites the destination / the source of a packet travelling in
+// direction `dir` (0: from the opener).
+inline bool nat_rewrites_dst(const NatExt4& x, unsigned dir) {
+  return dir == 0 ? (x.orig.dst != x.reply.src || x.orig.dport != x.reply.sport)
+                  : (x.reply.dst != x.orig.src || x.reply.dport != x.orig.sport);
+}
+inline bool nat_rewrites_src(const NatExt4& x, unsigned dir) {
+  return dir == 0 ? (x.orig.src != x.reply.dst || x.orig.sport != x.reply.dport)
+                  : (x.reply.src != x.orig.dst || x.reply.sport != x.orig.dport);
+}
+
+}  // namespace sluice::flow
