@@ -117,7 +117,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   auto& errors = result.errors;
   ObjectReader top(root, "", errors);
   top.allow_only({"eal", "ports", "workers", "burst_size", "mempool", "control", "logging", "routes", "neighbours",
-                  "icmp", "neighbour", "conntrack", "firewall"});
+                  "icmp", "neighbour", "conntrack", "firewall", "nat"});
   top.required("eal");
   top.required("ports");
 
@@ -134,6 +134,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   read_neighbour_settings(top, config.neighbour);
   read_conntrack(top, config.conntrack);
   read_firewall(top, config.firewall, errors);
+  read_nat(top, config.nat, errors);
 
   // Checks across sections run only on sections read cleanly: they index what was
   // written (resolve_firewall walks each rule's lists, for one).
@@ -145,6 +146,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
     resolve_l3(config, errors);
     resolve_conntrack(top, config, errors);
     resolve_firewall(top, config, errors);
+    resolve_nat(top, config, errors);
   }
   if (errors.empty()) result.config = std::move(config);
   return result;
@@ -186,6 +188,7 @@ json to_json(const Config& config) {
   }
   if (config.tracked()) out["conntrack"] = conntrack_json(config.conntrack);
   if (config.firewall.enabled) out["firewall"] = firewall_json(config.firewall);
+  if (config.nat.enabled) out["nat"] = nat_json(config.nat);
   return out;
 }
 

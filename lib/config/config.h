@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/nat_config.h"
 #include "net/ip_addr.h"
 
 namespace sluice::config {
@@ -58,6 +59,7 @@ struct PortConfig {
 
   bool routed() const { return has_stage("route"); }
   bool tracked() const { return has_stage("conntrack"); }
+  bool translated() const { return has_stage("nat"); }
   bool has_stage(const char* stage_name) const {
     for (const auto& s : pipeline)
       if (s.stage == stage_name) return true;
@@ -216,6 +218,7 @@ struct Config {
   NeighbourSettings neighbour;
   ConntrackConfig conntrack;
   FirewallConfig firewall;
+  NatConfig nat;
   std::string source_path;  // the file it was read from (reload reads it again)
 
   bool routed() const {
@@ -226,6 +229,11 @@ struct Config {
   bool tracked() const {
     for (const auto& p : ports)
       if (p.tracked()) return true;
+    return false;
+  }
+  bool translated() const {
+    for (const auto& p : ports)
+      if (p.translated()) return true;
     return false;
   }
 

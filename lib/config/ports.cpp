@@ -24,7 +24,7 @@ const std::vector<std::string> kSteeringNames = {"auto", "hardware", "software"}
 
 namespace {
 
-const std::vector<std::string> kStages = {"parse", "conntrack", "xconnect", "route"};
+const std::vector<std::string> kStages = {"parse", "conntrack", "nat", "xconnect", "route"};
 const std::vector<std::string> kOutputStages = {"xconnect", "route"};
 
 bool is_pci_address(const std::string& device) {
@@ -72,6 +72,8 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
       errors.push_back(path + ": " + stage.stage + " sends packets out and must be the last stage");
     if (stage.stage == "conntrack" && !out.has_stage("parse"))
       errors.push_back(path + ": the conntrack stage needs the parse stage before it");
+    if (stage.stage == "nat" && !out.has_stage("conntrack"))
+      errors.push_back(path + ": the nat stage needs the conntrack stage before it (it translates the flows conntrack finds)");
     for (const auto& earlier : out.pipeline)
       if (earlier.stage == stage.stage) errors.push_back(path + ": stage '" + stage.stage + "' appears twice");
     out.pipeline.push_back(stage);
@@ -82,6 +84,8 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
       port.error("pipeline", "must end with an output stage (xconnect or route), got '" + last + "'");
     if (out.pipeline.front().stage != "parse" && last == "route")
       port.error("pipeline", "the route stage needs the parse stage first");
+    if (out.has_stage("nat") && last != "route")
+      port.error("pipeline", "the nat stage needs the route stage after it (translation is for routed traffic)");
   }
 }
 

@@ -69,4 +69,12 @@ void read_firewall(const ObjectReader& top, FirewallConfig& out, std::vector<std
 void resolve_firewall(const ObjectReader& top, const Config& config, std::vector<std::string>& errors);
 json firewall_json(const FirewallConfig& firewall);
 
+// nat.cpp: "nat".
+void read_nat(const ObjectReader& top, NatConfig& out, std::vector<std::string>& errors);
+// The nat stage and the section go together; every tracked port translates, in one
+// conntrack zone; zones, ports, pools (no overlap, one mapping behaviour an address),
+// port forwards (no overlap) and NPTv6 ports; fills nat.proxy.
+void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::string>& errors);
+json nat_json(const NatConfig& nat);
+
 }  // namespace sluice::config::detail
