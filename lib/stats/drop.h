@@ -67,7 +67,18 @@ namespace sluice {
   _(FirewallDrop, "firewall_drop", "a firewall rule or zone policy said drop")                                \
   _(FirewallReject, "firewall_reject", "a firewall rule or zone policy said reject (a RST or unreachable sent, rate permitting)") \
   _(LaterFragment, "later_fragment", "non-first fragment (no ports to track), conntrack.later_fragments drop") \
-  _(HandoffRingFull, "handoff_ring_full", "software steering: the owning worker's ring was full")
+  _(HandoffRingFull, "handoff_ring_full", "software steering: the owning worker's ring was full")                \
+  _(NatNoPort, "nat_no_port", "new connection to translate: no outside port of the worker's share free (or no address to masquerade with)") \
+  _(NatTableFull, "nat_table_full", "new connection to translate: no room for its translation (NAT pool full, nothing evictable)") \
+  _(NatUntranslated, "nat_untranslated", "a translated connection's packet with its untranslated address (not part of it)") \
+  _(Nptv6Untranslatable, "nptv6_untranslatable", "NPTv6: the address word to adjust is 0xffff, the address cannot map (RFC 6296 3.5)") \
+  _(FragmentOverlap, "fragment_overlap", "IPv4 fragment overlapping another of its datagram, or misaligned: the datagram dropped") \
+  _(FragmentDuplicate, "fragment_duplicate", "IPv4 fragment identical in place to one held: the duplicate dropped") \
+  _(FragmentTooLong, "fragment_too_long", "IPv4 fragment reaching past 65535 bytes: the datagram dropped") \
+  _(FragmentTooMany, "fragment_too_many", "more fragments than nat.fragments.max_fragments: the datagram dropped") \
+  _(ReassemblyFull, "reassembly_full", "nat.fragments.max_datagrams datagrams in reassembly already: the fragment dropped") \
+  _(ReassemblyTimeout, "reassembly_timeout", "fragment of a datagram not completed within nat.fragments.timeout_ms") \
+  _(ReassemblyFailed, "reassembly_failed", "fragments of a complete datagram that could not be chained (mbuf limits)")
 
 enum class Drop : uint8_t {
 #define SLUICE_DROP_ENUM(sym, name, desc) sym,

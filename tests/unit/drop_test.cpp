@@ -60,7 +60,11 @@ TEST(DropTest, KnownNamesMatchTheContract) {
   EXPECT_EQ(drop_name(Drop::TcpOutOfWindow), "tcp_out_of_window");
   EXPECT_EQ(drop_name(Drop::FirewallReject), "firewall_reject");
   EXPECT_EQ(drop_name(Drop::HandoffRingFull), "handoff_ring_full");
-  EXPECT_EQ(static_cast<size_t>(Drop::HandoffRingFull), kDropCount - 1) << "HandoffRingFull is the last entry";
+  EXPECT_EQ(drop_name(Drop::NatNoPort), "nat_no_port");
+  EXPECT_EQ(drop_name(Drop::NatTableFull), "nat_table_full");
+  EXPECT_EQ(drop_name(Drop::FragmentOverlap), "fragment_overlap");
+  EXPECT_EQ(drop_name(Drop::ReassemblyTimeout), "reassembly_timeout");
+  EXPECT_EQ(static_cast<size_t>(Drop::ReassemblyFailed), kDropCount - 1) << "ReassemblyFailed is the last entry";
 }
 
 TEST(CounterTest, AddsIncrementsAndResets) {

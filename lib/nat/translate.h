@@ -1,0 +1,66 @@
+// Rewriting packets for NAT: IPv4 addresses and ports with incremental checksums
+// (RFC 1624), ICMP errors with their quoted packet (RFC 5508), and NPTv6's
+// checksum-neutral prefix translation (RFC 6296). Pure functions over packet bytes, so
+// the unit tests check them against full recomputation.
+#pragma once
+
+#include <cstdint>
+
+#include <rte_mbuf.h>
+
+#include "flow/nat_entry.h"
+#include "nat/policy.h"
+
+namespace sluice::nat {
+
+// Which end of a packet a rewrite changes.
+enum class Side : uint8_t { Source, Destination };
+
+// What a translation needs of one IPv4 packet: its IP header and, when it has one in
+// the first segment, its L4 header (`l4` null for a later fragment or a protocol
+// without ports).
+struct Ipv4Packet {
+  uint8_t* ip = nullptr;
+  uint8_t* l4 = nullptr;
+  uint32_t l4_available = 0;  // contiguous bytes from l4
+  uint8_t proto = 0;
+};
+
+// The address and "port" (as the flow key has it: TCP/UDP port, an ICMP query's
+// identifier on the querier's side) a packet travelling in `dir` gets for `side`.
+struct Endpoint {
+  uint32_t addr;
+  uint16_t port;
+};
+inline Endpoint target(const flow::NatExt4& x, unsigned dir, Side side) {
+  // A packet from the opener becomes the reply tuple reversed; from the responder, the
+  // original reversed.
+  const flow::NatTuple4& t = dir == 0 ? x.reply : x.orig;
+  return side == Side::Destination ? Endpoint{t.src, t.sport} : Endpoint{t.dst, t.dport};
+}
+inline bool rewrites(const flow::NatExt4& x, unsigned dir, Side side) {
+  return side == Side::Destination ? flow::nat_rewrites_dst(x, dir) : flow::nat_rewrites_src(x, dir);
+}
+
+// Sets one end of a packet to `to`, updating the IPv4 header checksum and the TCP/UDP
+// checksum (a UDP checksum of zero stays zero) or, for ICMP queries and answers, the
+// identifier (when `side` is the querier's) and the ICMP checksum.
+void rewrite(const Ipv4Packet& p, Side side, Endpoint to);
+
+// An ICMP error (`p.l4` its ICMP header) that quotes a packet of a translated flow:
+// `side` of the outer header becomes `to.addr`, and the quoted packet's other side (the
+// same endpoint: the error travels against the packet it quotes) becomes `to`, with the
+// quoted IP and L4 checksums and the ICMP checksum over the message made right again.
+// `m`/`icmp_offset`/`icmp_length` locate the message for the ICMP checksum. Returns
+// false when the quoted header is not there to rewrite (the packet is left as it was).
+bool rewrite_error(rte_mbuf* m, const Ipv4Packet& p, uint32_t icmp_offset, uint32_t icmp_length, Side side,
+                   Endpoint to);
+
+// NPTv6: translates `addr` (16 bytes, network order) from `map`'s inside prefix to its
+// outside one (`outward`) or back. False when the address cannot be mapped (the word
+// to adjust is 0xffff).
+bool npt_translate(uint8_t* addr, const Nptv6Map& map, bool outward);
+// Whether `addr` lies in `map`'s inside (outward) or outside prefix.
+bool npt_matches(const uint8_t* addr, const Nptv6Map& map, bool outward);
+
+}  // namespace sluice::nat
