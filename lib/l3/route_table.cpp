@@ -85,6 +85,15 @@ std::unique_ptr<RouteTable> RouteTable::build(const config::Config& config, cons
       }
     }
   }
+  // NAT's pool and port-forward addresses: Sluice's own on the ports that carry them.
+  for (const auto& proxy : config.nat.proxy) {
+    auto it = port_ids.find(proxy.port);
+    if (it == port_ids.end()) continue;
+    Interface& itf = table->interfaces_[it->second];
+    if (!itf.routed) continue;
+    itf.proxy.push_back(proxy.address);
+    pending.push_back(Pending{{proxy.address, 32}, {NextHop{HopKind::Local, it->second, {}}}});
+  }
   if (pending.size() + 1 > kMaxGroups) {
     error = "routes: " + std::to_string(pending.size()) + " routes and addresses exceed the table's " +
             std::to_string(kMaxGroups) + " next-hop groups";

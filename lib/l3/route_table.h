@@ -68,6 +68,7 @@ struct Interface {
   std::array<uint8_t, 16> ipv6{};  // first IPv6 address (ICMPv6 errors' source)
   bool has_ipv6 = false;
   std::vector<net::IpPrefix> addresses;  // all of them (control thread: ARP/ND targets)
+  std::vector<net::IpAddr> proxy;        // NAT's outside addresses answered for here (ARP, echo)
 };
 
 inline constexpr uint64_t kNoRoute = 0;

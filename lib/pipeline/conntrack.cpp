@@ -194,7 +194,7 @@ struct ConntrackStage::Work {
 
 ConntrackStage::ConntrackStage(uint16_t port_id, uint16_t conntrack_zone, const ConntrackContext& context,
                                const L3Context* l3, uint16_t peer_port, const TxQueues* tx_queues,
-                               const rte_ether_addr& port_mac)
+                               const rte_ether_addr& port_mac, const NatStageContext* nat)
     : Stage("conntrack"),
       port_id_(port_id),
       zone_(conntrack_zone),
@@ -205,6 +205,7 @@ ConntrackStage::ConntrackStage(uint16_t port_id, uint16_t conntrack_zone, const 
       port_mac_(port_mac),
       hz_(rte_get_tsc_hz()) {
   if (l3) l3_ = *l3;
+  if (nat) nat_ = *nat;
 }
 
 // A packet of a flow the table holds: advance its state. Sets w.cls to kEstablished,

@@ -18,6 +18,7 @@
 #include "flow/flow_context.h"
 #include "l3/icmp.h"
 #include "l3/rcu.h"
+#include "pipeline/nat.h"
 #include "pipeline/output.h"
 #include "pipeline/route.h"
 #include "pipeline/stage.h"
@@ -36,8 +37,12 @@ class ConntrackStage final : public Stage {
   // `l3`: the worker's router context when this port routes (egress found by route
   // lookup), else null and `peer_port` is the xconnect peer. `port_mac`: this port's
   // MAC, the source of reject replies on a routed port.
+  // `nat`: the worker's NAT context when a nat stage follows on this port (new flows'
+  // destinations are looked up as NAT will translate them; every packet's flow is
+  // recorded in its FlowMeta), else null.
   ConntrackStage(uint16_t port_id, uint16_t conntrack_zone, const ConntrackContext& context, const L3Context* l3,
-                 uint16_t peer_port, const TxQueues* tx_queues, const rte_ether_addr& port_mac);
+                 uint16_t peer_port, const TxQueues* tx_queues, const rte_ether_addr& port_mac,
+                 const NatStageContext* nat = nullptr);
   void process(Burst& burst) override;
   void read_counters(NamedCounters& out) const override;
 
@@ -61,6 +66,7 @@ class ConntrackStage final : public Stage {
   uint16_t peer_port_;
   const TxQueues* tx_queues_;
   rte_ether_addr port_mac_;
+  NatStageContext nat_{};
   uint64_t hz_;
 
   Counter tracked_, established_, related_, new_flows_, invalid_, invalid_forwarded_, untracked_, reopened_,

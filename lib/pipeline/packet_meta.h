@@ -35,13 +35,30 @@ struct PacketMeta {
 };
 static_assert(sizeof(PacketMeta) == 16);
 
-// Registered once per process, before any port starts; returns false on failure.
+// What conntrack found for a packet, for the stages after it that act on its flow (nat
+// and nat_src): a second dynamic field, written by conntrack only on ports that run nat.
+enum FlowMetaFlags : uint8_t {
+  kFlowMetaNew = 1 << 0,      // conntrack created the flow for this packet
+  kFlowMetaRelated = 1 << 1,  // an ICMP error about the flow
+};
+struct FlowMeta {
+  uint32_t entry;   // flow table index (IPv4 table) the packet belongs to; flow::kNoEntry: none
+  uint16_t egress;  // a new flow's egress port, as conntrack resolved it
+  uint8_t flags;    // FlowMetaFlags
+  uint8_t dir;      // 0: sent by the flow's opener, 1: by its responder
+};
+static_assert(sizeof(FlowMeta) == 8);
+
+// Registers both fields, once per process, before any port starts; false on failure.
 bool register_packet_meta();
 extern int g_packet_meta_offset;
+extern int g_flow_meta_offset;
 
 inline PacketMeta& meta(rte_mbuf* m) { return *RTE_MBUF_DYNFIELD(m, g_packet_meta_offset, PacketMeta*); }
 inline const PacketMeta& meta(const rte_mbuf* m) {
   return *RTE_MBUF_DYNFIELD(m, g_packet_meta_offset, const PacketMeta*);
 }
+inline FlowMeta& flow_meta(rte_mbuf* m) { return *RTE_MBUF_DYNFIELD(m, g_flow_meta_offset, FlowMeta*); }
+inline const FlowMeta& flow_meta(const rte_mbuf* m) { return *RTE_MBUF_DYNFIELD(m, g_flow_meta_offset, const FlowMeta*); }
 
 }  // namespace sluice::pipeline

@@ -4,7 +4,10 @@
 
 #include <rte_ethdev.h>
 
+#include "pipeline/nat_src.h"
+#include "pipeline/nptv6.h"
 #include "pipeline/parse.h"
+#include "pipeline/reassemble.h"
 #include "pipeline/steer.h"
 #include "pipeline/xconnect.h"
 
@@ -13,16 +16,25 @@ namespace sluice::pipeline {
 std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
                                          const std::map<std::string, uint16_t>& port_ids,
                                          const TxQueues* tx_queues, const L3Context* l3,
-                                         const ConntrackContext* conntrack, const SteerContext* steer) {
+                                         const ConntrackContext* conntrack, const SteerContext* steer,
+                                         const NatStageContext* nat) {
   const uint16_t port_id = port_ids.at(port.name);
+  const bool translated = nat && port.translated();
+  if (port.translated() && !nat) throw std::logic_error("nat stage without a NAT context");
   std::vector<std::unique_ptr<Stage>> stages;
   for (const auto& stage : port.pipeline) {
     if (stage.stage == "parse") {
       stages.push_back(std::make_unique<ParseStage>());
+      if (translated) {
+        // Before steering: a datagram's ports (its owner) are in its first fragment, and
+        // NPTv6's inside address is the one conntrack keys the flow by.
+        stages.push_back(std::make_unique<ReassembleStage>(&nat->nat->reassembler()));
+        stages.push_back(std::make_unique<Nptv6Stage>(port_id, *nat));
+      }
       if (steer && port.tracked())
         stages.push_back(std::make_unique<SteerStage>(port_id, static_cast<uint16_t>(port.conntrack_zone), steer->self,
                                                       steer->workers, conntrack && conntrack->flows->table6(),
-                                                      steer->rings));
+                                                      steer->rings, translated ? nat->policy : nullptr));
     } else if (stage.stage == "conntrack") {
       if (!conntrack) throw std::logic_error("conntrack stage without a conntrack context");
       uint16_t peer = kNoPort;
@@ -32,10 +44,21 @@ std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
       rte_ether_addr mac{};
       rte_eth_macaddr_get(port_id, &mac);
       stages.push_back(std::make_unique<ConntrackStage>(port_id, static_cast<uint16_t>(port.conntrack_zone), *conntrack,
-                                                        port.routed() ? l3 : nullptr, peer, tx_queues, mac));
+                                                        port.routed() ? l3 : nullptr, peer, tx_queues, mac,
+                                                        translated ? nat : nullptr));
+    } else if (stage.stage == "nat") {
+      stages.push_back(std::make_unique<NatStage>(port_id, *nat));
     } else if (stage.stage == "route") {
       if (!l3) throw std::logic_error("route stage without a router context");
-      stages.push_back(std::make_unique<RouteStage>(port_ids.at(port.name), *l3, tx_queues));
+      auto route = std::make_unique<RouteStage>(port_ids.at(port.name), *l3, tx_queues);
+      if (translated) {
+        auto nat_src = std::make_unique<NatSrcStage>(*nat);
+        route->set_post_routing(nat_src.get());
+        stages.push_back(std::move(route));
+        stages.push_back(std::move(nat_src));
+      } else {
+        stages.push_back(std::move(route));
+      }
     } else if (stage.stage == "xconnect") {
       stages.push_back(std::make_unique<XconnectStage>(port_ids.at(stage.peer)));
     } else {

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "pipeline/conntrack.h"
+#include "pipeline/nat.h"
 #include "pipeline/output.h"
 #include "pipeline/route.h"
 #include "pipeline/steer.h"
@@ -63,12 +64,13 @@ struct SteerContext {
 
 // Builds a port's pipeline from config. `port_ids` maps port names to DPDK port ids;
 // `l3` is the worker's router context (null when no port routes), `conntrack` its
-// connection-tracking context (null when no port tracks). Config was validated, so
-// unknown stages or peers here are programming errors.
+// connection-tracking context (null when no port tracks), `nat` its NAT context (null
+// when no port runs nat). Config was validated, so unknown stages or peers here are
+// programming errors.
 std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
                                          const std::map<std::string, uint16_t>& port_ids,
                                          const TxQueues* tx_queues, const L3Context* l3 = nullptr,
                                          const ConntrackContext* conntrack = nullptr,
-                                         const SteerContext* steer = nullptr);
+                                         const SteerContext* steer = nullptr, const NatStageContext* nat = nullptr);
 
 }  // namespace sluice::pipeline

@@ -521,8 +521,13 @@ void RouteStage::process_any(Burst& burst, const l3::RouteTable& table) {
       if (!(mac & l3::kMacValid)) [[unlikely]] {
         ++unresolved;
         pm.aux = kPuntResolve;
-        punts[n_punts++] = m;
         fate[i] = kGone;
+        Drop reason;
+        if (post_routing_ && !post_routing_->apply(m, reason)) [[unlikely]] {
+          drop(burst, m, reason);
+          continue;
+        }
+        punts[n_punts++] = m;
         continue;
       }
       if (pos != last_touched) {

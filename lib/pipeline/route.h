@@ -30,9 +30,20 @@ struct L3Context {
   l3::TokenBucket* icmp_bucket = nullptr;
 };
 
+// Told of each packet the route stage parks to wait for its neighbour, once it is
+// routed: such a packet later leaves through the router's inject ring, past the stages
+// after route (nat_src translates its source here instead).
+class PostRouting {
+ public:
+  virtual ~PostRouting() = default;
+  // False when the packet must be dropped instead (`reason`).
+  virtual bool apply(rte_mbuf* m, Drop& reason) = 0;
+};
+
 class RouteStage final : public Stage {
  public:
   RouteStage(uint16_t ingress_port, const L3Context& context, const TxQueues* tx_queues);
+  void set_post_routing(PostRouting* post_routing) { post_routing_ = post_routing; }
   void process(Burst& burst) override;
   void read_counters(NamedCounters& out) const override;
 
@@ -50,6 +61,7 @@ class RouteStage final : public Stage {
 
   uint16_t ingress_port_;
   L3Context ctx_;
+  PostRouting* post_routing_ = nullptr;
   const TxQueues* tx_queues_;
   uint64_t hz_;
   Counter forwarded4_, forwarded6_, local4_, local6_, route_lookups_, route_misses_, neighbour_misses_, punted_,

@@ -5,14 +5,15 @@
 namespace sluice::pipeline {
 
 SteerStage::SteerStage(uint16_t port_id, uint16_t conntrack_zone, unsigned self, unsigned workers, bool track_ipv6,
-                       std::vector<rte_ring*> rings)
+                       std::vector<rte_ring*> rings, const l3::Published<nat::Policy>* nat)
     : Stage("steer"),
       port_id_(port_id),
       zone_(conntrack_zone),
       self_(self),
       workers_(workers),
       track_ipv6_(track_ipv6),
-      rings_(std::move(rings)) {}
+      rings_(std::move(rings)),
+      nat_(nat) {}
 
 void SteerStage::process(Burst& burst) {
   uint8_t owner_of[kMaxBurst];
@@ -21,13 +22,19 @@ void SteerStage::process(Burst& burst) {
   flow::FlowKey4 key4;
   flow::FlowKey6 key6;
   const uint16_t n = burst.count;
+  const nat::Policy* nat = nat_ ? nat_->get() : nullptr;
   rte_mbuf* pkts[kMaxBurst];
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
     pkts[i] = m;
     const PacketKey key = flow_key_of(m, meta(m), zone_, track_ipv6_, key4, key6);
     const bool keyed = (key.kind == KeyKind::Ipv4 || key.kind == KeyKind::Ipv6) && !key.invalid;
-    const unsigned owner = keyed ? flow_owner(key.hash, workers_) : self_;
+    unsigned owner = keyed ? flow_owner(key.hash, workers_) : self_;
+    if (nat && keyed && key.kind == KeyKind::Ipv4) {
+      const nat::Policy::Steer s = nat->steer(key4, port_id_);
+      if (s.kind == nat::Policy::Steer::kOwner) owner = s.value;
+      else if (s.kind == nat::Policy::Steer::kHash) owner = flow_owner(s.value, workers_);
+    }
     owner_of[i] = static_cast<uint8_t>(owner);
     if (owner == self_) {
       burst.pkts[kept++] = m;

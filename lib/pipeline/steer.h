@@ -12,6 +12,8 @@
 
 #include <rte_ring.h>
 
+#include "l3/rcu.h"
+#include "nat/policy.h"
 #include "pipeline/stage.h"
 
 namespace sluice::pipeline {
@@ -20,9 +22,11 @@ inline constexpr unsigned kMaxWorkers = 64;
 
 class SteerStage final : public Stage {
  public:
-  // `rings[w]`: this worker's ring to worker w (null for itself).
+  // `rings[w]`: this worker's ring to worker w (null for itself). `nat`: the NAT policy
+  // when this port translates (a translated flow's replies go to the worker that owns
+  // the flow's outside port), else null.
   SteerStage(uint16_t port_id, uint16_t conntrack_zone, unsigned self, unsigned workers, bool track_ipv6,
-             std::vector<rte_ring*> rings);
+             std::vector<rte_ring*> rings, const l3::Published<nat::Policy>* nat = nullptr);
   void process(Burst& burst) override;
   void read_counters(NamedCounters& out) const override;
 
@@ -38,6 +42,7 @@ class SteerStage final : public Stage {
   unsigned workers_;
   bool track_ipv6_;
   std::vector<rte_ring*> rings_;
+  const l3::Published<nat::Policy>* nat_;
   std::array<Counter, kMaxWorkers> handed_;
   Counter kept_;
 };

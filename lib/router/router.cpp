@@ -173,6 +173,14 @@ void Router::announce() {
   for (const auto& [id, name] : port_names_) {
     const l3::Interface& itf = table->interface(id);
     if (!itf.routed) continue;
+    for (const auto& proxy : itf.proxy) {
+      uint32_t ip;
+      std::memcpy(&ip, proxy.bytes.data(), 4);
+      if (rte_mbuf* m = build_arp(pool_, kArpRequest, itf.mac, ip, rte_ether_addr{}, ip, kBroadcast)) {
+        arp_requests_out_.inc();
+        send(m, id);
+      }
+    }
     for (const auto& a : itf.addresses) {
       rte_mbuf* m = nullptr;
       if (a.addr.family == 4) {
@@ -315,6 +323,8 @@ void Router::handle_arp(rte_mbuf* m, uint64_t now) {
     if (std::memcmp(a.addr.bytes.data(), &target_ip, 4) == 0) for_us = true;
     if (a.contains(sender)) sender_on_link = true;
   }
+  for (const auto& a : itf.proxy)  // NAT's outside addresses on this port
+    if (std::memcmp(a.bytes.data(), &target_ip, 4) == 0) for_us = true;
   NeighbourKey key = NeighbourKey::v4(port, sender_ip);
   if (op == kArpRequest) {
     arp_requests_in_.inc();

@@ -25,6 +25,9 @@ Runtime::~Runtime() {
     workers_.clear();
     router_.reset();
     free_handoff_rings();
+    nat_log_.reset();
+    nat_contexts_.clear();  // before the flow tables they observe
+    nat_policy_.reset();
     policy_.reset();
     flow_contexts_.clear();
     qsbr_.reset();
@@ -70,6 +73,9 @@ unsigned Runtime::auto_mbuf_count(const config::Config& config) {
   // Software steering's rings between every pair of workers.
   if (config.tracked() && config.workers.size() > 1)
     needed += config.workers.size() * (config.workers.size() - 1) * kHandoffRingSize;
+  // NAT's reassembly: every worker's table full of fragments.
+  if (config.translated())
+    needed += config.workers.size() * uint64_t(config.nat.fragments.max_datagrams) * config.nat.fragments.max_fragments;
   // Per-lcore caches can hold up to 1.5x cache_size each.
   needed += config.eal.lcores.size() * (config.mempool.cache_size * 3 / 2);
   needed = std::max<uint64_t>(needed, 8191);
@@ -153,14 +159,49 @@ bool Runtime::setup(std::string& error) {
     for (unsigned w = 0; w < worker_count; ++w) {
       const unsigned lcore = config_.workers[w].lcore;
       const int worker_socket = static_cast<int>(rte_lcore_to_socket_id(lcore));
+      const uint32_t nat_capacity = config_.translated() ? config_.nat.capacity : 0;
       auto flows = flow::FlowContext::create(w, config_.conntrack.capacity, config_.conntrack.capacity_ipv6,
-                                             worker_socket, error);
+                                             worker_socket, error, nat_capacity);
       if (!flows) return false;
-      spdlog::info("conntrack: lcore {}: {} IPv4 + {} IPv6 flows, {} MiB reserved", lcore,
-                   config_.conntrack.capacity, config_.conntrack.capacity_ipv6, flows->memory_bytes() >> 20);
+      if (nat_capacity)
+        spdlog::info("conntrack: lcore {}: {} IPv4 + {} IPv6 flows + {} NAT flows, {} MiB reserved", lcore,
+                     config_.conntrack.capacity, config_.conntrack.capacity_ipv6, nat_capacity,
+                     flows->memory_bytes() >> 20);
+      else
+        spdlog::info("conntrack: lcore {}: {} IPv4 + {} IPv6 flows, {} MiB reserved", lcore,
+                     config_.conntrack.capacity, config_.conntrack.capacity_ipv6, flows->memory_bytes() >> 20);
       flow_contexts_.push_back(std::move(flows));
       const auto& limit = config_.firewall.reject_limit;
       reject_buckets_.push_back(std::make_unique<l3::TokenBucket>(limit.rate_per_second, limit.burst, rte_get_tsc_hz()));
+    }
+  }
+
+  // NAT: its rules published like the firewall's, and each worker's allocator,
+  // mappings and reassembly table beside its flow tables.
+  if (config_.translated()) {
+    nat_policy_ = std::make_unique<l3::Published<nat::Policy>>(*qsbr_);
+    std::unique_ptr<nat::Policy> nat_policy =
+        nat::Policy::build(config_, port_ids, worker_count, 1, nat_registry_, error);
+    if (!nat_policy) return false;
+    spdlog::info("nat: {} source rule(s), {} port forward(s), {} NPTv6 mapping(s), {} outside address(es); "
+                 "{} NAT flows per worker",
+                 nat_policy->snat().size(), nat_policy->dnat().size(), nat_policy->nptv6().size(),
+                 nat_policy->outside_addresses().size(), config_.nat.capacity);
+    nat_policy_->publish(std::move(nat_policy));
+    if (!config_.nat.log_file.empty()) {
+      nat_log_ = nat::EventLog::open(config_.nat.log_file, error);
+      if (!nat_log_) return false;
+      spdlog::info("nat: mapping events logged to {}", config_.nat.log_file);
+    }
+    for (unsigned w = 0; w < worker_count; ++w) {
+      const int worker_socket = static_cast<int>(rte_lcore_to_socket_id(config_.workers[w].lcore));
+      auto nat = nat::NatContext::create(w, worker_count, config_.nat, *flow_contexts_[w], worker_socket, error);
+      if (!nat) return false;
+      if (nat_log_) {
+        nat->enable_events();
+        nat_log_->add_ring(nat->events());
+      }
+      nat_contexts_.push_back(std::move(nat));
     }
   }
 
@@ -184,6 +225,12 @@ bool Runtime::setup(std::string& error) {
       conntrack.reject_bucket = reject_buckets_[w].get();
       worker->attach_flows(conntrack.flows);
     }
+    pipeline::NatStageContext nat;
+    if (nat_policy_) {
+      nat.nat = nat_contexts_[w].get();
+      nat.policy = nat_policy_.get();
+      worker->attach_nat(nat.nat);
+    }
     pipeline::SteerContext steer;
     if (software_steering_) {
       steer.self = static_cast<unsigned>(w);
@@ -194,7 +241,8 @@ bool Runtime::setup(std::string& error) {
     }
     auto build = [&](const config::PortConfig& pc) {
       return pipeline::build_pipeline(pc, port_ids, &worker->tx_by_port(), router_ ? &l3 : nullptr,
-                                      policy_ ? &conntrack : nullptr, software_steering_ ? &steer : nullptr);
+                                      policy_ ? &conntrack : nullptr, software_steering_ ? &steer : nullptr,
+                                      nat_policy_ ? &nat : nullptr);
     };
     for (const auto& rx : wc.rx) {
       const config::PortConfig& pc = *config_.find_port(rx.port);
@@ -237,7 +285,10 @@ bool Runtime::resolve_steering(std::string& error) {
     return false;
   }
   std::string why_not_hardware;
-  if (worker_count > 1) {
+  if (worker_count > 1 && config_.translated())
+    why_not_hardware = "NAT: a translated flow's replies carry another tuple than its packets, so only software "
+                       "steering brings them to the worker that holds the flow";
+  if (worker_count > 1 && why_not_hardware.empty()) {
     unsigned queues = 0;
     std::map<std::pair<std::string, unsigned>, unsigned> poller;
     for (size_t w = 0; w < config_.workers.size(); ++w)
@@ -337,6 +388,12 @@ bool Runtime::shutdown() {
   stop_workers();
   if (router_) router_->drain();
   free_handoff_rings();
+  for (auto& nat : nat_contexts_) {
+    const unsigned held = nat->reassembler().flush();
+    if (held) spdlog::info("nat: lcore {}: {} fragment(s) waiting for reassembly freed at shutdown",
+                           workers_[nat->worker()]->lcore_id(), held);
+  }
+  if (nat_log_) nat_log_->drain();
   for (size_t w = 0; w < flow_contexts_.size(); ++w) {
     uint32_t swept = flow_contexts_[w]->sweep();
     if (swept) spdlog::info("conntrack: lcore {}: {} flow(s) removed at shutdown", workers_[w]->lcore_id(), swept);
@@ -377,6 +434,10 @@ nlohmann::json restart_part(const config::Config& config) {
   if (j.contains("conntrack")) {
     for (const char* key : {"timeouts", "tcp_liberal", "tcp_loose", "later_fragments"}) j["conntrack"].erase(key);
   }
+  // NAT rules reload; the memory they run in (capacity, fragments) and the log do not.
+  if (j.contains("nat")) {
+    for (const char* key : {"snat", "dnat", "nptv6"}) j["nat"].erase(key);
+  }
   return j;
 }
 
@@ -401,7 +462,7 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
       if (!after.contains(it.key())) changed += (changed.empty() ? "" : ", ") + it.key();
     error = "reload refused: " + changed +
             " changed, which needs a restart (a reload applies routes, firewall, conntrack timeouts/tcp_liberal/"
-            "tcp_loose/later_fragments and logging); nothing was applied";
+            "tcp_loose/later_fragments, nat rules and logging); nothing was applied";
     return false;
   }
   generation = 0;
@@ -415,7 +476,19 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
       return false;
     }
   }
-  if (router_ && to_json(current)["routes"] != to_json(*next)["routes"] && !router_->reload_routes(*next, error)) {
+  std::unique_ptr<nat::Policy> nat_policy;
+  if (nat_policy_) {
+    nat_policy = nat::Policy::build(*next, port_ids_, static_cast<unsigned>(workers_.size()),
+                                    nat_policy_->get()->generation() + 1, nat_registry_, error);
+    if (!nat_policy) {
+      error = "reload refused: " + error + "; the running NAT rules stay";
+      return false;
+    }
+  }
+  // NAT's outside addresses are in the route table too (Sluice answers for them).
+  const bool routes_changed =
+      to_json(current)["routes"] != to_json(*next)["routes"] || current.nat.proxy != next->nat.proxy;
+  if (router_ && routes_changed && !router_->reload_routes(*next, error)) {
     error = "reload refused: " + error + "; the running routes stay";
     return false;
   }
@@ -423,6 +496,7 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
     generation = policy->generation;
     policy_->publish(std::move(policy));  // returns once no worker can hold the old one
   }
+  if (nat_policy) nat_policy_->publish(std::move(nat_policy));
   reloaded_ = std::move(next);
   return true;
 }

@@ -16,6 +16,9 @@
 #include "flow/flow_context.h"
 #include "l3/icmp.h"
 #include "l3/rcu.h"
+#include "nat/event_log.h"
+#include "nat/nat_context.h"
+#include "nat/policy.h"
 #include "router/router.h"
 #include "runtime/port.h"
 #include "runtime/worker.h"
@@ -52,6 +55,21 @@ class Runtime {
   // when no port tracks. The control thread reads their counters and uses their
   // mailboxes; it never touches the tables.
   const std::vector<std::unique_ptr<flow::FlowContext>>& flow_contexts() const { return flow_contexts_; }
+  // NAT: one context per worker (empty when no port runs nat), the outside addresses'
+  // usage slots, and the event log (null when off).
+  const std::vector<std::unique_ptr<nat::NatContext>>& nat_contexts() const { return nat_contexts_; }
+  const nat::AddressRegistry& nat_addresses() const { return nat_registry_; }
+  // Runs `read(policy)` on the published NAT policy (null when no port runs nat).
+  template <typename Read>
+  auto with_nat_policy(Read&& read) const {
+    std::lock_guard lock(policy_mutex_);
+    return read(nat_policy_ ? nat_policy_->get() : static_cast<const nat::Policy*>(nullptr));
+  }
+  // Control thread, a few times a second: the NAT event log's records to its file.
+  void drain_nat_log() {
+    if (nat_log_) nat_log_->drain();
+  }
+  const nat::EventLog* nat_log() const { return nat_log_.get(); }
   // Runs `read(policy)` on the published firewall policy (null when no port tracks),
   // excluding a concurrent reload from freeing it meanwhile.
   template <typename Read>
@@ -97,6 +115,10 @@ class Runtime {
   std::unique_ptr<router::Router> router_;
   std::unique_ptr<l3::Published<firewall::Policy>> policy_;
   std::vector<std::unique_ptr<flow::FlowContext>> flow_contexts_;
+  nat::AddressRegistry nat_registry_;
+  std::unique_ptr<l3::Published<nat::Policy>> nat_policy_;
+  std::vector<std::unique_ptr<nat::NatContext>> nat_contexts_;
+  std::unique_ptr<nat::EventLog> nat_log_;
   std::vector<std::unique_ptr<l3::TokenBucket>> reject_buckets_;
   bool software_steering_ = false;
   std::vector<std::vector<rte_ring*>> handoff_rings_;  // [from][to], null on the diagonal

@@ -90,6 +90,7 @@ int Worker::run() {
     if (inject_ring_) drain_inject_ring();
     for (auto& tx : tx_queues_) tx->flush();
     if (flows_) flows_->service();  // bounded: expiry and control requests
+    if (nat_) nat_->service(round_start);  // bounded: fragments that waited too long
     if (qsbr_) qsbr_->quiescent(reader_id_);  // no table pointer is held past here
     counters_.polls.inc();
     if (received || handed_in) {

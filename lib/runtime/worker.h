@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flow/flow_context.h"
+#include "nat/nat_context.h"
 #include "pipeline/output.h"
 #include "l3/rcu.h"
 #include "pipeline/pipeline.h"
@@ -44,6 +45,8 @@ class Worker {
   // Connection tracking: the worker runs its flow context's clock and housekeeping.
   void attach_flows(flow::FlowContext* flows) { flows_ = flows; }
   flow::FlowContext* flows() const { return flows_; }
+  // NAT: the worker runs its reassembly timeouts.
+  void attach_nat(nat::NatContext* nat) { nat_ = nat; }
   // Software steering: a ring another worker hands this one packets on, and, per
   // ingress port, the pipeline and stage they continue at. `owned` pipelines run only
   // for handed-over packets (this worker polls no queue of that port).
@@ -94,6 +97,7 @@ class Worker {
   l3::Qsbr* qsbr_ = nullptr;
   unsigned reader_id_ = 0;
   flow::FlowContext* flows_ = nullptr;
+  nat::NatContext* nat_ = nullptr;
   struct HandoffTarget {
     pipeline::Pipeline* pipeline = nullptr;
     size_t first_stage = 0;

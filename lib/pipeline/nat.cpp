@@ -1,0 +1,162 @@
+#include "pipeline/nat.h"
+
+#include <rte_byteorder.h>
+
+#include "nat/translate.h"
+#include "net/checksum.h"
+#include "net/headers.h"
+#include "pipeline/flow_keys.h"
+#include "pipeline/packet_meta.h"
+
+namespace sluice::pipeline {
+
+using flow::kNoEntry;
+
+// An entry of this burst's flows whose index changed under it: promoted to a pair, or
+// removed (translation refused, or evicted to make room for another's).
+struct NatStage::Promoted {
+  uint32_t plain;
+  uint32_t now;  // the pair, or kNoEntry when the flow is gone
+  Drop reason;
+};
+
+nat::Ipv4Packet ipv4_packet(rte_mbuf* m) {
+  const PacketMeta& pm = meta(m);
+  nat::Ipv4Packet p;
+  p.ip = rte_pktmbuf_mtod_offset(m, uint8_t*, pm.l3_offset);
+  p.proto = pm.l4_proto;
+  if (pm.l4_offset && !(pm.flags & kMetaLaterFragment)) {
+    p.l4 = rte_pktmbuf_mtod_offset(m, uint8_t*, pm.l4_offset);
+    const uint32_t end = pm.l3_offset + pm.l3_length;
+    const uint32_t contiguous = rte_pktmbuf_data_len(m) < end ? rte_pktmbuf_data_len(m) : end;
+    p.l4_available = contiguous > pm.l4_offset ? contiguous - pm.l4_offset : 0;
+  }
+  return p;
+}
+
+namespace {
+
+// A packet's tuple as the flow key has it: TCP/UDP ports; an ICMP query's identifier
+// and code word (only queries open ICMP flows); nothing for other protocols.
+flow::NatTuple4 tuple_of(const nat::Ipv4Packet& p) {
+  flow::NatTuple4 t{};
+  t.src = net::load32(p.ip + 12);
+  t.dst = net::load32(p.ip + 16);
+  if (!p.l4) return t;
+  if ((p.proto == net::kIpProtoTcp || p.proto == net::kIpProtoUdp) && p.l4_available >= 4) {
+    t.sport = net::load16(p.l4);
+    t.dport = net::load16(p.l4 + 2);
+  } else if (p.proto == net::kIpProtoIcmp && p.l4_available >= 8) {
+    t.sport = net::load16(p.l4 + 4);
+    t.dport = rte_cpu_to_be_16(p.l4[1]);
+  }
+  return t;
+}
+
+}  // namespace
+
+NatStage::NatStage(uint16_t port_id, const NatStageContext& context) : Stage("nat"), port_id_(port_id), ctx_(context) {}
+
+// The translation of the flow `m` just opened: its pair's index, kNoEntry when no rule
+// applies, or refused (the entry is removed; the caller drops the packet).
+NatStage::Outcome NatStage::map_new(rte_mbuf* m, const nat::Policy& policy, Promoted* promoted, unsigned& n_promoted) {
+  const FlowMeta& fm = flow_meta(m);
+  nat::NatContext& nat = *ctx_.nat;
+  flow::FlowContext& flows = nat.flows();
+  const nat::Ipv4Packet p = ipv4_packet(m);
+  const uint32_t plain = fm.entry;
+  const nat::NatContext::Mapped mapped =
+      nat.map_flow(policy, port_id_, fm.egress, plain, tuple_of(p), p.proto, flows.now());
+  for (unsigned k = 0; k < mapped.n_evicted; ++k)
+    promoted[n_promoted++] = Promoted{mapped.evicted[k], kNoEntry, Drop::NatTableFull};
+  if (mapped.refused) {
+    flow::FlowTable4& table = flows.table4();
+    const flow::FlowEntry4& e = table.at(plain);
+    flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+    flows.counters().unmapped.inc();
+    table.remove(plain);
+    promoted[n_promoted++] = Promoted{plain, kNoEntry, mapped.reason};
+    return Outcome{kNoEntry, true, mapped.reason};
+  }
+  if (mapped.index != kNoEntry) {
+    promoted[n_promoted++] = Promoted{plain, mapped.index, Drop::NatTableFull};
+    mapped_.inc();
+  }
+  return Outcome{mapped.index, false, Drop::NatNoPort};
+}
+
+void NatStage::process(Burst& burst) {
+  const nat::Policy& policy = *ctx_.policy->get();
+  nat::NatContext& nat = *ctx_.nat;
+  nat.see_policy(policy);
+  flow::FlowTable4& table = nat.flows().table4();
+  // Each new flow promotes (or removes) one entry and may evict two: room for all.
+  Promoted promoted[kMaxBurst * 3];
+  unsigned n_promoted = 0;
+  uint32_t translated = 0, errors = 0;
+  uint16_t kept = 0;
+  const uint16_t n = burst.count;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    FlowMeta& fm = flow_meta(m);
+    uint32_t index = fm.entry;
+    if (index == kNoEntry || meta(m).l3 != L3::Ipv4) [[unlikely]] {
+      burst.pkts[kept++] = m;
+      continue;
+    }
+    if (!flow::is_pair(index)) {
+      // A flow of this burst: follow what happened to its entry, or make its translation.
+      const Promoted* change = nullptr;
+      for (unsigned k = 0; k < n_promoted && !change; ++k)
+        if (promoted[k].plain == index) change = &promoted[k];
+      if (change) {
+        if (change->now == kNoEntry) {
+          drop(burst, m, change->reason);
+          continue;
+        }
+        index = change->now;
+      } else if (fm.flags & kFlowMetaNew) {
+        const Outcome made = map_new(m, policy, promoted, n_promoted);
+        if (made.refused) {
+          drop(burst, m, made.reason);
+          continue;
+        }
+        index = made.index;
+      }
+      if (!flow::is_pair(index)) {  // untranslated
+        burst.pkts[kept++] = m;
+        continue;
+      }
+      fm.entry = index;  // nat_src finds the pair
+    }
+    const flow::NatExt4& ext = table.ext(index);
+    const nat::Ipv4Packet p = ipv4_packet(m);
+    if (fm.flags & kFlowMetaRelated) [[unlikely]] {
+      if (nat::rewrites(ext, fm.dir, nat::Side::Destination)) {
+        const PacketMeta& pm = meta(m);
+        const uint32_t icmp_length = pm.l3_offset + pm.l3_length - pm.l4_offset;
+        if (nat::rewrite_error(m, p, pm.l4_offset, icmp_length, nat::Side::Destination,
+                               nat::target(ext, fm.dir, nat::Side::Destination)))
+          ++errors;
+      }
+    } else if (nat::rewrites(ext, fm.dir, nat::Side::Destination)) {
+      nat::rewrite(p, nat::Side::Destination, nat::target(ext, fm.dir, nat::Side::Destination));
+      ++translated;
+    }
+    burst.pkts[kept++] = m;
+  }
+  burst.count = kept;
+  if (translated) translated_.add(translated);
+  if (errors) {
+    errors_translated_.add(errors);
+    nat.counters().icmp_errors.add(errors);
+  }
+}
+
+void NatStage::read_counters(NamedCounters& out) const {
+  out.emplace_back("mapped", mapped_.get());
+  out.emplace_back("translated", translated_.get());
+  out.emplace_back("icmp_errors_translated", errors_translated_.get());
+}
+
+}  // namespace sluice::pipeline

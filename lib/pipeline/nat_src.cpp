@@ -1,0 +1,97 @@
+#include "pipeline/nat_src.h"
+
+#include "nat/translate.h"
+#include "net/headers.h"
+#include "pipeline/packet_meta.h"
+
+namespace sluice::pipeline {
+
+using flow::kNoEntry;
+
+NatSrcStage::NatSrcStage(const NatStageContext& context) : Stage("nat_src"), ctx_(context) {}
+
+int nptv6_packet(rte_mbuf* m, const nat::Policy& policy, uint16_t port_id, bool outward) {
+  const PacketMeta& pm = meta(m);
+  auto* ip = rte_pktmbuf_mtod_offset(m, net::Ipv6Header*, pm.l3_offset);
+  uint8_t* addr = outward ? ip->src : ip->dst;
+  for (const nat::Nptv6Map& map : policy.nptv6()) {
+    if (map.port_id != port_id || !nat::npt_matches(addr, map, outward)) continue;
+    if (!nat::npt_translate(addr, map, outward)) return -1;
+    // An ICMPv6 error quotes a packet that travelled the other way: its other address is
+    // this one. Checksum-neutral, so the ICMPv6 checksum stays right.
+    if (pm.l4_proto == net::kIpProtoIcmpv6 && pm.l4_offset) {
+      const uint8_t type = *rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+      const uint32_t inner_at = pm.l4_offset + 8;
+      if (type >= 1 && type <= 4 && inner_at + sizeof(net::Ipv6Header) <= rte_pktmbuf_data_len(m)) {
+        auto* inner = rte_pktmbuf_mtod_offset(m, net::Ipv6Header*, inner_at);
+        uint8_t* quoted = outward ? inner->dst : inner->src;
+        if (nat::npt_matches(quoted, map, outward)) nat::npt_translate(quoted, map, outward);
+      }
+    }
+    return 1;
+  }
+  return 0;
+}
+
+bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason) {
+  const PacketMeta& pm = meta(m);
+  if (pm.l3 == L3::Ipv6) {
+    if (!policy.has_nptv6_on(pm.out_port)) return true;
+    const int done = nptv6_packet(m, policy, pm.out_port, true);
+    if (done < 0) {
+      reason = Drop::Nptv6Untranslatable;
+      return false;
+    }
+    if (done) {
+      nptv6_translated_.inc();
+      ctx_.nat->counters().nptv6_translated.inc();
+    }
+    return true;
+  }
+  const FlowMeta& fm = flow_meta(m);
+  if (pm.l3 != L3::Ipv4 || fm.entry == kNoEntry || !flow::is_pair(fm.entry)) return true;
+  const flow::NatExt4& ext = ctx_.nat->flows().table4().ext(fm.entry);
+  if (!nat::rewrites(ext, fm.dir, nat::Side::Source)) return true;
+  const nat::Ipv4Packet p = ipv4_packet(m);
+  const nat::Endpoint to = nat::target(ext, fm.dir, nat::Side::Source);
+  if (fm.flags & kFlowMetaRelated) [[unlikely]] {
+    const uint32_t icmp_length = pm.l3_offset + pm.l3_length - pm.l4_offset;
+    if (nat::rewrite_error(m, p, pm.l4_offset, icmp_length, nat::Side::Source, to)) {
+      errors_translated_.inc();
+      ctx_.nat->counters().icmp_errors.inc();
+    }
+    return true;
+  }
+  nat::rewrite(p, nat::Side::Source, to);
+  translated_.inc();
+  return true;
+}
+
+void NatSrcStage::process(Burst& burst) {
+  const nat::Policy& policy = *ctx_.policy->get();
+  uint16_t kept = 0;
+  const uint16_t n = burst.count;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    Drop reason;
+    if (!translate(m, policy, reason)) [[unlikely]] {
+      drop(burst, m, reason);
+      continue;
+    }
+    burst.pkts[kept++] = m;
+  }
+  burst.count = kept;
+}
+
+bool NatSrcStage::apply(rte_mbuf* m, Drop& reason) {
+  // Called from the route stage, within this worker's burst and RCU snapshot.
+  return translate(m, *ctx_.policy->get(), reason);
+}
+
+void NatSrcStage::read_counters(NamedCounters& out) const {
+  out.emplace_back("translated", translated_.get());
+  out.emplace_back("icmp_errors_translated", errors_translated_.get());
+  out.emplace_back("nptv6_translated", nptv6_translated_.get());
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,36 @@
+// nat_src: source translation after routing (Linux's POSTROUTING nat), inserted by the
+// pipeline builder after `route` on ports that run `nat`. Rewrites the source of every
+// packet whose flow translates it (source NAT, masquerade, replies of port forwards),
+// the matching end of quoted packets in ICMP errors, and, for IPv6 leaving a port with
+// an NPTv6 mapping, the inside prefix to the outside one. After routing, so the route
+// stage's own ICMP errors go to the untranslated source and the egress port is known.
+#pragma once
+
+#include "pipeline/nat.h"
+#include "pipeline/route.h"
+
+namespace sluice::pipeline {
+
+class NatSrcStage final : public Stage, public PostRouting {
+ public:
+  explicit NatSrcStage(const NatStageContext& context);
+  void process(Burst& burst) override;
+  void read_counters(NamedCounters& out) const override;
+  // A packet the route stage parks for its neighbour: translated now (PostRouting).
+  bool apply(rte_mbuf* m, Drop& reason) override;
+
+ private:
+  // Rewrites one packet; false when it must be dropped (`reason`).
+  bool translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason);
+
+  NatStageContext ctx_;
+  Counter translated_, errors_translated_, nptv6_translated_;
+};
+
+// NPTv6 on one IPv6 packet (and, for an ICMPv6 error, the quoted packet's matching
+// address): `outward` translates the source from the inside prefix of a mapping on
+// `port_id`, else the destination from the outside prefix. Returns 1 translated, 0
+// nothing to do, -1 the address cannot be mapped.
+int nptv6_packet(rte_mbuf* m, const nat::Policy& policy, uint16_t port_id, bool outward);
+
+}  // namespace sluice::pipeline
