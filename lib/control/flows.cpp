@@ -144,6 +144,26 @@ nlohmann::json record_json(const flow::FlowRecord& r, unsigned lcore) {
   j["assured"] = bool(r.flags & flow::kFlowAssured);
   j["expires_in_s"] = double(r.expires_in_ms) / 1000.0;
   j["rule"] = r.rule;
+  if (r.translated) {
+    // The reply tuple, as nf_conntrack prints it: what the responder sends.
+    char reply_src[INET_ADDRSTRLEN], reply_dst[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, r.reply_src.data(), reply_src, sizeof(reply_src));
+    inet_ntop(AF_INET, r.reply_dst.data(), reply_dst, sizeof(reply_dst));
+    nlohmann::json reply = {{"src", reply_src}, {"dst", reply_dst}};
+    if (r.protocol == 6 || r.protocol == 17) {
+      reply["src_port"] = r.reply_src_port;
+      reply["dst_port"] = r.reply_dst_port;
+    } else if (r.protocol == 1) {
+      reply["icmp_id"] = r.reply_dst_port;
+    }
+    j["reply"] = std::move(reply);
+    nlohmann::json kind = nlohmann::json::array();
+    if (r.nat_kind & flow::kNatSource) kind.push_back("snat");
+    if (r.nat_kind & flow::kNatDestination) kind.push_back("dnat");
+    if (r.nat_kind & flow::kNatEim) kind.push_back("eim");
+    if (r.nat_kind & flow::kNatHairpin) kind.push_back("hairpin");
+    j["nat"] = {{"kind", std::move(kind)}, {"rule", r.nat_rule}};
+  }
   return j;
 }
 

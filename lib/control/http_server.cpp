@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "control/flows.h"
+#include "control/nat.h"
 #include "control/metrics.h"
 #include "control/stats.h"
 
@@ -17,7 +18,7 @@ constexpr size_t kKeepAliveRequests = 100;
 constexpr size_t kMaxPayload = 64 * 1024;     // nothing here takes a body
 
 constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config", "/neighbours", "/routes", "/flows",
-                                  "/flows/flush", "/reload"};
+                                  "/flows/flush", "/nat", "/reload"};
 // Paths that change state take POST only; the rest are read with GET/HEAD.
 constexpr const char* kPostPaths[] = {"/flows/flush", "/reload"};
 
@@ -83,6 +84,12 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     const router::Router* router = runtime_.router();
     json_reply(res, router ? router->routes_json() : nlohmann::json{{"routes", nlohmann::json::array()}});
   });
+  // NAT: rules, outside addresses and their ports per worker, mappings, reassembly.
+  srv.Get("/nat", [this](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json nat = nat_json(runtime_);
+    if (nat.is_null()) json_reply(res, {{"error", "no port runs the nat stage"}}, 404);
+    else json_reply(res, nat);
+  });
   // Connection tracking: a page of flows from every worker, and a flush.
   srv.Get("/flows", [this](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json out;
@@ -135,7 +142,7 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     return false;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows (GET), /flows/flush /reload "
+  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows /nat (GET), /flows/flush /reload "
                "(POST) on http://{}:{}",
                config.address, config.port);
   return true;

@@ -183,6 +183,65 @@ std::string render_prometheus(const nlohmann::json& stats) {
     }
   }
 
+  if (stats.contains("nat")) {
+    const nlohmann::json& nat = stats["nat"];
+    e.family("sluice_nat_active", "gauge", "Translated flows in the worker's table.");
+    e.family("sluice_nat_max", "gauge", "Translated flows the worker's table can hold (nat.capacity).");
+    e.family("sluice_nat_eim_active", "gauge", "Endpoint-independent mappings held by the worker.");
+    static const std::pair<const char*, const char*> nat_counters[] = {
+        {"created", "Translated flows made."},
+        {"removed", "Translated flows gone (expired, evicted, flushed, closed)."},
+        {"no_port", "New flows refused: no outside port free (drop nat_no_port)."},
+        {"no_room", "New flows refused: no room for the translation (drop nat_table_full)."},
+    };
+    for (const auto& [key, help] : nat_counters) e.family(std::string("sluice_nat_") + key + "_total", "counter", help);
+    for (const auto& lc : nat["lcores"]) {
+      const std::string lcore = std::to_string(lc["lcore"].get<unsigned>());
+      e.sample("sluice_nat_active", {{"lcore", lcore}}, lc["active"]);
+      e.sample("sluice_nat_max", {{"lcore", lcore}}, lc["max"]);
+      e.sample("sluice_nat_eim_active", {{"lcore", lcore}}, lc["eim_active"]);
+      for (const auto& [key, help] : nat_counters)
+        e.sample(std::string("sluice_nat_") + key + "_total", {{"lcore", lcore}}, lc[key]);
+    }
+    static const std::pair<const char*, const char*> nat_totals[] = {
+        {"eim_inbound", "Flows opened from outside through an endpoint-independent mapping."},
+        {"hairpinned", "Port-forwarded flows from the inside, their source translated too."},
+        {"icmp_errors_translated", "ICMP errors translated with the packet they quote (RFC 5508)."},
+        {"nptv6_translated", "IPv6 packets whose prefix NPTv6 translated."},
+    };
+    for (const auto& [key, help] : nat_totals) {
+      const std::string metric = std::string("sluice_nat_") + key + "_total";
+      e.family(metric, "counter", help);
+      e.sample(metric, {}, nat[key]);
+    }
+    e.family("sluice_nat_rule_translated_total", "counter", "Flows the NAT rule translated since it was loaded.");
+    e.family("sluice_nat_rule_no_port_total", "counter", "Flows the NAT rule refused for want of a port since it was loaded.");
+    for (const auto& rule : nat["rules"]) {
+      std::vector<std::pair<std::string, std::string>> labels = {{"rule", rule["name"]}, {"kind", rule["kind"]}};
+      e.sample("sluice_nat_rule_translated_total", labels, rule["translated"]);
+      e.sample("sluice_nat_rule_no_port_total", labels, rule["no_port"]);
+    }
+    e.family("sluice_nat_address_ports_in_use", "gauge", "Outside ports of the address held by translated flows, per worker.");
+    e.family("sluice_nat_address_ports", "gauge", "Outside ports of the address in the worker's share.");
+    e.family("sluice_nat_address_exhausted_total", "counter", "New flows the worker refused: none of its ports of the address free.");
+    for (const auto& a : nat["addresses"]) {
+      for (const auto& w : a["lcores"]) {
+        std::vector<std::pair<std::string, std::string>> labels = {
+            {"address", a["address"]}, {"lcore", std::to_string(w["lcore"].get<unsigned>())}};
+        e.sample("sluice_nat_address_ports_in_use", labels, w["in_use"]);
+        e.sample("sluice_nat_address_ports", labels, w["ports"]);
+        e.sample("sluice_nat_address_exhausted_total", labels, w["exhausted"]);
+      }
+    }
+    const nlohmann::json& r = nat["reassembly"];
+    e.family("sluice_nat_fragments_total", "counter", "IPv4 fragments taken into reassembly.");
+    e.sample("sluice_nat_fragments_total", {}, r["fragments"]);
+    e.family("sluice_nat_reassembled_total", "counter", "IPv4 datagrams reassembled before translation.");
+    e.sample("sluice_nat_reassembled_total", {}, r["reassembled"]);
+    e.family("sluice_nat_reassembly_in_progress", "gauge", "Datagrams waiting for fragments.");
+    e.sample("sluice_nat_reassembly_in_progress", {}, r["in_progress"]);
+  }
+
   e.family("sluice_mempool_size", "gauge", "Mbufs in the pool.");
   e.family("sluice_mempool_in_use", "gauge", "Mbufs currently taken from the pool.");
   e.family("sluice_mempool_free", "gauge", "Mbufs available in the pool (caches included).");

@@ -7,6 +7,8 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 
+#include "control/nat.h"
+
 namespace sluice::control {
 
 namespace {
@@ -106,6 +108,9 @@ nlohmann::json flows_json(const runtime::Runtime& runtime) {
                           {"max_ipv4", ctx.table4().capacity()},
                           {"active_ipv6", ctx.table6() ? ctx.table6()->active() : 0},
                           {"max_ipv6", ctx.table6() ? ctx.table6()->capacity() : 0},
+                          {"active_nat", ctx.table4().pairs_active()},
+                          {"max_nat", ctx.table4().pair_capacity()},
+                          {"unmapped", c.unmapped.get()},
                           {"created", c.created.get()},
                           {"expired", c.expired.get()},
                           {"evicted", c.evicted.get()},
@@ -143,7 +148,8 @@ nlohmann::json flows_json(const runtime::Runtime& runtime) {
     total_states[std::string(flow::state_slot_name(slot))] = states[slot];
   return {{"active", active},     {"max", max},          {"created", created},   {"expired", expired},
           {"evicted", evicted},   {"flushed", flushed},  {"reopened", reopened}, {"memory_bytes", memory},
-          {"entry_bytes", {{"ipv4", sizeof(flow::FlowEntry4)}, {"ipv6", sizeof(flow::FlowEntry6)}}},
+          {"entry_bytes",
+           {{"ipv4", sizeof(flow::FlowEntry4)}, {"ipv6", sizeof(flow::FlowEntry6)}, {"nat_ipv4", sizeof(flow::NatPair4)}}},
           {"steering", runtime.software_steering() ? "software"
                        : runtime.workers().size() > 1 ? "hardware"
                                                       : "none"},
@@ -245,6 +251,15 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
     t.counters.emplace_back("neighbours", router->neighbour_count());
   }
 
+  // NAT's reassembly tables, per worker: fragments dropped when their datagram timed out.
+  if (!runtime.nat_contexts().empty()) {
+    StageTotals& t = totals_for(stages, "nat", "reassembly");
+    for (const auto& ctx : runtime.nat_contexts()) {
+      t.drops[static_cast<size_t>(Drop::ReassemblyTimeout)] += ctx->reassembler().timeouts();
+      t.drops[static_cast<size_t>(Drop::Shutdown)] += ctx->reassembler().flushed();
+    }
+  }
+
   std::array<uint64_t, kDropCount> drop_totals{};
   nlohmann::json stage_rows = nlohmann::json::array();
   for (const auto& t : stages) {
@@ -280,6 +295,8 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
     out["flows"] = flows_json(runtime);
     nlohmann::json fw = firewall_json(runtime);
     if (!fw.is_null()) out["firewall"] = std::move(fw);
+    nlohmann::json nat = nat_json(runtime);
+    if (!nat.is_null()) out["nat"] = std::move(nat);
   }
 
   nlohmann::json pools = nlohmann::json::array();

@@ -9,6 +9,7 @@
 #include <rte_telemetry.h>
 
 #include "control/flows.h"
+#include "control/nat.h"
 #include "control/stats.h"
 
 namespace sluice::control {
@@ -191,6 +192,23 @@ int firewall_cmd(const char*, const char*, rte_tel_data* d) {
   });
 }
 
+// "/sluice/nat": NAT totals, one nested dict per rule and per outside address.
+int nat_cmd(const char*, const char*, rte_tel_data* d) {
+  std::shared_lock lock(g_runtime_mutex);
+  if (g_runtime == nullptr) return -EAGAIN;
+  rte_tel_data_start_dict(d);
+  const nlohmann::json nat = nat_json(*g_runtime);
+  if (nat.is_null()) {
+    add_value(d, "error", std::string("no port runs the nat stage"));
+    return 0;
+  }
+  add_flat(d, nat);
+  add_nested(d, "reassembly", nat["reassembly"]);
+  for (const auto& rule : nat["rules"]) add_nested(d, "rule_" + rule["name"].get<std::string>(), rule);
+  for (const auto& a : nat["addresses"]) add_nested(d, "address_" + a["address"].get<std::string>(), a);
+  return 0;
+}
+
 }  // namespace
 
 void register_telemetry(const runtime::Runtime& runtime) {
@@ -216,6 +234,8 @@ void register_telemetry(const runtime::Runtime& runtime) {
                              "Removes tracked flows. Parameters: key=value,... (address, port, protocol, state, zone)");
   rte_telemetry_register_cmd("/sluice/firewall", firewall_cmd,
                              "Sluice flow totals and firewall rule counters. Takes no parameters");
+  rte_telemetry_register_cmd("/sluice/nat", nat_cmd,
+                             "Sluice NAT: mappings, rule counters, outside addresses' ports in use. Takes no parameters");
 }
 
 void unregister_telemetry() {
