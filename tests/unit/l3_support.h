@@ -1,5 +1,5 @@
 // Shared by the router tests: crafted IPv4/IPv6/ARP/ND frames with real addresses and
-// valid checksums, and a reader for the frames the router sends.
+// valid checksums, and readers for the frames the router sends.
 #pragma once
 
 #include <arpa/inet.h>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <rte_ether.h>
+#include <rte_ip.h>
 #include <rte_mbuf.h>
 
 #include "net/headers.h"
@@ -64,6 +65,17 @@ inline std::string ip6_text(const uint8_t* p) {
   inet_ntop(AF_INET6, p, text, sizeof(text));
   return text;
 }
+
+// Reading a sent frame: its bytes, its IP header (after an untagged Ethernet header),
+// the addresses in that header as text, and whether an IPv4 header checksum verifies.
+inline constexpr size_t kL3 = sizeof(net::EthernetHeader);
+inline const uint8_t* data(const rte_mbuf* m) { return rte_pktmbuf_mtod(m, const uint8_t*); }
+inline const uint8_t* ip_of(const rte_mbuf* m) { return data(m) + kL3; }
+inline std::string src4(const uint8_t* ip) { return ip4_text(ip + 12); }
+inline std::string dst4(const uint8_t* ip) { return ip4_text(ip + 16); }
+inline std::string src6(const uint8_t* ip) { return ip6_text(ip + 8); }
+inline std::string dst6(const uint8_t* ip) { return ip6_text(ip + 24); }
+inline bool ipv4_checksum_ok(const uint8_t* ip) { return rte_raw_cksum(ip, (ip[0] & 0x0f) * 4u) == 0xffff; }
 
 // One's complement sum, folded, not complemented (as rte_raw_cksum).
 inline uint32_t sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {

@@ -4,7 +4,6 @@
 // West (ingress) has 10.1.0.1/24 and fd00:1::1/64, east (MTU 1000) 10.2.0.1/24 and
 // fd00:2::1/64; every frame comes from the host 10.1.0.10 / fd00:1::10 behind west.
 #include <algorithm>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -19,6 +18,7 @@
 #include "l3/neighbour_table.h"
 #include "l3/rcu.h"
 #include "l3/route_table.h"
+#include "l3_fixture.h"
 #include "l3_support.h"
 #include "pipeline/output.h"
 #include "pipeline/packet_meta.h"
@@ -29,174 +29,68 @@
 namespace sluice::pipeline {
 namespace {
 
+using test::data;
+using test::dst4;
+using test::dst6;
 using test::ether;
 using test::Frame;
 using test::get16;
+using test::ip_of;
+using test::ipv4_checksum_ok;
 using test::ipv4_frame;
 using test::ipv6_frame;
+using test::kGatewayMac;  // 10.2.0.2
 using test::kHostMac;
 using test::kIngressMac;
+using test::kL3;
 using test::Mac;
 using test::mac_at;
-using test::RingPort;
+using test::Sent;
+using test::src4;
+using test::src6;
 using test::V4;
 using test::V6;
 
 constexpr Mac kEastMac = {0x02, 0, 0, 0, 0x0e, 0x01};
-constexpr Mac kGatewayMac = {0x02, 0, 0, 0, 0x0e, 0x02};   // 10.2.0.2
 constexpr Mac kGateway3Mac = {0x02, 0, 0, 0, 0x0e, 0x03};  // 10.2.0.3
 constexpr Mac kEastHostMac = {0x02, 0, 0, 0, 0x0e, 0x05};  // 10.2.0.5
 constexpr Mac kGateway6Mac = {0x02, 0, 0, 0, 0x0e, 0x62};  // fd00:2::2
 constexpr uint16_t kEastMtu = 1000;
-constexpr size_t kL3 = sizeof(net::EthernetHeader);
 
-const char* kConfig = R"({"eal": {"lcores": "0-1"}, "ports": [
-    {"name": "west", "device": "net_ring0", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"],
-     "pipeline": ["parse", "route"]},
-    {"name": "east", "device": "net_ring1", "mtu": 1000, "ipv4": ["10.2.0.1/24"], "ipv6": ["fd00:2::1/64"],
-     "pipeline": ["parse", "route"]}],
-  "routes": [
+const std::string kConfig = test::two_port_config(test::routed_ports(), R"("routes": [
     {"prefix": "10.9.0.0/16", "via": "10.2.0.2"},
     {"prefix": "10.8.0.0/16", "nexthops": [{"via": "10.2.0.2"}, {"via": "10.2.0.3"}]},
     {"prefix": "10.7.0.0/16", "via": "10.2.0.7"},
-    {"prefix": "fd00:9::/48", "via": "fd00:2::2"}]})";
+    {"prefix": "fd00:9::/48", "via": "fd00:2::2"}])");
 
-// What one run left behind; every mbuf is freed when it goes out of scope.
-struct Sent {
-  std::vector<rte_mbuf*> west, east, punted;
-  Sent() = default;
-  Sent(const Sent&) = delete;
-  Sent& operator=(const Sent&) = delete;
-  Sent(Sent&&) = default;
-  ~Sent() {
-    test::free_all(west);
-    test::free_all(east);
-    test::free_all(punted);
-  }
-};
-
-const uint8_t* data(const rte_mbuf* m) { return rte_pktmbuf_mtod(m, const uint8_t*); }
-const uint8_t* ip_of(const rte_mbuf* m) { return data(m) + kL3; }
-bool ipv4_checksum_ok(const uint8_t* ip) { return rte_raw_cksum(ip, (ip[0] & 0x0f) * 4u) == 0xffff; }
-std::string src4(const uint8_t* ip) { return test::ip4_text(ip + 12); }
-std::string dst4(const uint8_t* ip) { return test::ip4_text(ip + 16); }
-std::string src6(const uint8_t* ip) { return test::ip6_text(ip + 8); }
-std::string dst6(const uint8_t* ip) { return test::ip6_text(ip + 24); }
-
-class RouteStageTest : public test::MbufTest {
+class RouteStageTest : public test::TwoPortPipelineTest {
  protected:
   void SetUp() override {
-    test::MbufTest::SetUp();
+    test::TwoPortPipelineTest::SetUp();
     if (HasFatalFailure()) return;
-    west_ = std::make_unique<RingPort>(pool_);
-    east_ = std::make_unique<RingPort>(pool_);
-    ASSERT_TRUE(west_->ok() && east_->ok());
-    west_id_ = west_->port_id();
-    east_id_ = east_->port_id();
-
-    config::ParseResult parsed = config::parse_config_text(kConfig, "route_stage.json");
-    ASSERT_TRUE(parsed.ok()) << ::testing::PrintToString(parsed.errors);
-    config_ = *parsed.config;
-    ids_ = {{"west", west_id_}, {"east", east_id_}};
-    l3::RouteTable::PortMacs macs{};
-    macs[west_id_] = ether(kIngressMac);
-    macs[east_id_] = ether(kEastMac);
-
-    qsbr_ = std::make_unique<l3::Qsbr>(2);
-    routes_ = std::make_unique<l3::Published<l3::RouteTable>>(*qsbr_);
-    std::string error;
-    auto table = l3::RouteTable::build(config_, ids_, macs, error);
-    ASSERT_NE(table, nullptr) << error;
-    routes_->publish(std::move(table));
-
-    config::NeighbourSettings settings;
-    settings.capacity = 64;
-    neighbours_ = std::make_unique<l3::NeighbourTable>(settings, *qsbr_);
+    west_mac_ = kIngressMac;  // what Frame::eth() addresses
+    east_mac_ = kEastMac;
+    start(kConfig);
+    if (HasFatalFailure()) return;
     add_neighbour(east_id_, "10.2.0.2", kGatewayMac);
     add_neighbour(east_id_, "10.2.0.3", kGateway3Mac);
     add_neighbour(east_id_, "10.2.0.5", kEastHostMac);
     add_neighbour(east_id_, "fd00:2::2", kGateway6Mac);
     // 10.2.0.7: being resolved, no MAC yet.
     ASSERT_NE(neighbours_->create(l3::NeighbourKey::of(east_id_, *net::parse_ip("10.2.0.7")), 0), nullptr);
-
-    static unsigned serial = 0;
-    punt_ring_ = rte_ring_create(("unit_punt_" + std::to_string(serial++)).c_str(), 256, SOCKET_ID_ANY,
-                                 RING_F_SP_ENQ | RING_F_SC_DEQ);
-    ASSERT_NE(punt_ring_, nullptr);
-    bucket_ = l3::TokenBucket(1000, 50, rte_get_tsc_hz());
-    context_ = L3Context{routes_.get(), neighbours_.get(), punt_ring_, &bucket_};
-
-    queues_.fill(nullptr);
-    west_tx_ = std::make_unique<TxQueue>(west_id_, 0);
-    east_tx_ = std::make_unique<TxQueue>(east_id_, 0);
-    queues_[west_id_] = west_tx_.get();
-    queues_[east_id_] = east_tx_.get();
-    pipeline_ = build_pipeline(config_.ports[0], ids_, &queues_, &context_);
-    ASSERT_EQ(pipeline_->stages().size(), 3u);
-    ASSERT_EQ(pipeline_->stages()[1]->name(), "route");
+    ASSERT_EQ(west_pipe_->stages().size(), 3u);
+    ASSERT_EQ(west_pipe_->stages()[1]->name(), "route");
   }
 
   void TearDown() override {
-    // Everything that holds mbufs goes before the pool is checked.
-    pipeline_.reset();
     other_pipeline_.reset();
-    if (west_tx_) west_tx_->flush();
-    if (east_tx_) east_tx_->flush();
-    if (punt_ring_) {
-      void* m;
-      while (rte_ring_dequeue(punt_ring_, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-      rte_ring_free(punt_ring_);
-    }
-    west_.reset();
-    east_.reset();
-    neighbours_.reset();
-    routes_.reset();
-    qsbr_.reset();
-    test::MbufTest::TearDown();
+    test::TwoPortPipelineTest::TearDown();
   }
 
-  void add_neighbour(uint16_t port, const char* address, const Mac& mac) {
-    auto* e = neighbours_->create(l3::NeighbourKey::of(port, *net::parse_ip(address)), 0);
-    ASSERT_NE(e, nullptr) << address;
-    neighbours_->update(*e, l3::NeighbourState::Static, ether(mac), 0);
-  }
-
-  // Runs the frames through `pipeline` (default: west's) as one burst.
-  Sent run_mbufs(const std::vector<rte_mbuf*>& pkts, Pipeline* pipeline = nullptr) {
-    Burst burst;
-    for (rte_mbuf* m : pkts) burst.pkts[burst.count++] = m;
-    (pipeline ? pipeline : pipeline_.get())->run(burst);
-    EXPECT_EQ(burst.count, 0) << "every packet is in a TX queue, a ring or the discards";
-    burst.free_discards();
-    west_tx_->flush();
-    east_tx_->flush();
-    Sent sent;
-    sent.west = west_->take_sent();
-    sent.east = east_->take_sent();
-    rte_mbuf* punted[64];
-    unsigned n = rte_ring_dequeue_burst(punt_ring_, reinterpret_cast<void**>(punted), 64, nullptr);
-    sent.punted.assign(punted, punted + n);
-    return sent;
-  }
-  Sent run(const std::vector<std::vector<uint8_t>>& frames, Pipeline* pipeline = nullptr) {
-    std::vector<rte_mbuf*> pkts;
-    for (const auto& f : frames) pkts.push_back(make_mbuf(f));
-    return run_mbufs(pkts, pipeline);
-  }
-
-  const Stage& parse_stage() const { return *pipeline_->stages()[0]; }
-  const Stage& route_stage() const { return *pipeline_->stages()[1]; }
-  const Stage& output_stage() const { return *pipeline_->stages()[2]; }
-  static uint64_t drops(const Stage& stage, Drop reason) { return stage.counters().drops[static_cast<size_t>(reason)].get(); }
+  const Stage& parse_stage() const { return *west_pipe_->stages()[0]; }
+  const Stage& route_stage() const { return *west_pipe_->stages()[1]; }
+  const Stage& output_stage() const { return *west_pipe_->stages()[2]; }
   uint64_t route_drops(Drop reason) const { return drops(route_stage(), reason); }
-  static uint64_t counter(const Stage& stage, std::string_view name) {
-    NamedCounters counters;
-    stage.read_counters(counters);
-    for (const auto& [n, v] : counters)
-      if (n == name) return v;
-    ADD_FAILURE() << "no counter " << name << " in " << stage.name();
-    return 0;
-  }
   uint64_t route_counter(std::string_view name) const { return counter(route_stage(), name); }
 
   // The ICMPv4 error in `m` (sent back to the host from west's address): checks the
@@ -248,19 +142,6 @@ class RouteStageTest : public test::MbufTest {
     return kL3 + 40;
   }
 
-  config::Config config_;
-  std::map<std::string, uint16_t> ids_;
-  std::unique_ptr<RingPort> west_, east_;
-  uint16_t west_id_ = 0, east_id_ = 0;
-  std::unique_ptr<l3::Qsbr> qsbr_;
-  std::unique_ptr<l3::Published<l3::RouteTable>> routes_;
-  std::unique_ptr<l3::NeighbourTable> neighbours_;
-  rte_ring* punt_ring_ = nullptr;
-  l3::TokenBucket bucket_;
-  L3Context context_;
-  TxQueues queues_;
-  std::unique_ptr<TxQueue> west_tx_, east_tx_;
-  std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Pipeline> other_pipeline_;  // a test's own, with another context
 };
 
