@@ -6,7 +6,6 @@
 // fake clock (set_now/service), the firewall policy published through RCU, TX queues on
 // ring-backed ports; every mbuf is freed before the pool is checked.
 #include <algorithm>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -14,16 +13,10 @@
 
 #include <gtest/gtest.h>
 #include <rte_byteorder.h>
-#include <rte_cycles.h>
 #include <rte_ip.h>
 
-#include "config/config.h"
-#include "firewall/policy.h"
 #include "flow/flow_context.h"
-#include "l3/icmp.h"
-#include "l3/neighbour_table.h"
-#include "l3/rcu.h"
-#include "l3/route_table.h"
+#include "l3_fixture.h"
 #include "l3_support.h"
 #include "pipeline/flow_keys.h"
 #include "pipeline/output.h"
@@ -37,20 +30,22 @@ namespace {
 using flow::FlowRecord;
 using flow::TcpState;
 using test::addr4_raw;
-using test::ether;
+using test::data;
+using test::dst4;
 using test::get16;
+using test::ip_of;
+using test::ipv4_checksum_ok;
 using test::ipv4_frame;
 using test::ipv6_frame;
+using test::kGatewayMac;  // 10.2.0.2 and fd00:2::2
 using test::kHostMac;
-using test::kIngressMac;
-using test::Mac;
+using test::kL3;
 using test::mac_at;
 using test::put16;
-using test::RingPort;
+using test::Sent;
+using test::Side;
+using test::src4;
 using test::sum16;
-
-constexpr Mac kGatewayMac = {0x02, 0, 0, 0, 0x0e, 0x02};  // 10.2.0.2 and fd00:2::2
-constexpr size_t kL3 = sizeof(net::EthernetHeader);
 
 constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
 constexpr uint32_t kClientIsn = 1000;
@@ -60,18 +55,19 @@ constexpr const char* kServer = "10.9.1.1";
 constexpr const char* kClient6 = "fd00:1::10";
 constexpr const char* kServer6 = "fd00:9::1";
 
-constexpr const char* kPorts = R"("ports": [
-    {"name": "west", "device": "net_ring0", "zone": "inside", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"],
-     "pipeline": ["parse", "conntrack", "route"]},
-    {"name": "east", "device": "net_ring1", "zone": "outside", "ipv4": ["10.2.0.1/24"], "ipv6": ["fd00:2::1/64"],
-     "pipeline": ["parse", "conntrack", "route"]}],
-  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.2"}, {"prefix": "fd00:9::/48", "via": "fd00:2::2"}])";
+// Through the gateway behind east, for ports that route.
+constexpr const char* kRoutes =
+    R"("routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.2"}, {"prefix": "fd00:9::/48", "via": "fd00:2::2"}])";
 
-constexpr const char* kXconnectPorts = R"("ports": [
-    {"name": "west", "device": "net_ring0", "zone": "inside",
-     "pipeline": ["parse", "conntrack", {"stage": "xconnect", "peer": "east"}]},
-    {"name": "east", "device": "net_ring1", "zone": "outside",
-     "pipeline": ["parse", "conntrack", {"stage": "xconnect", "peer": "west"}]}])";
+// Tracked, each port a wire to the other: no addresses, no routes.
+test::TwoPortSpec xconnect_ports() {
+  using Json = nlohmann::ordered_json;
+  test::TwoPortSpec ports{.west = {.zone = "inside"}, .east = {.zone = "outside"}};
+  ports.west.pipeline = {"parse", "conntrack", Json{{"stage", "xconnect"}, {"peer", "east"}}};
+  ports.east.pipeline = {"parse", "conntrack", Json{{"stage", "xconnect"}, {"peer", "west"}}};
+  return ports;
+}
+const test::TwoPortSpec kXconnectPorts = xconnect_ports();
 
 constexpr const char* kConntrack = R"({"capacity": 1024, "capacity_ipv6": 1024})";
 
@@ -87,10 +83,11 @@ constexpr const char* kFirewall = R"({"default_policy": "drop",
     "reject_limit": {"rate_per_second": 1000, "burst": 50}})";
 
 std::string make_config(const std::string& conntrack = kConntrack, const std::string& firewall = kFirewall,
-                        const std::string& ports = kPorts) {
-  std::string text = R"({"eal": {"lcores": "0-1"}, )" + ports + R"(, "conntrack": )" + conntrack;
-  if (!firewall.empty()) text += R"(, "firewall": )" + firewall;
-  return text + "}";
+                        const test::TwoPortSpec& ports = {}) {
+  std::string sections = R"("conntrack": )" + conntrack;
+  if (ports.west.has_stage("route")) sections += std::string(", ") + kRoutes;
+  if (!firewall.empty()) sections += R"(, "firewall": )" + firewall;
+  return test::two_port_config(ports, sections);
 }
 
 // kFirewall with one more rule at the end.
@@ -199,227 +196,63 @@ std::vector<uint8_t> tagged(std::vector<uint8_t> frame, uint16_t vid) {
   return frame;
 }
 
-const uint8_t* data(const rte_mbuf* m) { return rte_pktmbuf_mtod(m, const uint8_t*); }
-const uint8_t* ip_of(const rte_mbuf* m) { return data(m) + kL3; }
-std::string src4(const uint8_t* ip) { return test::ip4_text(ip + 12); }
-std::string dst4(const uint8_t* ip) { return test::ip4_text(ip + 16); }
-bool ipv4_checksum_ok(const uint8_t* ip) { return rte_raw_cksum(ip, (ip[0] & 0x0f) * 4u) == 0xffff; }
-
-// What one run left behind; every mbuf is freed when it goes out of scope.
-struct Sent {
-  std::vector<rte_mbuf*> west, east, punted;
-  Sent() = default;
-  Sent(const Sent&) = delete;
-  Sent& operator=(const Sent&) = delete;
-  Sent(Sent&&) = default;
-  ~Sent() {
-    test::free_all(west);
-    test::free_all(east);
-    test::free_all(punted);
-  }
-};
-
 // How many frames left by each way over a pump() of many bursts (all freed).
 struct Pumped {
   size_t west = 0, east = 0, punted = 0;
 };
 
-enum class Side { West, East };
-
-class ConntrackStageTest : public test::MbufTest {
+class ConntrackStageTest : public test::TwoPortPipelineTest {
  protected:
   void SetUp() override {
-    test::MbufTest::SetUp();
+    test::TwoPortPipelineTest::SetUp();
     if (HasFatalFailure()) return;
-    west_ = std::make_unique<RingPort>(pool_);
-    east_ = std::make_unique<RingPort>(pool_);
-    ASSERT_TRUE(west_->ok() && east_->ok());
-    west_id_ = west_->port_id();
-    east_id_ = east_->port_id();
-    // The conntrack stage reads its port's MAC from the ethdev (a reject's source), and
-    // net_ring cannot change it: the route table and the frames use the ports' own.
-    rte_ether_addr mac;
-    ASSERT_EQ(rte_eth_macaddr_get(west_id_, &mac), 0);
-    std::copy(mac.addr_bytes, mac.addr_bytes + 6, west_mac_.begin());
-    ASSERT_EQ(rte_eth_macaddr_get(east_id_, &mac), 0);
-    std::copy(mac.addr_bytes, mac.addr_bytes + 6, east_mac_.begin());
-    ids_ = {{"west", west_id_}, {"east", east_id_}};
-
-    qsbr_ = std::make_unique<l3::Qsbr>(2);
-    routes_ = std::make_unique<l3::Published<l3::RouteTable>>(*qsbr_);
-    config::NeighbourSettings settings;
-    settings.capacity = 64;
-    neighbours_ = std::make_unique<l3::NeighbourTable>(settings, *qsbr_);
     add_neighbour(east_id_, "10.2.0.2", kGatewayMac);
     add_neighbour(east_id_, "fd00:2::2", kGatewayMac);
     add_neighbour(west_id_, kClient, kHostMac);
     add_neighbour(west_id_, kClient6, kHostMac);
-
-    static unsigned serial = 0;
-    punt_ring_ = rte_ring_create(("ct_punt_" + std::to_string(serial++)).c_str(), 256, SOCKET_ID_ANY,
-                                 RING_F_SP_ENQ | RING_F_SC_DEQ);
-    ASSERT_NE(punt_ring_, nullptr);
-    icmp_bucket_ = l3::TokenBucket(1000, 50, rte_get_tsc_hz());
-    l3_ = L3Context{routes_.get(), neighbours_.get(), punt_ring_, &icmp_bucket_};
-
-    queues_.fill(nullptr);
-    west_tx_ = std::make_unique<TxQueue>(west_id_, 0);
-    east_tx_ = std::make_unique<TxQueue>(east_id_, 0);
-    queues_[west_id_] = west_tx_.get();
-    queues_[east_id_] = east_tx_.get();
     start(make_config());
   }
 
   void TearDown() override {
-    stop();
-    if (west_tx_) west_tx_->flush();
-    if (east_tx_) east_tx_->flush();
-    free_ring(punt_ring_);
-    west_.reset();
-    east_.reset();
-    neighbours_.reset();
-    routes_.reset();
-    qsbr_.reset();
-    test::MbufTest::TearDown();
+    stop_steering();
+    test::TwoPortPipelineTest::TearDown();
   }
 
-  void add_neighbour(uint16_t port, const char* address, const Mac& mac) {
-    auto* e = neighbours_->create(l3::NeighbourKey::of(port, *net::parse_ip(address)), 0);
-    ASSERT_NE(e, nullptr) << address;
-    neighbours_->update(*e, l3::NeighbourState::Static, ether(mac), 0);
-  }
-
-  static void free_ring(rte_ring*& ring) {
-    if (!ring) return;
-    void* m;
-    while (rte_ring_dequeue(ring, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-    rte_ring_free(ring);
-    ring = nullptr;
-  }
-
-  void stop() {
-    west_pipe_.reset();
-    east_pipe_.reset();
+  void stop_steering() {
     west1_pipe_.reset();
-    free_ring(ring01_);
-    free_ring(ring10_);
-    flows_.reset();
+    test::free_ring(ring01_);
+    test::free_ring(ring10_);
     flows1_.reset();
-    policy_.reset();  // frees the Ruleset: its rte_acl names may be used again
   }
 
-  // (Re)builds everything from `text`: routes, one worker's flow context, the policy
-  // (generation 1), the reject bucket and both ports' pipelines. `steer`: worker 0 of
+  // (Re)builds everything from `text` (the fixture's start()). `steer`: worker 0 of
   // two, handing over to worker 1 (whose west pipeline is west1_pipe_).
   void start(const std::string& text, bool steer = false, unsigned ring_size = 1024) {
-    stop();
-    config::ParseResult parsed = config::parse_config_text(text, "conntrack_stage.json");
-    ASSERT_TRUE(parsed.ok()) << ::testing::PrintToString(parsed.errors) << "\n" << text;
-    config_ = *parsed.config;
-    std::string error;
-    if (config_.routed()) {
-      l3::RouteTable::PortMacs macs{};
-      macs[west_id_] = ether(west_mac_);
-      macs[east_id_] = ether(east_mac_);
-      auto table = l3::RouteTable::build(config_, ids_, macs, error);
-      ASSERT_NE(table, nullptr) << error;
-      routes_->publish(std::move(table));
-    }
-    flows_ = flow::FlowContext::create(0, config_.conntrack.capacity, config_.conntrack.capacity_ipv6, SOCKET_ID_ANY,
-                                       error);
-    ASSERT_NE(flows_, nullptr) << error;
-    flows_->set_now(now_);
-    policy_ = std::make_unique<l3::Published<firewall::Policy>>(*qsbr_);
-    auto policy = firewall::Policy::build(config_, ids_, 1, error);
-    ASSERT_NE(policy, nullptr) << error;
-    policy_->publish(std::move(policy));
-    const auto& limit = config_.firewall.reject_limit;
-    reject_bucket_ = l3::TokenBucket(limit.rate_per_second, limit.burst, rte_get_tsc_hz());
-    ct_ = ConntrackContext{flows_.get(), policy_.get(), &reject_bucket_};
-    const L3Context* l3 = config_.routed() ? &l3_ : nullptr;
-
-    SteerContext steer0, steer1;
-    if (steer) {
+    stop_steering();
+    if (!steer) {
+      test::TwoPortPipelineTest::start(text);
+    } else {
       static unsigned serial = 0;
       const std::string n = std::to_string(serial++);
       ring01_ = rte_ring_create(("ct_h01_" + n).c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
       ring10_ = rte_ring_create(("ct_h10_" + n).c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
       ASSERT_TRUE(ring01_ && ring10_);
-      steer0 = SteerContext{0, 2, {nullptr, ring01_}};
-      steer1 = SteerContext{1, 2, {ring10_, nullptr}};
+      const SteerContext steer0{0, 2, {nullptr, ring01_}};
+      const SteerContext steer1{1, 2, {ring10_, nullptr}};
+      test::TwoPortPipelineTest::start(text, &steer0);
+      if (HasFatalFailure()) return;
+      std::string error;
       flows1_ = flow::FlowContext::create(1, config_.conntrack.capacity, config_.conntrack.capacity_ipv6,
                                           SOCKET_ID_ANY, error);
       ASSERT_NE(flows1_, nullptr) << error;
       flows1_->set_now(now_);
       ct1_ = ConntrackContext{flows1_.get(), policy_.get(), &reject_bucket_};
-      west1_pipe_ = build_pipeline(*config_.find_port("west"), ids_, &queues_, l3, &ct1_, &steer1);
+      west1_pipe_ = build("west", &ct1_, &steer1);
     }
-    west_pipe_ = build_pipeline(*config_.find_port("west"), ids_, &queues_, l3, &ct_, steer ? &steer0 : nullptr);
-    east_pipe_ = build_pipeline(*config_.find_port("east"), ids_, &queues_, l3, &ct_, steer ? &steer0 : nullptr);
+    if (HasFatalFailure()) return;
     ASSERT_NE(find_stage(*west_pipe_, "conntrack"), nullptr);
   }
 
-  // Publishes a new policy built from `text` while the pipelines keep running.
-  void publish_policy(const std::string& text, uint32_t generation) {
-    config::ParseResult parsed = config::parse_config_text(text, "conntrack_stage.json");
-    ASSERT_TRUE(parsed.ok()) << ::testing::PrintToString(parsed.errors);
-    std::string error;
-    auto policy = firewall::Policy::build(*parsed.config, ids_, generation, error);
-    ASSERT_NE(policy, nullptr) << error;
-    policy_->publish(std::move(policy));  // no reader online: the old one goes at once
-  }
-
-  // The fake clock: forward by `ms`, then one poll round's expiry.
-  void advance(uint32_t ms) {
-    now_ += ms;
-    flows_->set_now(now_);
-    flows_->service();
-  }
-
-  Sent collect() {
-    west_tx_->flush();
-    east_tx_->flush();
-    Sent sent;
-    sent.west = west_->take_sent();
-    sent.east = east_->take_sent();
-    rte_mbuf* punted[kMaxBurst];
-    unsigned n = rte_ring_dequeue_burst(punt_ring_, reinterpret_cast<void**>(punted), kMaxBurst, nullptr);
-    sent.punted.assign(punted, punted + n);
-    return sent;
-  }
-
-  // A frame as the gateway behind east sends it to the router.
-  std::vector<uint8_t> from_east(std::vector<uint8_t> frame) const {
-    test::set_mac(frame, 0, east_mac_);
-    test::set_mac(frame, 6, kGatewayMac);
-    return frame;
-  }
-  // Frame::eth() addresses kIngressMac: to west's own MAC instead.
-  std::vector<uint8_t> to_west(std::vector<uint8_t> frame) const {
-    if (mac_at(frame.data()) == kIngressMac) test::set_mac(frame, 0, west_mac_);
-    return frame;
-  }
-
-  Sent run_mbufs(const std::vector<rte_mbuf*>& pkts, Pipeline& pipeline) {
-    Burst burst;
-    for (rte_mbuf* m : pkts) burst.pkts[burst.count++] = m;
-    pipeline.run(burst);
-    EXPECT_EQ(burst.count, 0) << "every packet is in a TX queue, a ring or the discards";
-    burst.free_discards();
-    return collect();
-  }
-  // One burst into west (frames from the inside host) or east (frames as they are: use
-  // from_east() for frames from the gateway).
-  Sent run(const std::vector<std::vector<uint8_t>>& frames, Side side = Side::West) {
-    std::vector<rte_mbuf*> pkts;
-    for (const auto& f : frames) pkts.push_back(make_mbuf(side == Side::West ? to_west(f) : f));
-    return run_mbufs(pkts, side == Side::West ? *west_pipe_ : *east_pipe_);
-  }
-  Sent run_east(const std::vector<std::vector<uint8_t>>& frames) {
-    std::vector<std::vector<uint8_t>> arriving;
-    for (const auto& f : frames) arriving.push_back(from_east(f));
-    return run(arriving, Side::East);
-  }
   // Many frames, a full burst at a time, everything sent freed.
   Pumped pump(const std::vector<std::vector<uint8_t>>& frames, Side side) {
     Pumped out;
@@ -470,26 +303,8 @@ class ConntrackStageTest : public test::MbufTest {
     return list_flows(f);
   }
 
-  static Stage* find_stage(const Pipeline& pipeline, std::string_view name) {
-    for (const auto& s : pipeline.stages())
-      if (s->name() == name) return s.get();
-    return nullptr;
-  }
-  const Stage& ct(Side side = Side::West) const {
-    return *find_stage(side == Side::West ? *west_pipe_ : *east_pipe_, "conntrack");
-  }
-  const Stage& route(Side side = Side::West) const {
-    return *find_stage(side == Side::West ? *west_pipe_ : *east_pipe_, "route");
-  }
-  static uint64_t drops(const Stage& stage, Drop reason) { return stage.counters().drops[static_cast<size_t>(reason)].get(); }
-  static uint64_t counter(const Stage& stage, std::string_view name) {
-    NamedCounters counters;
-    stage.read_counters(counters);
-    for (const auto& [n, v] : counters)
-      if (n == name) return v;
-    ADD_FAILURE() << "no counter " << name << " in " << stage.name();
-    return 0;
-  }
+  const Stage& ct(Side side = Side::West) const { return *find_stage(pipe(side), "conntrack"); }
+  const Stage& route(Side side = Side::West) const { return *find_stage(pipe(side), "route"); }
   uint64_t ct_counter(std::string_view name, Side side = Side::West) const { return counter(ct(side), name); }
   uint64_t by_state(unsigned slot) const { return flows_->counters().by_state[slot].get(); }
   static unsigned tcp_slot(TcpState s) { return static_cast<unsigned>(s); }
@@ -499,28 +314,12 @@ class ConntrackStageTest : public test::MbufTest {
     return c.rule_generation();
   }
 
-  config::Config config_;
-  std::map<std::string, uint16_t> ids_;
-  std::unique_ptr<RingPort> west_, east_;
-  uint16_t west_id_ = 0, east_id_ = 0;
-  Mac west_mac_{}, east_mac_{};
-  std::unique_ptr<l3::Qsbr> qsbr_;
-  std::unique_ptr<l3::Published<l3::RouteTable>> routes_;
-  std::unique_ptr<l3::NeighbourTable> neighbours_;
-  rte_ring* punt_ring_ = nullptr;
-  l3::TokenBucket icmp_bucket_;
-  L3Context l3_;
-  TxQueues queues_;
-  std::unique_ptr<TxQueue> west_tx_, east_tx_;
-
-  uint32_t now_ = 100000;  // ms
-  std::unique_ptr<flow::FlowContext> flows_, flows1_;
-  std::unique_ptr<l3::Published<firewall::Policy>> policy_;
-  l3::TokenBucket reject_bucket_;
-  ConntrackContext ct_, ct1_;
+  // Software steering's worker 1 (start(text, true)).
+  std::unique_ptr<flow::FlowContext> flows1_;
+  ConntrackContext ct1_;
   rte_ring* ring01_ = nullptr;  // steering: worker 0 -> worker 1
   rte_ring* ring10_ = nullptr;
-  std::unique_ptr<Pipeline> west_pipe_, east_pipe_, west1_pipe_;
+  std::unique_ptr<Pipeline> west1_pipe_;
 };
 
 // ---- TCP through the zone policy ----
