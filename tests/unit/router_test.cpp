@@ -12,6 +12,7 @@
 #include <rte_ip.h>
 
 #include "config/config.h"
+#include "l3_fixture.h"
 #include "l3_support.h"
 #include "pipeline/output.h"
 #include "pipeline/packet_meta.h"
@@ -25,16 +26,16 @@ namespace sluice::router {
 namespace {
 
 using pipeline::meta;
-using test::ether;
+using test::data;
 using test::Frame;
 using test::get16;
 using test::ipv4_frame;
 using test::ipv6_frame;
 using test::kHostMac;
 using test::kIngressMac;
+using test::kL3;
 using test::Mac;
 using test::mac_at;
-using test::RingPort;
 
 constexpr Mac kWestMac = kIngressMac;
 constexpr Mac kEastMac = {0x02, 0, 0, 0, 0x0e, 0x01};
@@ -42,27 +43,19 @@ constexpr Mac kNeighbourMac = {0x02, 0, 0, 0, 0x0e, 0x99};  // 10.2.0.99 / fd00:
 constexpr Mac kStaticMac = {0x02, 0, 0, 0, 0x0e, 0x05};     // 10.2.0.5
 constexpr Mac kBroadcastMac = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 constexpr Mac kZeroMac = {};
-constexpr size_t kL3 = sizeof(net::EthernetHeader);
 constexpr uint64_t kStart = 1'000'000;  // the test clock, in ms
 
+const std::string kNeighbourSettings = R"("neighbour": {"queue_packets": 2, "retransmit_ms": 1000, "probes": 3,
+    "reachable_ms": 30000, "stale_ms": 60000})";
+
 // The route's gateway is the static neighbour, so no resolution runs unless a test asks.
-const char* kConfig = R"({"eal": {"lcores": "0-1"}, "ports": [
-    {"name": "west", "device": "net_ring0", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"],
-     "pipeline": ["parse", "route"]},
-    {"name": "east", "device": "net_ring1", "mtu": 1000, "ipv4": ["10.2.0.1/24"], "ipv6": ["fd00:2::1/64"],
-     "pipeline": ["parse", "route"]}],
-  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.5"}],
-  "neighbours": [{"address": "10.2.0.5", "mac": "02:00:00:00:0e:05"}],
-  "neighbour": {"queue_packets": 2, "retransmit_ms": 1000, "probes": 3, "reachable_ms": 30000, "stale_ms": 60000}})";
+const std::string kConfig = test::two_port_config(
+    test::routed_ports(), R"("routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.5"}],
+  "neighbours": [{"address": "10.2.0.5", "mac": "02:00:00:00:0e:05"}], )" + kNeighbourSettings);
 
 // A gateway nobody configured a MAC for: the router resolves it by itself.
-const char* kGatewayConfig = R"({"eal": {"lcores": "0-1"}, "ports": [
-    {"name": "west", "device": "net_ring0", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"],
-     "pipeline": ["parse", "route"]},
-    {"name": "east", "device": "net_ring1", "mtu": 1000, "ipv4": ["10.2.0.1/24"], "ipv6": ["fd00:2::1/64"],
-     "pipeline": ["parse", "route"]}],
-  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.99"}],
-  "neighbour": {"queue_packets": 2, "retransmit_ms": 1000, "probes": 3, "reachable_ms": 30000, "stale_ms": 60000}})";
+const std::string kGatewayConfig = test::two_port_config(
+    test::routed_ports(), R"("routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.99"}], )" + kNeighbourSettings);
 
 // Owns mbufs a test took; frees them when it goes.
 struct Taken {
@@ -75,8 +68,6 @@ struct Taken {
   size_t size() const { return pkts.size(); }
   rte_mbuf* operator[](size_t i) const { return pkts.at(i); }
 };
-
-const uint8_t* data(const rte_mbuf* m) { return rte_pktmbuf_mtod(m, const uint8_t*); }
 
 std::vector<uint8_t> arp_frame(uint16_t op, const Mac& sender_mac, const char* sender_ip, const Mac& target_mac,
                                const char* target_ip, const Mac& eth_dst) {
@@ -141,27 +132,19 @@ std::vector<uint8_t> to_east(std::vector<uint8_t> frame) {
   return frame;
 }
 
-class RouterTest : public test::MbufTest {
+class RouterTest : public test::TwoPortTest {
  protected:
-  virtual const char* config_text() const { return kConfig; }
+  virtual const std::string& config_text() const { return kConfig; }
   void SetUp() override {
-    test::MbufTest::SetUp();
+    test::TwoPortTest::SetUp();
     if (HasFatalFailure()) return;
-    west_ = std::make_unique<RingPort>(pool_);
-    east_ = std::make_unique<RingPort>(pool_);
-    ASSERT_TRUE(west_->ok() && east_->ok());
-    west_id_ = west_->port_id();
-    east_id_ = east_->port_id();
-    config::ParseResult parsed = config::parse_config_text(config_text(), "router.json");
-    ASSERT_TRUE(parsed.ok()) << ::testing::PrintToString(parsed.errors);
-    config_ = *parsed.config;
-    ids_ = {{"west", west_id_}, {"east", east_id_}};
-    l3::RouteTable::PortMacs macs{};
-    macs[west_id_] = ether(kWestMac);
-    macs[east_id_] = ether(kEastMac);
+    load_config(config_text());
+    if (HasFatalFailure()) return;
+    west_mac_ = kWestMac;
+    east_mac_ = kEastMac;
     router_ = std::make_unique<Router>(config_, pool_, 1);
     std::string error;
-    ASSERT_TRUE(router_->start(ids_, macs, error)) << error;
+    ASSERT_TRUE(router_->start(ids_, port_macs(), error)) << error;
     queues_.fill(nullptr);  // ICMP errors, if any, are freed
     context_ = router_->context_for(0);
     ASSERT_NE(context_.punt_ring, nullptr);
@@ -173,9 +156,7 @@ class RouterTest : public test::MbufTest {
   void TearDown() override {
     stages_.clear();
     router_.reset();  // drains what it holds
-    west_.reset();
-    east_.reset();
-    test::MbufTest::TearDown();
+    test::TwoPortTest::TearDown();
   }
 
   // Frames arriving on `port`: parsed, then through that port's route stage, which
@@ -280,13 +261,8 @@ class RouterTest : public test::MbufTest {
     arrive(east_id_, {arp_frame(kArpReply, mac, "10.2.0.99", kEastMac, "10.2.0.1", kEastMac)});
   }
 
-  config::Config config_;
-  std::map<std::string, uint16_t> ids_;
-  std::unique_ptr<RingPort> west_, east_;
-  uint16_t west_id_ = 0, east_id_ = 0;
   std::unique_ptr<Router> router_;
   pipeline::L3Context context_;
-  pipeline::TxQueues queues_;
   std::map<uint16_t, std::unique_ptr<pipeline::RouteStage>> stages_;
 };
 
@@ -740,7 +716,7 @@ TEST_F(RouterTest, PollWithTheRealClockAnswersToo) {
 
 class GatewayRouterTest : public RouterTest {
  protected:
-  const char* config_text() const override { return kGatewayConfig; }
+  const std::string& config_text() const override { return kGatewayConfig; }
 };
 
 TEST_F(GatewayRouterTest, IsResolvedAtStartAndUsedWithoutALookup) {
