@@ -6,7 +6,6 @@
 #include <rte_ip.h>
 #include <rte_prefetch.h>
 
-#include "l3/tcp_reset.h"
 #include "net/headers.h"
 #include "pipeline/flow_keys.h"
 
@@ -188,9 +187,85 @@ struct ConntrackStage::Work {
   uint16_t out_port;   // egress for the rules
   Drop reason;         // for kInvalid: why; for kDrop: the drop reason
   uint32_t hash;
-  uint32_t entry;
+  uint32_t entry;      // its flow: pass 2's candidate, pass 3's find, pass 5's insert (kNoEntry: none)
   uint32_t rule;       // firewall rule (1-based) or 0
 };
+
+// One burst's scratch, on process()'s stack: what each pass leaves for the next. A pass
+// copies the fields it loops over into locals and writes its counts back at its end: a
+// byte stored into a Work may alias any of them, so the compiler would reload them.
+struct ConntrackStage::BurstScratch {
+  BurstScratch(const firewall::Policy& policy, flow::FlowContext& flows, const l3::RouteTable* route_table,
+               uint16_t count)
+      : rules(policy.rules.get()),
+        settings(policy.flow),
+        table4(flows.table4()),
+        table6(flows.table6()),
+        routes(route_table),
+        now(flows.now()),
+        n(count) {}
+
+  // An entry freed in pass 3 (expired, or reopened by a SYN) may be the one later packets
+  // of the burst found in pass 2: they must not touch it again, they meet no flow.
+  void forget(uint16_t after, uint8_t kind, uint32_t index) {
+    for (uint16_t j = after + 1; j < n; ++j)
+      if (work[j].kind == kind && work[j].entry == index) work[j].entry = flow::FlowTable4::kRecheck;
+  }
+
+  // What the burst sees, read once: the published rules (null: tracking only), the
+  // routes (null on an xconnect port), the tables and the clock.
+  const firewall::Ruleset* const rules;
+  const flow::FlowSettings& settings;
+  flow::FlowTable4& table4;
+  flow::FlowTable6* const table6;
+  const l3::RouteTable* const routes;
+  const uint32_t now;
+  const uint16_t n;
+
+  // Left uninitialised: pass 1 writes what the later passes read.
+  Work work[kMaxBurst];
+  FlowKey4 keys4[kMaxBurst];  // pass 1 -> 3 (confirm) and 5 (insert)
+  FlowKey6 keys6[kMaxBurst];
+  uint32_t hashes4[kMaxBurst], hashes6[kMaxBurst];  // pass 1 -> 2, with the packet each belongs to
+  uint16_t idx4[kMaxBurst], idx6[kMaxBurst];
+  unsigned n4 = 0, n6 = 0;
+  bool any_classify = false;  // pass 3 -> 4 and 5: some packet goes to the rules or opens a flow
+
+  // Counters, committed once per burst (commit_counters).
+  uint32_t tracked = 0, established = 0, related = 0, untracked = 0, later_fragments = 0, new_flows = 0,
+           invalid = 0, invalid_forwarded = 0, classified = 0, rule_hits = 0, policy_accepted = 0,
+           policy_dropped = 0;
+};
+
+namespace {
+
+// Pass 3 for a packet that meets no flow: may it open one? Its checksum first (a forged
+// opener must not make an entry), then TCP's opening rules and ICMP queries only.
+inline void judge_opener(ConntrackStage::Work& w, const rte_mbuf* m, const PacketMeta& pm,
+                         const flow::FlowSettings& settings) {
+  if ((pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp) && !l4_checksum_ok(m, pm)) [[unlikely]] {
+    w.cls = kInvalid;
+    w.reason = Drop::BadL4Checksum;
+    return;
+  }
+  if (pm.l4_proto == net::kIpProtoTcp) {
+    auto state = TcpState::None;
+    flow::TcpWindow scratch;
+    const flow::TcpInvalid why = flow::tcp_new(state, scratch, tcp_segment_of(m, pm), settings.tcp);
+    if (why != flow::TcpInvalid::None) {
+      w.cls = kInvalid;
+      w.reason = drop_for(why);
+    }
+  } else if ((pm.l4_proto == net::kIpProtoIcmp || pm.l4_proto == net::kIpProtoIcmpv6) && pm.l4_offset) {
+    const uint8_t type = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset)->type;
+    if (!(w.kind == kTrack6 ? icmp6_query(type) : icmp4_query(type))) {
+      w.cls = kInvalid;
+      w.reason = Drop::IcmpNoFlow;  // an answer to a query we never saw
+    }
+  }
+}
+
+}  // namespace
 
 ConntrackStage::ConntrackStage(uint16_t port_id, uint16_t conntrack_zone, const ConntrackContext& context,
                                const L3Context* l3, uint16_t peer_port, const TxQueues* tx_queues,
@@ -345,102 +420,42 @@ bool ConntrackStage::resolve_egress(Work& w, rte_mbuf* m, const PacketMeta& pm, 
   return true;
 }
 
-// Answers a refused connection: a RST made from the packet itself for TCP, an ICMP
-// port unreachable for the rest. Rate-limited per lcore; the refused packet is gone
-// either way (counted as firewall_reject when no RST took its place).
-void ConntrackStage::reject(Burst& burst, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable* routes) {
-  TxQueue* tx = (*tx_queues_)[port_id_];
-  const bool v6 = pm.l3 == L3::Ipv6;
-  const bool later = pm.flags & kMetaLaterFragment;
-  // What the answer would be; a token is spent only on one that will be sent.
-  const bool tcp = pm.l4_proto == net::kIpProtoTcp && pm.l4_offset && !later;
-  bool answerable;
-  if (tcp) {
-    answerable = !(rte_pktmbuf_mtod_offset(m, const TcpHeader*, pm.l4_offset)->flags & flow::kTcpRst);  // never a RST
-  } else {
-    // ICMP errors go out untagged (l3/icmp.cpp builds a bare Ethernet header): a tagged
-    // frame is refused without an answer.
-    answerable = !pm.vlan_count && (v6 ? l3::icmp6_error_allowed(m, pm.l3_offset, pm.l4_offset, pm.l4_proto, later)
-                                       : l3::icmp4_error_allowed(m, pm.l3_offset, pm.l4_offset, later));
-  }
-  if (!tx || !ctx_.reject_bucket || !answerable) {
-    drop(burst, m, Drop::FirewallReject);
-    return;
-  }
-  if (!ctx_.reject_bucket->take(rte_rdtsc())) {
-    reject_rate_limited_.inc();
-    drop(burst, m, Drop::FirewallReject);
-    return;
-  }
-  const rte_ether_addr* our_mac = routed_ ? &port_mac_ : nullptr;
-  if (tcp) {
-    l3::tcp_reset_in_place(m, pm.l3_offset, pm.l4_offset, v6, our_mac);
-    counters_.drop(Drop::FirewallReject);  // the refused segment, now the RST
-    meta(m) = PacketMeta{};
-    meta(m).out_port = port_id_;
-    resets_sent_.inc();
-    tx->push(m);
-    return;
-  }
-  rte_mbuf* reply;
-  const auto* eth = rte_pktmbuf_mtod(m, const net::EthernetHeader*);
-  rte_ether_addr src_mac;
-  std::memcpy(src_mac.addr_bytes, routed_ ? port_mac_.addr_bytes : eth->dst.bytes, 6);
-  if (!v6) {
-    const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset);
-    uint32_t src = routes ? routes->interface(port_id_).ipv4 : 0;
-    if (src == 0) src = ip->dst.raw;  // a wire answers as the host it protects
-    reply = l3::icmp4_error(m, pm.l3_offset, l3::icmp4::kUnreachable, 3 /* port unreachable */, 0, src, src_mac);
-  } else {
-    const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset);
-    const uint8_t* src = ip->dst;
-    if (routes && routes->interface(port_id_).has_ipv6) src = routes->interface(port_id_).ipv6.data();
-    reply = l3::icmp6_error(m, pm.l3_offset, l3::icmp6::kUnreachable, 4 /* port unreachable */, 0, src, src_mac);
-  }
-  drop(burst, m, Drop::FirewallReject);
-  if (!reply) return;  // the pool is empty: refused without an answer
-  meta(reply) = PacketMeta{};
-  meta(reply).out_port = port_id_;
-  unreachables_sent_.inc();
-  tx->push(reply);
-}
-
 void ConntrackStage::process(Burst& burst) {
-  const firewall::Policy& policy = *ctx_.policy->get();
-  const firewall::Ruleset* rules = policy.rules.get();
-  const flow::FlowSettings& settings = policy.flow;
+  BurstScratch s(*ctx_.policy->get(), *ctx_.flows, routed_ ? l3_.routes->get() : nullptr, burst.count);
   flow::FlowContext& flows = *ctx_.flows;
-  flow::FlowTable4& table4 = flows.table4();
-  flow::FlowTable6* table6 = flows.table6();
-  const l3::RouteTable* routes = routed_ ? l3_.routes->get() : nullptr;
-  const uint16_t n = burst.count;
-
-  if (rules && rules->generation() != flows.rule_generation()) [[unlikely]] {
+  if (s.rules && s.rules->generation() != flows.rule_generation()) [[unlikely]] {
     // A reload: the counters now count the new rules, from zero.
     for (auto& c : flows.rule_counters()) {
       c.packets.reset();
       c.bytes.reset();
     }
-    flows.rule_generation().store(rules->generation(), std::memory_order_release);
+    flows.rule_generation().store(s.rules->generation(), std::memory_order_release);
   }
 
-  Work work[kMaxBurst];
-  FlowKey4 keys4[kMaxBurst];
-  FlowKey6 keys6[kMaxBurst];
-  uint32_t hashes4[kMaxBurst], hashes6[kMaxBurst], found4[kMaxBurst], found6[kMaxBurst];
-  uint16_t idx4[kMaxBurst], idx6[kMaxBurst];
+  key_pass(burst, s);
+  lookup_pass(s);
+  state_pass(burst, s);
+  if (s.any_classify) classify_pass(burst, s);
+  // A burst of known flows only (the usual one) stays as it is.
+  if (s.any_classify || s.later_fragments) act_pass(burst, s);
+  commit_counters(s);
+}
+
+// Pass 1: every packet's key and hash; its bucket prefetched as soon as the hash is known.
+inline void ConntrackStage::key_pass(Burst& burst, BurstScratch& s) {
+  const uint16_t n = s.n;
+  flow::FlowTable4& table4 = s.table4;
+  flow::FlowTable6* const table6 = s.table6;
   unsigned n4 = 0, n6 = 0;
   uint32_t untracked = 0, later_fragments = 0;
-
-  // Pass 1: every packet's key and hash.
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
     if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(burst.pkts[i + 4], void*));
-    Work& w = work[i];
+    Work& w = s.work[i];
     w = Work{};
     w.kind = kUntracked;
     w.entry = kNoEntry;
-    const PacketKey key = flow_key_of(m, meta(m), zone_, table6 != nullptr, keys4[i], keys6[i]);
+    const PacketKey key = flow_key_of(m, meta(m), zone_, table6 != nullptr, s.keys4[i], s.keys6[i]);
     switch (key.kind) {
       case KeyKind::Untracked:
         ++untracked;
@@ -448,7 +463,7 @@ void ConntrackStage::process(Burst& burst) {
       case KeyKind::LaterFragment:
         // No ports to find its flow by (Sluice does not reassemble).
         ++later_fragments;
-        if (settings.drop_later_fragments) {
+        if (s.settings.drop_later_fragments) {
           w.fate = kDrop;
           w.reason = Drop::LaterFragment;
         }
@@ -470,38 +485,46 @@ void ConntrackStage::process(Burst& burst) {
     // The bucket's miss starts now and overlaps the rest of this pass.
     if (!v6) {
       table4.prefetch_primary(w.hash);
-      hashes4[n4] = w.hash;
-      idx4[n4++] = i;
+      s.hashes4[n4] = w.hash;
+      s.idx4[n4++] = i;
     } else {
       table6->prefetch_primary(w.hash);
-      hashes6[n6] = w.hash;
-      idx6[n6++] = i;
+      s.hashes6[n6] = w.hash;
+      s.idx6[n6++] = i;
     }
   }
+  s.n4 = n4;
+  s.n6 = n6;
+  s.untracked = untracked;
+  s.later_fragments = later_fragments;
+}
 
-  // Pass 2: bulk lookups, one per family: candidate entries now (their lines fetched),
-  // each confirmed against its key in pass 3, when it is used.
-  if (n4) {
-    table4.candidates_bulk(hashes4, n4, found4);
-    for (unsigned k = 0; k < n4; ++k) work[idx4[k]].entry = found4[k];
+// Pass 2: one bulk lookup per family: each packet's candidate entry now (its line
+// fetched), confirmed against the key in pass 3, when it is used.
+inline void ConntrackStage::lookup_pass(BurstScratch& s) {
+  uint32_t found[kMaxBurst];
+  if (s.n4) {
+    s.table4.candidates_bulk(s.hashes4, s.n4, found);
+    for (unsigned k = 0; k < s.n4; ++k) s.work[s.idx4[k]].entry = found[k];
   }
-  if (n6) {
-    table6->candidates_bulk(hashes6, n6, found6);
-    for (unsigned k = 0; k < n6; ++k) work[idx6[k]].entry = found6[k];
+  if (s.n6) {
+    s.table6->candidates_bulk(s.hashes6, s.n6, found);
+    for (unsigned k = 0; k < s.n6; ++k) s.work[s.idx6[k]].entry = found[k];
   }
+}
 
-  // Pass 3: what each packet is to its flow.
-  const uint32_t now = flows.now();
-  // An entry freed here (expired, or reopened by a SYN) may be the one later packets of
-  // the burst found in pass 2: they must not touch it again, they meet no flow.
-  auto forget = [&](uint16_t after, uint8_t kind, uint32_t index) {
-    for (uint16_t j = after + 1; j < n; ++j)
-      if (work[j].kind == kind && work[j].entry == index) work[j].entry = flow::FlowTable4::kRecheck;
-  };
+// Pass 3: what each packet is to its flow: established (its flow's state advanced),
+// related, new (when it may open one) or invalid. Marks the burst for pass 4 when any
+// packet goes to the rules.
+inline void ConntrackStage::state_pass(Burst& burst, BurstScratch& s) {
+  const uint16_t n = s.n;
+  flow::FlowTable4& table4 = s.table4;
+  flow::FlowTable6* const table6 = s.table6;
+  const bool rules_see_established = s.rules && s.rules->classifies_established();
   uint32_t tracked = 0, established = 0, related = 0;
   bool any_classify = false;
   for (uint16_t i = 0; i < n; ++i) {
-    Work& w = work[i];
+    Work& w = s.work[i];
     if (w.kind == kUntracked) continue;
     ++tracked;
     if (w.cls == kInvalid) {  // decided in pass 1 (bad ICMP)
@@ -510,236 +533,224 @@ void ConntrackStage::process(Burst& burst) {
     }
     rte_mbuf* m = burst.pkts[i];
     const PacketMeta& pm = meta(m);
-    const bool v6 = w.kind == kTrack6;
-    w.entry = v6 ? table6->confirm(keys6[i], w.hash, w.entry) : table4.confirm(keys4[i], w.hash, w.entry);
+    if (w.kind == kTrack6) meet_flow(s, i, m, pm, *table6, s.keys6[i]);
+    else meet_flow(s, i, m, pm, table4, s.keys4[i]);
+    if (w.cls == kEstablished) ++established;
+    else if (w.cls == kRelated) ++related;
+    else if (w.cls == kNew) judge_opener(w, m, pm, s.settings);
+    if (w.cls == kNew || w.cls == kInvalid || rules_see_established) any_classify = true;
+  }
+  s.tracked = tracked;
+  s.established = established;
+  s.related = related;
+  s.any_classify = any_classify;
+}
+
+// Pass 3 for one packet with a key: confirms pass 2's candidate (reaping it when due)
+// and judges the packet by the flow it found, or marks it new.
+template <typename Entry>
+inline void ConntrackStage::meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm,
+                                      flow::FlowTable<Entry>& table, const typename Entry::Key& key) {
+  Work& w = s.work[i];
+  const flow::FlowSettings& settings = s.settings;
+  w.entry = table.confirm(key, w.hash, w.entry);
+  if (w.entry != kNoEntry && flow::ms_diff(table.at(w.entry).body.expires, s.now) <= 0) [[unlikely]] {
+    // Due but not reaped yet by the wheel: as good as gone.
+    flow::FlowCounters& c = ctx_.flows->counters();
+    c.state_leave(flow::state_slot(table.at(w.entry).key.proto, table.at(w.entry).body.state));
+    table.remove(w.entry);
+    c.expired.inc();
+    s.forget(i, w.kind, w.entry);
+    w.entry = kNoEntry;
+  }
+  if (w.related) {
     if (w.entry != kNoEntry) {
-      // Due but not reaped yet by the wheel: as good as gone.
-      const uint32_t expires = v6 ? table6->at(w.entry).body.expires : table4.at(w.entry).body.expires;
-      if (flow::ms_diff(expires, now) <= 0) [[unlikely]] {
-        flow::FlowCounters& c = flows.counters();
-        if (v6) {
-          c.state_leave(flow::state_slot(table6->at(w.entry).key.proto, table6->at(w.entry).body.state));
-          table6->remove(w.entry);
-        } else {
-          c.state_leave(flow::state_slot(table4.at(w.entry).key.proto, table4.at(w.entry).body.state));
-          table4.remove(w.entry);
-        }
-        c.expired.inc();
-        forget(i, w.kind, w.entry);
-        w.entry = kNoEntry;
-      }
-    }
-    if (w.related) {
-      if (w.entry != kNoEntry) {
-        w.cls = kRelated;
-        ++related;
-      } else {
-        w.cls = kInvalid;
-        w.reason = Drop::IcmpNoFlow;
-      }
-    } else if (w.entry != kNoEntry) {
-      const uint32_t found = w.entry;
-      flow::FlowBody& body = v6 ? table6->at(w.entry).body : table4.at(w.entry).body;
-      const uint8_t proto = v6 ? table6->at(w.entry).key.proto : table4.at(w.entry).key.proto;
-      const bool seen_reply = body.flags & flow::kFlowSeenReply;
-      const bool settled = proto == net::kIpProtoUdp ? (body.flags & flow::kFlowAssured) != 0 : seen_reply;
-      if (proto != net::kIpProtoTcp && (settled || (!seen_reply && flow::direction(body, w.sender_slot) == 0)))
-          [[likely]] {
-        // Nothing changes but the deadline: an assured UDP stream, a replied ICMP/other
-        // flow, or one more packet from an opener still waiting for its reply.
-        const bool replied = seen_reply;
-        const uint32_t timeout = proto == net::kIpProtoUdp ? (replied ? settings.udp_stream_ms : settings.udp_ms)
-                                 : (proto == net::kIpProtoIcmp || proto == net::kIpProtoIcmpv6) ? settings.icmp_ms
-                                                                                                 : settings.generic_ms;
-        if (v6) table6->arm(w.entry, now + timeout, now);
-        else table4.arm(w.entry, now + timeout, now);
-        w.cls = kEstablished;
-      } else if (proto == net::kIpProtoTcp &&
-                 (rte_pktmbuf_mtod_offset(m, const TcpHeader*, pm.l4_offset)->flags & (flow::kTcpSyn | flow::kTcpFin |
-                                                                                    flow::kTcpRst)) &&
-                 !l4_checksum_ok(m, pm)) [[unlikely]] {
-        w.cls = kInvalid;  // a forged SYN/FIN/RST must not move the flow's state
-        w.reason = Drop::BadL4Checksum;
-      } else if (v6) {
-        track_hit(w, table6->at(w.entry), m, pm, settings, *table6);
-      } else {
-        track_hit(w, table4.at(w.entry), m, pm, settings, table4);
-      }
-      if (w.entry == kNoEntry) forget(i, w.kind, found);  // reopened: the old entry is gone
-      if (w.cls == kEstablished) ++established;
+      w.cls = kRelated;
     } else {
-      w.cls = kNew;
-    }
-    if (w.cls == kNew && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp) &&
-        !l4_checksum_ok(m, pm)) [[unlikely]] {
       w.cls = kInvalid;
-      w.reason = Drop::BadL4Checksum;
+      w.reason = Drop::IcmpNoFlow;
     }
-    if (w.cls == kNew) {
-      // May this packet open a connection at all?
-      if (pm.l4_proto == net::kIpProtoTcp) {
-        auto state = TcpState::None;
-        flow::TcpWindow scratch;
-        const flow::TcpInvalid why = flow::tcp_new(state, scratch, tcp_segment_of(m, pm), settings.tcp);
-        if (why != flow::TcpInvalid::None) {
-          w.cls = kInvalid;
-          w.reason = drop_for(why);
-        }
-      } else if ((pm.l4_proto == net::kIpProtoIcmp || pm.l4_proto == net::kIpProtoIcmpv6) && pm.l4_offset) {
-        const uint8_t type = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset)->type;
-        if (!(v6 ? icmp6_query(type) : icmp4_query(type))) {
-          w.cls = kInvalid;
-          w.reason = Drop::IcmpNoFlow;  // an answer to a query we never saw
-        }
-      }
-    }
-    if (w.cls == kNew || w.cls == kInvalid || (rules && rules->classifies_established())) any_classify = true;
-  }
-
-  // Pass 4: egress of the packets the rules will see (and of every new one on a routed
-  // port: no entry for what the router will not forward), then one classify per family.
-  uint32_t new_flows = 0, invalid = 0, invalid_forwarded = 0, classified = 0, rule_hits = 0, policy_accepted = 0,
-           policy_dropped = 0;
-  if (any_classify) {
-    uint32_t dst4[kMaxBurst];
-    uint8_t dst6[kMaxBurst][16];
-    uint64_t groups4[kMaxBurst], groups6[kMaxBurst];
-    uint16_t lookup4[kMaxBurst], lookup6[kMaxBurst];
-    unsigned l4n = 0, l6n = 0;
-    for (uint16_t i = 0; i < n; ++i) {
-      Work& w = work[i];
-      if (w.kind == kUntracked) continue;
-      const bool classify = w.cls == kNew || w.cls == kInvalid || (rules && rules->classifies_established());
-      if (!classify || (!rules && w.cls != kNew)) continue;
-      w.needs_egress = 1;
-      if (!routed_) continue;
-      const PacketMeta& pm = meta(burst.pkts[i]);
-      if (route_refuses(burst.pkts[i], pm, routes->interface(port_id_))) {
-        w.needs_egress = 2;  // the route stage drops it before its lookup
-        continue;
-      }
-      const uint8_t* l3 = rte_pktmbuf_mtod_offset(burst.pkts[i], const uint8_t*, pm.l3_offset);
-      if (w.kind == kTrack4) {
-        const uint32_t d = reinterpret_cast<const Ipv4Header*>(l3)->dst.value();
-        if (ipv4_not_forwarded(d)) {
-          w.needs_egress = 2;  // the route stage drops it
-          continue;
-        }
-        dst4[l4n] = d;
-        lookup4[l4n++] = i;
-      } else {
-        const uint8_t* d = reinterpret_cast<const Ipv6Header*>(l3)->dst;
-        if (ipv6_not_forwarded(d)) {
-          w.needs_egress = 2;
-          continue;
-        }
-        std::memcpy(dst6[l6n], d, 16);
-        lookup6[l6n++] = i;
-      }
-    }
-    if (routes) {
-      if (l4n) routes->lookup4(dst4, groups4, l4n);
-      if (l6n) routes->lookup6(dst6, groups6, l6n);
-    }
-    auto egress = [&](uint16_t i, uint64_t group) {
-      Work& w = work[i];
-      if (!resolve_egress(w, burst.pkts[i], meta(burst.pkts[i]), routes, group)) w.needs_egress = 2;
-    };
-    for (unsigned k = 0; k < l4n; ++k) egress(lookup4[k], groups4[k]);
-    for (unsigned k = 0; k < l6n; ++k) egress(lookup6[k], groups6[k]);
-    if (!routed_)
-      for (uint16_t i = 0; i < n; ++i)
-        if (work[i].needs_egress == 1) work[i].out_port = peer_port_;
-
-    // Classify.
-    AclKey4 acl4[kMaxBurst];
-    AclKey6 acl6[kMaxBurst];
-    const uint8_t* acl4_ptrs[kMaxBurst];
-    const uint8_t* acl6_ptrs[kMaxBurst];
-    uint32_t results4[kMaxBurst], results6[kMaxBurst];
-    uint16_t acl4_idx[kMaxBurst], acl6_idx[kMaxBurst];
-    unsigned a4 = 0, a6 = 0;
-    for (uint16_t i = 0; i < n; ++i) {
-      Work& w = work[i];
-      if (w.needs_egress == 2) {
-        // Not going to be forwarded: the route stage deals with it, untracked.
-        w.cls = kPass;
-        continue;
-      }
-      if (!w.needs_egress || !rules) continue;
-      rte_mbuf* m = burst.pkts[i];
-      const PacketMeta& pm = meta(m);
-      const uint8_t state_bit = w.cls == kNew ? config::kCtNew
-                                : w.cls == kInvalid ? config::kCtInvalid
-                                : w.cls == kRelated ? config::kCtRelated
-                                                    : config::kCtEstablished;
-      if (w.kind == kTrack4) {
-        acl_key_of(acl4[a4], m, pm, *rules, port_id_, w.out_port, state_bit);
-        acl4_ptrs[a4] = reinterpret_cast<const uint8_t*>(&acl4[a4]);
-        acl4_idx[a4++] = i;
-      } else {
-        acl_key_of(acl6[a6], m, pm, *rules, port_id_, w.out_port, state_bit);
-        acl6_ptrs[a6] = reinterpret_cast<const uint8_t*>(&acl6[a6]);
-        acl6_idx[a6++] = i;
-      }
-    }
-    if (a4) rules->classify4(acl4_ptrs, results4, a4);
-    if (a6) rules->classify6(acl6_ptrs, results6, a6);
-    for (unsigned k = 0; k < a4; ++k) work[acl4_idx[k]].rule = results4[k];
-    for (unsigned k = 0; k < a6; ++k) work[acl6_idx[k]].rule = results6[k];
-    classified = a4 + a6;
-  }
-
-  // Pass 5: act. A burst of known flows only (the usual one) stays as it is.
-  const bool all_known = !any_classify && later_fragments == 0;
-  if (all_known) [[likely]] {
-    if (tracked) tracked_.add(tracked);
-    if (established) established_.add(established);
-    if (related) related_.add(related);
-    if (untracked) untracked_.add(untracked);
     return;
   }
-  auto& rule_counters = flows.rule_counters();
+  if (w.entry == kNoEntry) {
+    w.cls = kNew;
+    return;
+  }
+  const uint32_t found = w.entry;
+  Entry& e = table.at(found);
+  flow::FlowBody& body = e.body;
+  const uint8_t proto = e.key.proto;
+  const bool seen_reply = body.flags & flow::kFlowSeenReply;
+  const bool settled = proto == net::kIpProtoUdp ? (body.flags & flow::kFlowAssured) != 0 : seen_reply;
+  if (proto != net::kIpProtoTcp && (settled || (!seen_reply && flow::direction(body, w.sender_slot) == 0)))
+      [[likely]] {
+    // Nothing changes but the deadline: an assured UDP stream, a replied ICMP/other
+    // flow, or one more packet from an opener still waiting for its reply.
+    const uint32_t timeout = proto == net::kIpProtoUdp ? (seen_reply ? settings.udp_stream_ms : settings.udp_ms)
+                             : (proto == net::kIpProtoIcmp || proto == net::kIpProtoIcmpv6) ? settings.icmp_ms
+                                                                                             : settings.generic_ms;
+    table.arm(found, s.now + timeout, s.now);
+    w.cls = kEstablished;
+  } else if (proto == net::kIpProtoTcp &&
+             (rte_pktmbuf_mtod_offset(m, const TcpHeader*, pm.l4_offset)->flags &
+              (flow::kTcpSyn | flow::kTcpFin | flow::kTcpRst)) &&
+             !l4_checksum_ok(m, pm)) [[unlikely]] {
+    w.cls = kInvalid;  // a forged SYN/FIN/RST must not move the flow's state
+    w.reason = Drop::BadL4Checksum;
+  } else {
+    track_hit(w, e, m, pm, settings, table);
+  }
+  if (w.entry == kNoEntry) s.forget(i, w.kind, found);  // reopened: the old entry is gone
+}
+
+// Pass 4: the egress of the packets the rules will see (and of every new one on a routed
+// port: no entry for what the router will not forward), then one classify per family.
+inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
+  const uint16_t n = s.n;
+  const firewall::Ruleset* rules = s.rules;
+  const l3::RouteTable* routes = s.routes;
+
+  // Egress: one route lookup per family.
+  uint32_t dst4[kMaxBurst];
+  uint8_t dst6[kMaxBurst][16];
+  uint64_t groups4[kMaxBurst], groups6[kMaxBurst];
+  uint16_t lookup4[kMaxBurst], lookup6[kMaxBurst];
+  unsigned l4n = 0, l6n = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    Work& w = s.work[i];
+    if (w.kind == kUntracked) continue;
+    const bool classify = w.cls == kNew || w.cls == kInvalid || (rules && rules->classifies_established());
+    if (!classify || (!rules && w.cls != kNew)) continue;
+    w.needs_egress = 1;
+    if (!routed_) continue;
+    const PacketMeta& pm = meta(burst.pkts[i]);
+    if (route_refuses(burst.pkts[i], pm, routes->interface(port_id_))) {
+      w.needs_egress = 2;  // the route stage drops it before its lookup
+      continue;
+    }
+    const uint8_t* l3 = rte_pktmbuf_mtod_offset(burst.pkts[i], const uint8_t*, pm.l3_offset);
+    if (w.kind == kTrack4) {
+      const uint32_t d = reinterpret_cast<const Ipv4Header*>(l3)->dst.value();
+      if (ipv4_not_forwarded(d)) {
+        w.needs_egress = 2;  // the route stage drops it
+        continue;
+      }
+      dst4[l4n] = d;
+      lookup4[l4n++] = i;
+    } else {
+      const uint8_t* d = reinterpret_cast<const Ipv6Header*>(l3)->dst;
+      if (ipv6_not_forwarded(d)) {
+        w.needs_egress = 2;
+        continue;
+      }
+      std::memcpy(dst6[l6n], d, 16);
+      lookup6[l6n++] = i;
+    }
+  }
+  if (routes) {
+    if (l4n) routes->lookup4(dst4, groups4, l4n);
+    if (l6n) routes->lookup6(dst6, groups6, l6n);
+  }
+  auto egress = [&](uint16_t i, uint64_t group) {
+    Work& w = s.work[i];
+    if (!resolve_egress(w, burst.pkts[i], meta(burst.pkts[i]), routes, group)) w.needs_egress = 2;
+  };
+  for (unsigned k = 0; k < l4n; ++k) egress(lookup4[k], groups4[k]);
+  for (unsigned k = 0; k < l6n; ++k) egress(lookup6[k], groups6[k]);
+  if (!routed_)
+    for (uint16_t i = 0; i < n; ++i)
+      if (s.work[i].needs_egress == 1) s.work[i].out_port = peer_port_;
+
+  // Classify.
+  AclKey4 acl4[kMaxBurst];
+  AclKey6 acl6[kMaxBurst];
+  const uint8_t* acl4_ptrs[kMaxBurst];
+  const uint8_t* acl6_ptrs[kMaxBurst];
+  uint32_t results4[kMaxBurst], results6[kMaxBurst];
+  uint16_t acl4_idx[kMaxBurst], acl6_idx[kMaxBurst];
+  unsigned a4 = 0, a6 = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    Work& w = s.work[i];
+    if (w.needs_egress == 2) {
+      // Not going to be forwarded: the route stage deals with it, untracked.
+      w.cls = kPass;
+      continue;
+    }
+    if (!w.needs_egress || !rules) continue;
+    rte_mbuf* m = burst.pkts[i];
+    const PacketMeta& pm = meta(m);
+    const uint8_t state_bit = w.cls == kNew       ? config::kCtNew
+                              : w.cls == kInvalid ? config::kCtInvalid
+                              : w.cls == kRelated ? config::kCtRelated
+                                                  : config::kCtEstablished;
+    if (w.kind == kTrack4) {
+      acl_key_of(acl4[a4], m, pm, *rules, port_id_, w.out_port, state_bit);
+      acl4_ptrs[a4] = reinterpret_cast<const uint8_t*>(&acl4[a4]);
+      acl4_idx[a4++] = i;
+    } else {
+      acl_key_of(acl6[a6], m, pm, *rules, port_id_, w.out_port, state_bit);
+      acl6_ptrs[a6] = reinterpret_cast<const uint8_t*>(&acl6[a6]);
+      acl6_idx[a6++] = i;
+    }
+  }
+  if (a4) rules->classify4(acl4_ptrs, results4, a4);
+  if (a6) rules->classify6(acl6_ptrs, results6, a6);
+  for (unsigned k = 0; k < a4; ++k) s.work[acl4_idx[k]].rule = results4[k];
+  for (unsigned k = 0; k < a6; ++k) s.work[acl6_idx[k]].rule = results6[k];
+  s.classified = a4 + a6;
+}
+
+// What the rules make of a packet pass 4 sent to them (Accept for the rest, and for
+// everything without a firewall): the rule that took it, else the zone policy for a new
+// flow, else Drop for an invalid packet. Counts the rule hit or the policy's verdict.
+inline Action ConntrackStage::rule_verdict(BurstScratch& s, const Work& w, const rte_mbuf* m) {
+  if (!s.rules || !w.needs_egress) return Action::Accept;
+  if (w.rule) {
+    auto& counter = ctx_.flows->rule_counters()[w.rule];
+    counter.packets.inc();
+    counter.bytes.add(rte_pktmbuf_pkt_len(m));
+    ++s.rule_hits;
+    return s.rules->rule(w.rule).action;
+  }
+  if (w.cls == kNew) {
+    const Action action = s.rules->policy(s.rules->zone_of_port(port_id_), s.rules->zone_of_port(w.out_port));
+    if (action == Action::Accept) ++s.policy_accepted;
+    else ++s.policy_dropped;
+    return action;
+  }
+  if (w.cls == kInvalid) return Action::Drop;  // no rule took it: invalid packets do not pass
+  return Action::Accept;
+}
+
+// Pass 5: act on every packet: drop, reject, open its flow (insert), or keep it.
+inline void ConntrackStage::act_pass(Burst& burst, BurstScratch& s) {
+  const uint16_t n = s.n;
   uint16_t kept = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
-    Work& w = work[i];
+    Work& w = s.work[i];
     if (w.fate == kDrop) {  // decided in pass 1
       drop(burst, m, w.reason);
       continue;
     }
     if (w.kind == kUntracked || w.cls == kPass) {
       if (w.kind != kUntracked) {
-        ++untracked;  // passed to the route stage untouched: counted untracked, not tracked
-        --tracked;
+        ++s.untracked;  // passed to the route stage untouched: counted untracked, not tracked
+        --s.tracked;
       }
       burst.pkts[kept++] = m;
       continue;
     }
     const PacketMeta& pm = meta(m);
-    Action action = Action::Accept;
-    if (rules && w.needs_egress) {
-      if (w.rule) {
-        action = rules->rule(w.rule).action;
-        rule_counters[w.rule].packets.inc();
-        rule_counters[w.rule].bytes.add(rte_pktmbuf_pkt_len(m));
-        ++rule_hits;
-      } else if (w.cls == kNew) {
-        action = rules->policy(rules->zone_of_port(port_id_), rules->zone_of_port(w.out_port));
-        if (action == Action::Accept) ++policy_accepted;
-        else ++policy_dropped;
-      } else if (w.cls == kInvalid) {
-        action = Action::Drop;  // no rule took it: invalid packets do not pass
-      }
-    }
+    const Action action = rule_verdict(s, w, m);
     if (w.cls == kInvalid) {
-      ++invalid;
+      ++s.invalid;
       if (action == Action::Drop) {
         drop(burst, m, w.reason);
         continue;
       }
       if (action == Action::Accept) {
-        ++invalid_forwarded;
+        ++s.invalid_forwarded;
         burst.pkts[kept++] = m;
         continue;
       }
@@ -749,61 +760,70 @@ void ConntrackStage::process(Burst& burst) {
       continue;
     }
     if (action == Action::Reject) {
-      reject(burst, m, pm, routes);
+      reject(burst, m, pm, s.routes);
       continue;
     }
-    if (w.cls == kNew) {
-      const bool ok = w.kind == kTrack4 ? insert(w, m, pm, settings, table4, keys4[i])
-                                        : insert(w, m, pm, settings, *table6, keys6[i]);
-      if (!ok) {
-        drop(burst, m, Drop::FlowTableFull);
-        continue;
-      }
-      if (w.cls == kNew) {
-        ++new_flows;
-      } else if (w.cls == kEstablished) {
-        ++established;  // an earlier packet of this burst opened its flow
-      } else {
-        // ... and that flow refuses it (e.g. an ACK before any SYN/ACK): invalid, and
-        // the rules see it once more as such.
-        ++invalid;
-        Action verdict = Action::Accept;  // no firewall: tracking only
-        if (rules) {
-          const uint32_t rule = classify_one(m, pm, *rules, port_id_, w.out_port, config::kCtInvalid);
-          verdict = rule ? rules->rule(rule).action : Action::Drop;
-          if (rule) {
-            rule_counters[rule].packets.inc();
-            rule_counters[rule].bytes.add(rte_pktmbuf_pkt_len(m));
-            ++rule_hits;
-          }
-        }
-        if (verdict == Action::Accept) {
-          ++invalid_forwarded;
-          burst.pkts[kept++] = m;
-        } else if (verdict == Action::Reject) {
-          reject(burst, m, pm, routes);
-        } else {
-          drop(burst, m, w.reason);
-        }
-        continue;
-      }
-    }
+    if (w.cls == kNew && !open_flow(burst, s, i, m, pm)) continue;
     burst.pkts[kept++] = m;
   }
   burst.count = kept;
+}
 
-  if (tracked) tracked_.add(tracked);
-  if (established) established_.add(established);
-  if (related) related_.add(related);
-  if (new_flows) new_flows_.add(new_flows);
-  if (invalid) invalid_.add(invalid);
-  if (invalid_forwarded) invalid_forwarded_.add(invalid_forwarded);
-  if (untracked) untracked_.add(untracked);
-  if (classified) classified_.add(classified);
-  if (rule_hits) rule_hits_.add(rule_hits);
-  if (policy_accepted) policy_accepted_.add(policy_accepted);
-  if (policy_dropped) policy_dropped_.add(policy_dropped);
-  if (later_fragments) later_fragments_.add(later_fragments);
+// Pass 5 for a new connection the rules accept: its entry made. When an earlier packet
+// of the burst made it, the packet is that flow's next, judged by it. False when the
+// packet is gone (table full, or refused by the flow and then by the rules).
+inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm) {
+  Work& w = s.work[i];
+  const bool ok = w.kind == kTrack4 ? insert(w, m, pm, s.settings, s.table4, s.keys4[i])
+                                    : insert(w, m, pm, s.settings, *s.table6, s.keys6[i]);
+  if (!ok) {
+    drop(burst, m, Drop::FlowTableFull);
+    return false;
+  }
+  if (w.cls == kNew) {
+    ++s.new_flows;
+    return true;
+  }
+  if (w.cls == kEstablished) {
+    ++s.established;  // an earlier packet of this burst opened its flow
+    return true;
+  }
+  // ... and that flow refuses it (e.g. an ACK before any SYN/ACK): invalid, and the
+  // rules see it once more as such.
+  ++s.invalid;
+  Action verdict = Action::Accept;  // no firewall: tracking only
+  if (s.rules) {
+    const uint32_t rule = classify_one(m, pm, *s.rules, port_id_, w.out_port, config::kCtInvalid);
+    verdict = rule ? s.rules->rule(rule).action : Action::Drop;
+    if (rule) {
+      auto& counter = ctx_.flows->rule_counters()[rule];
+      counter.packets.inc();
+      counter.bytes.add(rte_pktmbuf_pkt_len(m));
+      ++s.rule_hits;
+    }
+  }
+  if (verdict == Action::Accept) {
+    ++s.invalid_forwarded;
+    return true;
+  }
+  if (verdict == Action::Reject) reject(burst, m, pm, s.routes);
+  else drop(burst, m, w.reason);
+  return false;
+}
+
+inline void ConntrackStage::commit_counters(const BurstScratch& s) {
+  if (s.tracked) tracked_.add(s.tracked);
+  if (s.established) established_.add(s.established);
+  if (s.related) related_.add(s.related);
+  if (s.new_flows) new_flows_.add(s.new_flows);
+  if (s.invalid) invalid_.add(s.invalid);
+  if (s.invalid_forwarded) invalid_forwarded_.add(s.invalid_forwarded);
+  if (s.untracked) untracked_.add(s.untracked);
+  if (s.classified) classified_.add(s.classified);
+  if (s.rule_hits) rule_hits_.add(s.rule_hits);
+  if (s.policy_accepted) policy_accepted_.add(s.policy_accepted);
+  if (s.policy_dropped) policy_dropped_.add(s.policy_dropped);
+  if (s.later_fragments) later_fragments_.add(s.later_fragments);
 }
 
 void ConntrackStage::read_counters(NamedCounters& out) const {

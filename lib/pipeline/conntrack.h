@@ -46,9 +46,23 @@ class ConntrackStage final : public Stage {
   void process(Burst& burst) override;
   void read_counters(NamedCounters& out) const override;
 
-  struct Work;  // per-packet scratch of one burst (conntrack.cpp)
+  struct Work;          // one packet's scratch (conntrack.cpp)
+  struct BurstScratch;  // one burst's: every packet's Work, keys and hashes, local counters
 
  private:
+  // process() is these, in order, over one BurstScratch on its stack.
+  void key_pass(Burst& burst, BurstScratch& s);       // 1: keys and hashes, buckets prefetched
+  void lookup_pass(BurstScratch& s);                  // 2: candidate entries in bulk
+  void state_pass(Burst& burst, BurstScratch& s);     // 3: what each packet is to its flow
+  void classify_pass(Burst& burst, BurstScratch& s);  // 4: egress, one rte_acl classify per family
+  void act_pass(Burst& burst, BurstScratch& s);       // 5: drop, reject, insert or keep
+  void commit_counters(const BurstScratch& s);
+
+  template <typename Entry>
+  void meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm, flow::FlowTable<Entry>& table,
+                 const typename Entry::Key& key);
+  firewall::Action rule_verdict(BurstScratch& s, const Work& w, const rte_mbuf* m);
+  bool open_flow(Burst& burst, BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm);
   template <typename Entry>
   void track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta& pm, const flow::FlowSettings& settings,
                  flow::FlowTable<Entry>& table);
