@@ -63,7 +63,7 @@ struct Nptv6Rule {
 
 // Per-worker IPv4 reassembly before translation (a later fragment has no ports).
 struct NatFragments {
-  unsigned max_datagrams = 1024;  // datagrams being reassembled at once, per worker
+  unsigned max_datagrams = 256;   // datagrams being reassembled at once, per worker
   unsigned max_fragments = 16;    // fragments per datagram
   unsigned timeout_ms = 30000;    // an incomplete datagram is dropped after this (Linux ipfrag_time)
 };

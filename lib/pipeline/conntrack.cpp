@@ -186,6 +186,8 @@ struct ConntrackStage::Work {
   uint8_t needs_egress;
   uint16_t out_port;   // egress for the rules
   Drop reason;         // for kInvalid: why; for kDrop: the drop reason
+  uint8_t dir;         // of a packet that found its flow: 0 from the opener, 1 from the responder
+  uint8_t nat;         // nat::Destination::Kind of a new flow whose destination NAT translates
   uint32_t hash;
   uint32_t entry;      // its flow: pass 2's candidate, pass 3's find, pass 5's insert (kNoEntry: none)
   uint32_t rule;       // firewall rule (1-based) or 0
@@ -196,12 +198,13 @@ struct ConntrackStage::Work {
 // byte stored into a Work may alias any of them, so the compiler would reload them.
 struct ConntrackStage::BurstScratch {
   BurstScratch(const firewall::Policy& policy, flow::FlowContext& flows, const l3::RouteTable* route_table,
-               uint16_t count)
+               const nat::Policy* nat_rules, uint16_t count)
       : rules(policy.rules.get()),
         settings(policy.flow),
         table4(flows.table4()),
         table6(flows.table6()),
         routes(route_table),
+        nat(nat_rules),
         now(flows.now()),
         n(count) {}
 
@@ -219,6 +222,7 @@ struct ConntrackStage::BurstScratch {
   flow::FlowTable4& table4;
   flow::FlowTable6* const table6;
   const l3::RouteTable* const routes;
+  const nat::Policy* const nat;  // the NAT rules when a nat stage follows, else null
   const uint32_t now;
   const uint16_t n;
 
@@ -366,6 +370,7 @@ bool ConntrackStage::insert(Work& w, rte_mbuf* m, const PacketMeta& pm, const fl
   uint32_t index = table.find(key, w.hash);
   if (index != kNoEntry) {
     w.entry = index;
+    w.dir = static_cast<uint8_t>(flow::direction(table.at(index).body, w.sender_slot));
     track_hit(w, table.at(index), m, pm, settings, table);
     if (w.cls != kNew) return true;
   }
@@ -421,7 +426,8 @@ bool ConntrackStage::resolve_egress(Work& w, rte_mbuf* m, const PacketMeta& pm, 
 }
 
 void ConntrackStage::process(Burst& burst) {
-  BurstScratch s(*ctx_.policy->get(), *ctx_.flows, routed_ ? l3_.routes->get() : nullptr, burst.count);
+  BurstScratch s(*ctx_.policy->get(), *ctx_.flows, routed_ ? l3_.routes->get() : nullptr,
+                 nat_.policy ? nat_.policy->get() : nullptr, burst.count);
   flow::FlowContext& flows = *ctx_.flows;
   if (s.rules && s.rules->generation() != flows.rule_generation()) [[unlikely]] {
     // A reload: the counters now count the new rules, from zero.
@@ -525,6 +531,7 @@ inline void ConntrackStage::state_pass(Burst& burst, BurstScratch& s) {
   bool any_classify = false;
   for (uint16_t i = 0; i < n; ++i) {
     Work& w = s.work[i];
+    if (s.nat) flow_meta(burst.pkts[i]) = FlowMeta{kNoEntry, kNoPort, 0, 0};  // none, unless found below
     if (w.kind == kUntracked) continue;
     ++tracked;
     if (w.cls == kInvalid) {  // decided in pass 1 (bad ICMP)
@@ -535,6 +542,7 @@ inline void ConntrackStage::state_pass(Burst& burst, BurstScratch& s) {
     const PacketMeta& pm = meta(m);
     if (w.kind == kTrack6) meet_flow(s, i, m, pm, *table6, s.keys6[i]);
     else meet_flow(s, i, m, pm, table4, s.keys4[i]);
+    if (s.nat) record_flow(m, w);
     if (w.cls == kEstablished) ++established;
     else if (w.cls == kRelated) ++related;
     else if (w.cls == kNew) judge_opener(w, m, pm, s.settings);
@@ -563,9 +571,31 @@ inline void ConntrackStage::meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, 
     s.forget(i, w.kind, w.entry);
     w.entry = kNoEntry;
   }
+  if constexpr (flow::FlowTable<Entry>::kPairs) {
+    // A translated flow, found by its original or its reply key: which way the packet
+    // goes, from which key's point of view. A packet with the untranslated address the
+    // other way is not the flow's (nf_conntrack would not find it either); an ICMP error
+    // of that kind relates to it but is left as it is.
+    if (flow::is_pair(w.entry)) [[unlikely]] {
+      const int dir = table.pair_direction(w.entry, w.sender_slot);
+      const unsigned opener = (table.at(w.entry).body.flags & flow::kFlowOpenerSlot1) ? 1 : 0;
+      if (dir < 0) {
+        if (w.related) {
+          w.cls = kRelated;
+          w.nat = 0xff;  // not to be translated
+          return;
+        }
+        w.cls = kInvalid;
+        w.reason = Drop::NatUntranslated;
+        return;
+      }
+      w.sender_slot = static_cast<uint8_t>(opener ^ static_cast<unsigned>(dir));
+    }
+  }
   if (w.related) {
     if (w.entry != kNoEntry) {
       w.cls = kRelated;
+      w.dir = static_cast<uint8_t>(flow::direction(table.at(w.entry).body, w.sender_slot));
     } else {
       w.cls = kInvalid;
       w.reason = Drop::IcmpNoFlow;
@@ -580,6 +610,7 @@ inline void ConntrackStage::meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, 
   Entry& e = table.at(found);
   flow::FlowBody& body = e.body;
   const uint8_t proto = e.key.proto;
+  w.dir = static_cast<uint8_t>(flow::direction(body, w.sender_slot));
   const bool seen_reply = body.flags & flow::kFlowSeenReply;
   const bool settled = proto == net::kIpProtoUdp ? (body.flags & flow::kFlowAssured) != 0 : seen_reply;
   if (proto != net::kIpProtoTcp && (settled || (!seen_reply && flow::direction(body, w.sender_slot) == 0)))
@@ -603,6 +634,25 @@ inline void ConntrackStage::meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, 
   if (w.entry == kNoEntry) s.forget(i, w.kind, found);  // reopened: the old entry is gone
 }
 
+// The flow a packet of an established or related flow belongs to, for the nat stages.
+inline void ConntrackStage::record_flow(rte_mbuf* m, const Work& w) {
+  if ((w.cls == kEstablished || w.cls == kRelated) && w.kind == kTrack4 && w.nat != 0xff && w.entry != kNoEntry)
+    flow_meta(m) = FlowMeta{w.entry, kNoPort, static_cast<uint8_t>(w.cls == kRelated ? kFlowMetaRelated : 0), w.dir};
+}
+
+// Where a new IPv4 connection goes once NAT has translated it (kind kNone: where it says).
+nat::Destination ConntrackStage::nat_destination(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm) const {
+  if (!pm.l4_offset || (pm.l4_proto != net::kIpProtoTcp && pm.l4_proto != net::kIpProtoUdp)) return {};
+  const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
+  const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+  flow::NatTuple4 tuple;
+  std::memcpy(&tuple.src, l3 + 12, 4);
+  std::memcpy(&tuple.dst, l3 + 16, 4);
+  std::memcpy(&tuple.sport, l4, 2);
+  std::memcpy(&tuple.dport, l4 + 2, 2);
+  return nat_.nat->destination_of(*s.nat, port_id_, tuple, pm.l4_proto);
+}
+
 // Pass 4: the egress of the packets the rules will see (and of every new one on a routed
 // port: no entry for what the router will not forward), then one classify per family.
 inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
@@ -611,6 +661,8 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
   const l3::RouteTable* routes = s.routes;
 
   // Egress: one route lookup per family.
+  uint32_t nat_dst[kMaxBurst];  // a new flow's destination as NAT translates it (w.nat set)
+  uint16_t nat_dport[kMaxBurst];
   uint32_t dst4[kMaxBurst];
   uint8_t dst6[kMaxBurst][16];
   uint64_t groups4[kMaxBurst], groups6[kMaxBurst];
@@ -630,7 +682,19 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
     }
     const uint8_t* l3 = rte_pktmbuf_mtod_offset(burst.pkts[i], const uint8_t*, pm.l3_offset);
     if (w.kind == kTrack4) {
-      const uint32_t d = reinterpret_cast<const Ipv4Header*>(l3)->dst.value();
+      uint32_t d = reinterpret_cast<const Ipv4Header*>(l3)->dst.value();
+      if (s.nat && w.cls == kNew) [[unlikely]] {
+        // Where NAT will really send it (a port forward, an inbound EIM mapping): the
+        // egress and the rules are those of the translated destination, as Linux's
+        // forward chain sees them after PREROUTING's DNAT.
+        const nat::Destination to = nat_destination(s, burst.pkts[i], pm);
+        if (to.kind) {
+          w.nat = to.kind;
+          nat_dst[i] = to.addr;
+          nat_dport[i] = to.port;
+          d = rte_be_to_cpu_32(to.addr);
+        }
+      }
       if (ipv4_not_forwarded(d)) {
         w.needs_egress = 2;  // the route stage drops it
         continue;
@@ -679,12 +743,18 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
     if (!w.needs_egress || !rules) continue;
     rte_mbuf* m = burst.pkts[i];
     const PacketMeta& pm = meta(m);
-    const uint8_t state_bit = w.cls == kNew       ? config::kCtNew
+    // A flow opened through an endpoint-independent mapping is the mapping's: related.
+    const uint8_t state_bit = w.cls == kNew       ? (w.nat == nat::Destination::kMapping ? config::kCtRelated
+                                                                                          : config::kCtNew)
                               : w.cls == kInvalid ? config::kCtInvalid
                               : w.cls == kRelated ? config::kCtRelated
                                                   : config::kCtEstablished;
     if (w.kind == kTrack4) {
       acl_key_of(acl4[a4], m, pm, *rules, port_id_, w.out_port, state_bit);
+      if (w.cls == kNew && w.nat) {
+        std::memcpy(&acl4[a4].dst, &nat_dst[i], 4);
+        std::memcpy(&acl4[a4].dst_port, &nat_dport[i], 2);
+      }
       acl4_ptrs[a4] = reinterpret_cast<const uint8_t*>(&acl4[a4]);
       acl4_idx[a4++] = i;
     } else {
@@ -712,6 +782,7 @@ inline Action ConntrackStage::rule_verdict(BurstScratch& s, const Work& w, const
     ++s.rule_hits;
     return s.rules->rule(w.rule).action;
   }
+  if (w.cls == kNew && w.nat == nat::Destination::kMapping) return Action::Accept;  // related to its mapping
   if (w.cls == kNew) {
     const Action action = s.rules->policy(s.rules->zone_of_port(port_id_), s.rules->zone_of_port(w.out_port));
     if (action == Action::Accept) ++s.policy_accepted;
@@ -737,6 +808,7 @@ inline void ConntrackStage::act_pass(Burst& burst, BurstScratch& s) {
       if (w.kind != kUntracked) {
         ++s.untracked;  // passed to the route stage untouched: counted untracked, not tracked
         --s.tracked;
+        if (s.nat) flow_meta(m).entry = kNoEntry;  // and untranslated: the route stage answers it as it came
       }
       burst.pkts[kept++] = m;
       continue;
@@ -782,10 +854,12 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
   }
   if (w.cls == kNew) {
     ++s.new_flows;
+    if (s.nat) flow_meta(m) = FlowMeta{w.kind == kTrack4 ? w.entry : kNoEntry, w.out_port, kFlowMetaNew, 0};
     return true;
   }
   if (w.cls == kEstablished) {
     ++s.established;  // an earlier packet of this burst opened its flow
+    if (s.nat) record_flow(m, w);
     return true;
   }
   // ... and that flow refuses it (e.g. an ACK before any SYN/ACK): invalid, and the

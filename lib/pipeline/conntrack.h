@@ -63,6 +63,9 @@ class ConntrackStage final : public Stage {
                  const typename Entry::Key& key);
   firewall::Action rule_verdict(BurstScratch& s, const Work& w, const rte_mbuf* m);
   bool open_flow(Burst& burst, BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm);
+  // NAT, when a nat stage follows: each packet's flow for it, and a new flow's real destination.
+  void record_flow(rte_mbuf* m, const Work& w);
+  nat::Destination nat_destination(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm) const;
   template <typename Entry>
   void track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta& pm, const flow::FlowSettings& settings,
                  flow::FlowTable<Entry>& table);
