@@ -371,28 +371,32 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
     errors.push_back("nat.snat: " + std::to_string(outside_count) + " outside addresses in all; at most " +
                      std::to_string(kMaxNatAddresses));
 
+  // The addresses each port forward listens on: the written one, or the ingress ports' own.
+  std::vector<std::vector<net::IpAddr>> listens(nat.dnat.size());
   for (size_t i = 0; i < nat.dnat.size(); ++i) {
     const DnatRule& rule = nat.dnat[i];
     const std::string path = "nat.dnat[" + std::to_string(i) + "]";
     check_zones("dnat", i, "from", rule.from_zones);
     check_ports("dnat", i, "in_port", rule.in_ports);
     const auto ingress = ports_of(rule.in_ports, rule.from_zones);
-    // The addresses it listens on: the written one, or the ingress ports' own.
-    std::vector<net::IpAddr> addresses;
+    std::vector<net::IpAddr>& addresses = listens[i];
     if (rule.dst.is_set()) addresses.push_back(rule.dst);
     else
       for (const PortConfig* pc : ingress)
         for (const auto& p : pc->ipv4) addresses.push_back(p.addr);
     if (addresses.empty())
       errors.push_back(path + ": no \"dst\", and its ingress ports have no IPv4 address to listen on");
+    // Two forwards clash only where they listen on one address (steering sends a
+    // forwarded port's packets by its translation, so one address and port, one place).
     for (size_t k = 0; k < i; ++k) {
       const DnatRule& other = nat.dnat[k];
       if (other.protocol != rule.protocol || other.port_last < rule.port_first || rule.port_last < other.port_first)
         continue;
-      const bool same_dst = (rule.dst.is_set() && other.dst.is_set()) ? rule.dst == other.dst : true;
-      if (same_dst)
-        errors.push_back(path + ": its ports overlap those of nat.dnat[" + std::to_string(k) +
-                         "] on the same address and protocol: a port forwards to one place");
+      auto shared = std::find_first_of(addresses.begin(), addresses.end(), listens[k].begin(), listens[k].end());
+      if (shared != addresses.end())
+        errors.push_back(path + ": its ports overlap those of nat.dnat[" + std::to_string(k) + "] on " +
+                         shared->str() + " (" + protocol_json(rule.protocol).get<std::string>() +
+                         "): a port forwards to one place");
     }
     if (rule.dst.is_set()) add_proxy(rule.dst, ingress, !rule.in_ports.empty() || !rule.from_zones.empty());
   }
