@@ -260,6 +260,12 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
                        std::to_string(port.conntrack_zone) + " here and " +
                        std::to_string(config.ports[nat_ports[0]].conntrack_zone) + " on port '" +
                        config.ports[nat_ports[0]].name + "'");
+    // Its reply tuple hashes elsewhere: the NIC cannot bring a translated reply home.
+    if (port.tracked() && port.steering == Steering::Hardware && config.workers.size() > 1)
+      errors.push_back("ports[" + std::to_string(i) + "].steering: with the nat stage and " +
+                       std::to_string(config.workers.size()) +
+                       " workers only software steering brings a translated flow's replies (another tuple) to the "
+                       "worker that holds it: use \"auto\" or \"software\", got 'hardware'");
   }
 
   std::vector<std::string> zones;
