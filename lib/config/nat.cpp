@@ -330,7 +330,7 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
   };
   std::vector<std::pair<net::IpPrefix, Owner>> pools;
   std::map<uint32_t, Owner> masquerade_addresses;
-  uint64_t outside_count = 0;
+  uint64_t outside_count = 0;  // distinct, as the policy registers them: pools, masqueraded and forwarded addresses
   for (size_t i = 0; i < nat.snat.size(); ++i) {
     const SnatRule& rule = nat.snat[i];
     const std::string path = "nat.snat[" + std::to_string(i) + "]";
@@ -346,8 +346,7 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
         any = true;
         const uint32_t a = v4(pc->ipv4.front().addr);
         auto [it, fresh] = masquerade_addresses.emplace(a, Owner{path, rule.mapping});
-        if (fresh) ++outside_count;
-        else if (it->second.mapping != rule.mapping)
+        if (!fresh && it->second.mapping != rule.mapping)
           errors.push_back(path + ".mapping: port '" + pc->name + "''s address is masqueraded " +
                            kMappingNames[static_cast<size_t>(it->second.mapping)] + " by " + it->second.path +
                            ": one address, one mapping behaviour");
@@ -366,6 +365,11 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
       outside_count += uint64_t(1) << (32 - p.len);
     }
   }
+  auto in_pool = [&](uint32_t addr) {
+    for (const auto& [prefix, owner] : pools)
+      if (addr >= v4(prefix.addr) && addr < span_end(prefix)) return true;
+    return false;
+  };
   for (const auto& [prefix, owner] : pools) {
     for (const auto& [addr, masq] : masquerade_addresses)
       if (addr >= v4(prefix.addr) && addr < span_end(prefix) && masq.mapping != owner.mapping)
@@ -373,9 +377,8 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
                          kMappingNames[static_cast<size_t>(masq.mapping)] + " by " + masq.path +
                          ": one address, one mapping behaviour");
   }
-  if (outside_count > kMaxNatAddresses)
-    errors.push_back("nat.snat: " + std::to_string(outside_count) + " outside addresses in all; at most " +
-                     std::to_string(kMaxNatAddresses));
+  for (const auto& [addr, masq] : masquerade_addresses)
+    if (!in_pool(addr)) ++outside_count;
 
   // The addresses each port forward listens on: the written one, or the ingress ports' own.
   std::vector<std::vector<net::IpAddr>> listens(nat.dnat.size());
@@ -406,6 +409,14 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
     }
     if (rule.dst.is_set()) add_proxy(rule.dst, ingress, !rule.in_ports.empty() || !rule.from_zones.empty());
   }
+  std::set<uint32_t> forwarded;
+  for (const auto& addresses : listens)
+    for (const auto& a : addresses)
+      if (!masquerade_addresses.count(v4(a)) && !in_pool(v4(a)) && forwarded.insert(v4(a)).second) ++outside_count;
+  if (outside_count > kMaxNatAddresses)
+    errors.push_back("nat: " + std::to_string(outside_count) +
+                     " outside addresses in all (pools, masqueraded and forwarded addresses); at most " +
+                     std::to_string(kMaxNatAddresses));
   for (size_t i = 0; i < nat.snat.size(); ++i) {
     const SnatRule& rule = nat.snat[i];
     const auto egress = ports_of(rule.out_ports, rule.to_zones);
