@@ -86,7 +86,7 @@ std::optional<net::IpPrefix> read_ipv6_prefix(const ObjectReader& r, const std::
     return std::nullopt;
   }
   if (!(prefix->network() == *prefix)) {
-    r.error(key, "has host bits set; did you mean '" + prefix->network().str() + "'?");
+    r.error(key, text + " has host bits set (did you mean " + prefix->network().str() + "?)");
     return std::nullopt;
   }
   return prefix;
@@ -203,13 +203,27 @@ void read_nat(const ObjectReader& top, NatConfig& out, std::vector<std::string>&
   if (out.snat.size() + out.dnat.size() > kMaxNatRules)
     nat->error("snat", "snat and dnat together hold at most " + std::to_string(kMaxNatRules) + " rules, got " +
                            std::to_string(out.snat.size() + out.dnat.size()));
-  // Names label counters and log lines: unique across the section.
-  std::map<std::string, std::string> owner;
+  // Names label counters and log lines: unique across the section. As the firewall's
+  // rules: a default name that clashes wants a "name"; a written one, another name.
+  struct Claim {
+    std::string path;
+    bool written;
+  };
+  std::map<std::string, Claim> owner;
   auto claim = [&](const std::string& key, size_t i, const std::string& name) {
-    if (name.empty()) return;
+    if (name.empty()) return;  // an invalid name, already reported
     const std::string path = nat->at(key) + "[" + std::to_string(i) + "]";
-    auto [it, fresh] = owner.emplace(name, path);
-    if (!fresh) errors.push_back(path + ": duplicate name '" + name + "' (also " + it->second + "); give it a \"name\"");
+    const bool written = nat->raw(key)[i].contains("name");
+    auto [it, fresh] = owner.emplace(name, Claim{path, written});
+    if (fresh) return;
+    const Claim& other = it->second;
+    if (!written)
+      errors.push_back(path + ": its default name '" + name + "' is already taken by " + other.path +
+                       "; give it a \"name\"");
+    else if (!other.written)
+      errors.push_back(path + ".name: duplicate name '" + name + "' (the default name of " + other.path + ")");
+    else
+      errors.push_back(path + ".name: duplicate name '" + name + "' (also " + other.path + ")");
   };
   for (size_t i = 0; i < out.snat.size(); ++i) claim("snat", i, out.snat[i].name);
   for (size_t i = 0; i < out.dnat.size(); ++i) claim("dnat", i, out.dnat[i].name);
@@ -347,9 +361,10 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
         const uint32_t a = v4(pc->ipv4.front().addr);
         auto [it, fresh] = masquerade_addresses.emplace(a, Owner{path, rule.mapping});
         if (!fresh && it->second.mapping != rule.mapping)
-          errors.push_back(path + ".mapping: port '" + pc->name + "''s address is masqueraded " +
-                           kMappingNames[static_cast<size_t>(it->second.mapping)] + " by " + it->second.path +
-                           ": one address, one mapping behaviour");
+          errors.push_back(path + ".mapping: the address of port '" + pc->name + "' (" + pc->ipv4.front().addr.str() +
+                           ") is masqueraded " + kMappingNames[static_cast<size_t>(it->second.mapping)] + " by " +
+                           it->second.path + ": one address, one mapping behaviour, got " +
+                           kMappingNames[static_cast<size_t>(rule.mapping)]);
       }
       if (!any) errors.push_back(path + ": masquerade needs an IPv4 address on an egress port, and none of its ports has one");
       continue;
