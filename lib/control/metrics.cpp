@@ -66,6 +66,18 @@ std::string escape_label(const std::string& value) {
   return out;
 }
 
+namespace {
+
+// A member of a stats object, 0 when it has none: a const json's operator[] on a
+// missing key is undefined behaviour, and a table of names must not rely on every row.
+const nlohmann::json& field(const nlohmann::json& object, const char* key) {
+  static const nlohmann::json zero = 0;
+  auto it = object.find(key);
+  return it == object.end() ? zero : *it;
+}
+
+}  // namespace
+
 std::string render_prometheus(const nlohmann::json& stats) {
   Exposition e;
   e.family("sluice_uptime_seconds", "gauge", "Seconds since the data plane started.");
@@ -88,7 +100,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
   };
   for (const auto& pm : port_metrics) {
     e.family(pm.metric, "counter", pm.help);
-    for (const auto& port : stats["ports"]) e.sample(pm.metric, {{"port", port["name"]}}, port[pm.key]);
+    for (const auto& port : stats["ports"]) e.sample(pm.metric, {{"port", port["name"]}}, field(port, pm.key));
   }
   e.family("sluice_port_link_up", "gauge", "1 when the port's link is up.");
   e.family("sluice_port_link_speed_mbps", "gauge", "Negotiated link speed in Mbit/s (0 if unknown).");
@@ -113,7 +125,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
   for (const auto& [key, help] : lcore_metrics) {
     std::string metric = std::string("sluice_lcore_") + key + "_total";
     e.family(metric, "counter", help);
-    for (const auto& lc : stats["lcores"]) e.sample(metric, {{"lcore", std::to_string(lc["lcore"].get<unsigned>())}}, lc[key]);
+    for (const auto& lc : stats["lcores"]) e.sample(metric, {{"lcore", std::to_string(lc["lcore"].get<unsigned>())}}, field(lc, key));
   }
 
   e.family("sluice_stage_packets_in_total", "counter", "Packets that entered the stage.");
@@ -158,7 +170,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
       e.sample("sluice_flows_active", {{"lcore", lcore}}, lc["active"]);
       e.sample("sluice_flows_max", {{"lcore", lcore}}, lc["max"]);
       for (const auto& [key, help] : flow_counters)
-        e.sample(std::string("sluice_flows_") + key + "_total", {{"lcore", lcore}}, lc[key]);
+        e.sample(std::string("sluice_flows_") + key + "_total", {{"lcore", lcore}}, field(lc, key));
       for (const auto& [state, value] : lc["states"].items())
         e.sample("sluice_flows_state", {{"lcore", lcore}, {"state", state}}, value);
     }
@@ -201,7 +213,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
       e.sample("sluice_nat_max", {{"lcore", lcore}}, lc["max"]);
       e.sample("sluice_nat_eim_active", {{"lcore", lcore}}, lc["eim_active"]);
       for (const auto& [key, help] : nat_counters)
-        e.sample(std::string("sluice_nat_") + key + "_total", {{"lcore", lcore}}, lc[key]);
+        e.sample(std::string("sluice_nat_") + key + "_total", {{"lcore", lcore}}, field(lc, key));
     }
     static const std::pair<const char*, const char*> nat_totals[] = {
         {"eim_inbound", "Flows opened from outside through an endpoint-independent mapping."},
@@ -212,7 +224,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
     for (const auto& [key, help] : nat_totals) {
       const std::string metric = std::string("sluice_nat_") + key + "_total";
       e.family(metric, "counter", help);
-      e.sample(metric, {}, nat[key]);
+      e.sample(metric, {}, field(nat, key));
     }
     e.family("sluice_nat_rule_translated_total", "counter", "Flows the NAT rule translated since it was loaded.");
     e.family("sluice_nat_rule_no_port_total", "counter", "Flows the NAT rule refused for want of a port since it was loaded.");
