@@ -42,6 +42,8 @@ inline constexpr uint32_t kNoEntry = UINT32_MAX;
 inline constexpr uint32_t kTickMs = 64;
 inline constexpr uint32_t kWheelSlots = 4096;  // horizon kWheelSlots * kTickMs = 262 s
 inline constexpr unsigned kEvictionBuckets = 8;  // buckets early drop looks at, as nf_conntrack's eviction range
+// A pair's original key is half of its keys: twice the buckets hold as many candidates.
+inline constexpr unsigned kPairEvictionBuckets = 2 * kEvictionBuckets;
 inline constexpr uint32_t kPairBit = 1u << 30;   // the index names a NAT pair
 inline constexpr uint32_t kReplyBit = 1u << 29;  // ... found by its reply key
 inline constexpr uint32_t kIndexMask = kReplyBit - 1;
@@ -273,7 +275,7 @@ class FlowTable {
     } else if (free_head_ == kNoEntry) {
       // The pool is full: the oldest unprotected flow near this key goes.
       FlowBucket* range[kEvictionBuckets];
-      const unsigned count = eviction_range(hash, b1, b2, range);
+      const unsigned count = eviction_range(hash, b1, b2, range, kEvictionBuckets);
       if (!evict_oldest(range, count, now_stamp, false, victim, out)) return kNoEntry;
       index = out.index;
     }
@@ -322,10 +324,21 @@ class FlowTable {
       const uint16_t now_stamp = stamp(now_ms);
       FlowBucket* b1 = &buckets_[primary(reply_hash)];
       FlowBucket* b2 = &buckets_[secondary(reply_hash)];
+      // Room for the reply key first (nothing is evicted for a promotion that cannot be
+      // done): both its buckets full, the oldest unprotected entry in them goes, a plain
+      // one before a pair, never the entry being promoted.
+      if (free_slot(*b1) < 0 && free_slot(*b2) < 0) {
+        FlowBucket* both[2] = {b1, b2};
+        uint32_t victim = oldest_in(both, b1 == b2 ? 1 : 2, now_stamp, false);
+        if (victim == index || victim == kNoEntry) victim = oldest_in(both, b1 == b2 ? 1 : 2, now_stamp, true);
+        if (victim == kNoEntry) return kNoEntry;
+        on_evict(victim, at(victim));
+        remove(victim);
+      }
       if (free_pair_head_ == kNoEntry) {
-        FlowBucket* range[kEvictionBuckets];
-        const unsigned count = eviction_range(reply_hash, b1, b2, range);
-        uint32_t victim = oldest_in(range, count, now_stamp, true);
+        FlowBucket* range[kPairEvictionBuckets];
+        const unsigned count = eviction_range(reply_hash, b1, b2, range, kPairEvictionBuckets);
+        const uint32_t victim = oldest_in(range, count, now_stamp, true);
         if (victim == kNoEntry) return kNoEntry;
         on_evict(victim, at(victim));
         remove(victim);
@@ -335,20 +348,6 @@ class FlowTable {
       if (slot < 0) {
         b = b2;
         slot = free_slot(*b2);
-      }
-      if (slot < 0) {
-        FlowBucket* both[2] = {b1, b2};
-        uint32_t victim = oldest_in(both, b1 == b2 ? 1 : 2, now_stamp, false);
-        if (victim == kNoEntry) victim = oldest_in(both, b1 == b2 ? 1 : 2, now_stamp, true);
-        if (victim == kNoEntry || victim == index) return kNoEntry;
-        on_evict(victim, at(victim));
-        remove(victim);
-        b = b1;
-        slot = free_slot(*b1);
-        if (slot < 0) {
-          b = b2;
-          slot = free_slot(*b2);
-        }
       }
       const uint32_t p = free_pair_head_;
       NatPair4& pair = pairs_[p];
@@ -597,12 +596,12 @@ class FlowTable {
     --pairs_active_;
   }
 
-  // The key's two buckets and the ones after its primary, kEvictionBuckets in all.
-  unsigned eviction_range(uint32_t hash, FlowBucket* b1, FlowBucket* b2, FlowBucket** range) {
+  // The key's two buckets and the ones after its primary, `size` in all.
+  unsigned eviction_range(uint32_t hash, FlowBucket* b1, FlowBucket* b2, FlowBucket** range, unsigned size) {
     unsigned count = 0;
     range[count++] = b1;
     if (b2 != b1) range[count++] = b2;
-    for (uint32_t k = 1; count < kEvictionBuckets; ++k) range[count++] = &buckets_[(primary(hash) + k) & bucket_mask_];
+    for (uint32_t k = 1; count < size; ++k) range[count++] = &buckets_[(primary(hash) + k) & bucket_mask_];
     return count;
   }
 

@@ -20,7 +20,7 @@ constexpr unsigned kPoolAddressesTried = 4;  // bounded work when the preferred 
 
 NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, uint16_t out_port,
                                         uint32_t plain_index, const flow::NatTuple4& orig, uint8_t proto,
-                                        uint32_t now_ms) {
+                                        uint32_t now_ms, bool dnat_possible) {
   Mapped result;
   auto refuse = [&](Drop reason) {
     result.refused = true;
@@ -29,7 +29,7 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   };
 
   // Where it really goes: a port forward, an inbound EIM mapping, or where it says.
-  const Destination dest = destination_of(policy, in_port, orig, proto);
+  const Destination dest = dnat_possible ? destination_of(policy, in_port, orig, proto) : Destination{};
   flow::NatTuple4 reply{};  // as the responder will send it
   reply.src = dest.kind ? dest.addr : orig.dst;
   reply.sport = dest.kind ? dest.port : orig.dport;
@@ -39,6 +39,7 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   uint16_t rule_id = dest.rule ? dest.rule->id : 0;
   uint16_t slot = kNoSlot;
   EimMapping* mapping = nullptr;
+  bool reply_checked = false;  // the allocator found the reply tuple free
   const uint16_t reply_zone = policy.conntrack_zone(out_port);
   // The tuple the source translation sees: after the port forward.
   const flow::NatTuple4 toward{orig.src, reply.src, orig.sport, reply.sport};
@@ -70,6 +71,7 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
       reply.dport = static_cast<uint16_t>(port);
       slot = outside ? outside->slot : kNoSlot;
       kind |= flow::kNatSource | flow::kNatHairpin;
+      reply_checked = !(outside && outside->eim);
       counters_.hairpinned.inc();
     } else if (snat) {
       rule_id = snat->id;
@@ -129,6 +131,7 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
       reply.dport = static_cast<uint16_t>(port);
       kind |= flow::kNatSource;
       if (mapping) kind |= flow::kNatEim;
+      else reply_checked = true;
     }
   }
   if (!(kind & (flow::kNatSource | flow::kNatDestination))) return result;  // no rule: untranslated
@@ -140,7 +143,8 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   flow::FlowTable4& table = flows_.table4();
   // A port forward's reply tuple can collide with a flow of its own (the server talking
   // to that client port by itself): Linux would pick another port; this one refuses.
-  if (table.find(reply_key, reply_hash) != flow::kNoEntry) {
+  // (An endpoint-dependent source port was chosen for a free reply tuple already.)
+  if (!reply_checked && table.find(reply_key, reply_hash) != flow::kNoEntry) {
     if (mapping && mapping->refs == 0) eim_release(mapping->inside_addr, mapping->inside_port, proto);
     counters_.no_port.inc();
     if (rule_id) rules_[rule_id].no_port.inc();
@@ -166,7 +170,7 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   ext.kind = kind;
   ext.reply_sender_slot = reply_sender_slot;
   if (mapping) ++mapping->refs;
-  pair_created(flow::NatPair4{table.at(index), ext});
+  pair_created(table.at(index), ext);
   result.index = index;
   return result;
 }

@@ -185,33 +185,33 @@ void NatContext::eim_release(uint32_t inside_addr, uint16_t inside_port, uint8_t
   counters_.eim_removed.inc();
 }
 
-void NatContext::log_event(const flow::NatPair4& pair, bool created) {
+void NatContext::log_event(const flow::FlowEntry4& main, const flow::NatExt4& ext, bool created) {
   NatEvent e;
   e.tsc = rte_rdtsc();
   e.created = created;
-  e.protocol = pair.main.key.proto;
-  e.kind = pair.ext.kind;
+  e.protocol = main.key.proto;
+  e.kind = ext.kind;
   e.worker = static_cast<uint8_t>(worker_);
-  e.rule = pair.ext.rule;
-  e.orig_src = pair.ext.orig.src;
-  e.orig_dst = pair.ext.orig.dst;
-  e.orig_sport = pair.ext.orig.sport;
-  e.orig_dport = pair.ext.orig.dport;
-  e.reply_src = pair.ext.reply.src;
-  e.reply_dst = pair.ext.reply.dst;
-  e.reply_sport = pair.ext.reply.sport;
-  e.reply_dport = pair.ext.reply.dport;
+  e.rule = ext.rule;
+  e.orig_src = ext.orig.src;
+  e.orig_dst = ext.orig.dst;
+  e.orig_sport = ext.orig.sport;
+  e.orig_dport = ext.orig.dport;
+  e.reply_src = ext.reply.src;
+  e.reply_dst = ext.reply.dst;
+  e.reply_sport = ext.reply.sport;
+  e.reply_dport = ext.reply.dport;
   events_->push(e);
 }
 
-void NatContext::pair_created(const flow::NatPair4& pair) {
+void NatContext::pair_created(const flow::FlowEntry4& main, const flow::NatExt4& ext) {
   counters_.mappings_created.inc();
-  if (pair.ext.address_slot != kNoSlot) {
-    addresses_[pair.ext.address_slot].in_use.inc();
-    addresses_[pair.ext.address_slot].allocated.inc();
+  if (ext.address_slot != kNoSlot) {
+    addresses_[ext.address_slot].in_use.inc();
+    addresses_[ext.address_slot].allocated.inc();
   }
-  if (pair.ext.rule) rules_[pair.ext.rule].translated.inc();
-  if (events_) log_event(pair, true);
+  if (ext.rule) rules_[ext.rule].translated.inc();
+  if (events_) log_event(main, ext, true);
 }
 
 void NatContext::pair_removed(void* self, const flow::NatPair4& pair) {
@@ -223,7 +223,7 @@ void NatContext::pair_removed(void* self, const flow::NatPair4& pair) {
     if (pair.ext.kind & flow::kNatInbound) ctx->eim_release(pair.ext.reply.src, pair.ext.reply.sport, pair.main.key.proto);
     else ctx->eim_release(pair.ext.orig.src, pair.ext.orig.sport, pair.main.key.proto);
   }
-  if (ctx->events_) ctx->log_event(pair, false);
+  if (ctx->events_) ctx->log_event(pair.main, pair.ext, false);
 }
 
 }  // namespace sluice::nat

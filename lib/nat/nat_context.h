@@ -133,8 +133,10 @@ class NatContext {
     uint32_t evicted[2] = {flow::kNoEntry, flow::kNoEntry};
     unsigned n_evicted = 0;
   };
+  // `dnat_possible` false: conntrack already found that no port forward or inbound EIM
+  // mapping takes it (no second look).
   Mapped map_flow(const Policy& policy, uint16_t in_port, uint16_t out_port, uint32_t plain_index,
-                  const flow::NatTuple4& orig, uint8_t proto, uint32_t now_ms);
+                  const flow::NatTuple4& orig, uint8_t proto, uint32_t now_ms, bool dnat_possible = true);
 
   // Endpoint-independent mappings.
   EimMapping* eim_by_inside(uint32_t addr, uint16_t port, uint8_t proto) const;
@@ -148,14 +150,14 @@ class NatContext {
   // Every pair the flow table removes comes through here (flow::FlowTable's observer).
   static void pair_removed(void* self, const flow::NatPair4& pair);
   // Accounts a pair just made (counters, event log).
-  void pair_created(const flow::NatPair4& pair);
+  void pair_created(const flow::FlowEntry4& main, const flow::NatExt4& ext);
 
   static constexpr unsigned kMaxProbes = 128;
 
  private:
   NatContext(flow::FlowContext& flows) : flows_(flows) {}
   void eim_release(uint32_t inside_addr, uint16_t inside_port, uint8_t proto);
-  void log_event(const flow::NatPair4& pair, bool created);
+  void log_event(const flow::FlowEntry4& main, const flow::NatExt4& ext, bool created);
   uint32_t random() {
     rng_ ^= rng_ << 13;
     rng_ ^= rng_ >> 7;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -31,21 +32,17 @@ bool any_contains(const std::vector<Prefix4>& list, uint32_t host) {
   return false;
 }
 
-// Bits of the ports named, directly or by zone; all ones when neither list names any.
+// Bits of the ports named, directly or by zone; of every port that runs nat when
+// neither list names any (as config validation reads a rule).
 uint64_t port_mask(const config::Config& config, const Policy::PortIds& port_ids, const std::vector<std::string>& ports,
                    const std::vector<std::string>& zones) {
-  if (ports.empty() && zones.empty()) return ~uint64_t(0);
   uint64_t mask = 0;
-  for (const auto& name : ports) {
-    auto it = port_ids.find(name);
-    if (it != port_ids.end() && it->second < 64) mask |= uint64_t(1) << it->second;
-  }
   for (const auto& pc : config.ports) {
-    for (const auto& zone : zones) {
-      if (pc.zone != zone) continue;
-      auto it = port_ids.find(pc.name);
-      if (it != port_ids.end() && it->second < 64) mask |= uint64_t(1) << it->second;
-    }
+    auto it = port_ids.find(pc.name);
+    if (it == port_ids.end() || it->second >= 64) continue;
+    const bool named = std::find(ports.begin(), ports.end(), pc.name) != ports.end() ||
+                       std::find(zones.begin(), zones.end(), pc.zone) != zones.end();
+    if (named || (ports.empty() && zones.empty() && pc.translated())) mask |= uint64_t(1) << it->second;
   }
   return mask;
 }

@@ -31,7 +31,7 @@ bool icmp_id_on(uint8_t type, Side side) {
 
 }  // namespace
 
-void rewrite(const Ipv4Packet& p, Side side, Endpoint to) {
+void rewrite(const Ipv4Packet& p, Side side, Endpoint to, unsigned leave) {
   uint8_t* ip = p.ip;
   const uint32_t at = side == Side::Source ? kIpSrc : kIpDst;
   const uint32_t old_addr = load32(ip + at);
@@ -39,7 +39,7 @@ void rewrite(const Ipv4Packet& p, Side side, Endpoint to) {
   if (old_addr != to.addr) {
     addr_delta = csum_delta32(old_addr, to.addr);
     store32(ip + at, to.addr);
-    store16(ip + kIpChecksum, csum_apply(load16(ip + kIpChecksum), addr_delta));
+    if (!(leave & kLeaveIp)) store16(ip + kIpChecksum, csum_apply(load16(ip + kIpChecksum), addr_delta));
   }
   uint8_t* l4 = p.l4;
   if (!l4) return;
@@ -52,7 +52,7 @@ void rewrite(const Ipv4Packet& p, Side side, Endpoint to) {
       const uint16_t old_port = load16(l4 + port_at);
       const uint32_t delta = addr_delta + (old_port != to.port ? csum_delta16(old_port, to.port) : 0);
       store16(l4 + port_at, to.port);
-      if (delta == 0) return;
+      if (delta == 0 || (leave & kLeaveL4)) return;
       if (p.proto == net::kIpProtoTcp) {
         if (avail >= kTcpChecksum + 2) store16(l4 + kTcpChecksum, csum_apply(load16(l4 + kTcpChecksum), delta));
       } else if (avail >= kUdpChecksum + 2) {

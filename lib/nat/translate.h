@@ -42,10 +42,13 @@ inline bool rewrites(const flow::NatExt4& x, unsigned dir, Side side) {
   return side == Side::Destination ? flow::nat_rewrites_dst(x, dir) : flow::nat_rewrites_src(x, dir);
 }
 
+// Checksums a rewrite leaves alone, for the egress port's TX offload to fill in.
+enum LeaveChecksum : unsigned { kLeaveIp = 1u << 0, kLeaveL4 = 1u << 1 };
+
 // Sets one end of a packet to `to`, updating the IPv4 header checksum and the TCP/UDP
 // checksum (a UDP checksum of zero stays zero) or, for ICMP queries and answers, the
-// identifier (when `side` is the querier's) and the ICMP checksum.
-void rewrite(const Ipv4Packet& p, Side side, Endpoint to);
+// identifier (when `side` is the querier's) and the ICMP checksum; those in `leave` not.
+void rewrite(const Ipv4Packet& p, Side side, Endpoint to, unsigned leave = 0);
 
 // An ICMP error (`p.l4` its ICMP header) that quotes a packet of a translated flow:
 // `side` of the outer header becomes `to.addr`, and the quoted packet's other side (the

@@ -188,6 +188,7 @@ struct ConntrackStage::Work {
   Drop reason;         // for kInvalid: why; for kDrop: the drop reason
   uint8_t dir;         // of a packet that found its flow: 0 from the opener, 1 from the responder
   uint8_t nat;         // nat::Destination::Kind of a new flow whose destination NAT translates
+  uint8_t nat_checked;  // pass 4 asked NAT where this new flow goes
   uint32_t hash;
   uint32_t entry;      // its flow: pass 2's candidate, pass 3's find, pass 5's insert (kNoEntry: none)
   uint32_t rule;       // firewall rule (1-based) or 0
@@ -688,6 +689,7 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
         // egress and the rules are those of the translated destination, as Linux's
         // forward chain sees them after PREROUTING's DNAT.
         const nat::Destination to = nat_destination(s, burst.pkts[i], pm);
+        w.nat_checked = 1;
         if (to.kind) {
           w.nat = to.kind;
           nat_dst[i] = to.addr;
@@ -854,7 +856,10 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
   }
   if (w.cls == kNew) {
     ++s.new_flows;
-    if (s.nat) flow_meta(m) = FlowMeta{w.kind == kTrack4 ? w.entry : kNoEntry, w.out_port, kFlowMetaNew, 0};
+    if (s.nat) {
+      const uint8_t flags = kFlowMetaNew | (w.nat_checked && !w.nat ? kFlowMetaDestinationKept : 0);
+      flow_meta(m) = FlowMeta{w.kind == kTrack4 ? w.entry : kNoEntry, w.out_port, flags, 0};
+    }
     return true;
   }
   if (w.cls == kEstablished) {

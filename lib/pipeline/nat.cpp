@@ -65,8 +65,8 @@ NatStage::Outcome NatStage::map_new(rte_mbuf* m, const nat::Policy& policy, Prom
   flow::FlowContext& flows = nat.flows();
   const nat::Ipv4Packet p = ipv4_packet(m);
   const uint32_t plain = fm.entry;
-  const nat::NatContext::Mapped mapped =
-      nat.map_flow(policy, port_id_, fm.egress, plain, tuple_of(p), p.proto, flows.now());
+  const nat::NatContext::Mapped mapped = nat.map_flow(policy, port_id_, fm.egress, plain, tuple_of(p), p.proto,
+                                                      flows.now(), !(fm.flags & kFlowMetaDestinationKept));
   for (unsigned k = 0; k < mapped.n_evicted; ++k)
     promoted[n_promoted++] = Promoted{mapped.evicted[k], kNoEntry, Drop::NatTableFull};
   if (mapped.refused) {

@@ -7,6 +7,10 @@
 // routing, by nat_src.
 #pragma once
 
+#include <array>
+
+#include <rte_ethdev.h>
+
 #include "l3/rcu.h"
 #include "nat/nat_context.h"
 #include "nat/policy.h"
@@ -19,6 +23,8 @@ namespace sluice::pipeline {
 struct NatStageContext {
   nat::NatContext* nat = nullptr;
   const l3::Published<nat::Policy>* policy = nullptr;
+  // The TX offloads each port negotiated (nat_src leaves the checksums it can to them).
+  const std::array<uint64_t, RTE_MAX_ETHPORTS>* tx_offloads = nullptr;
 };
 
 class NatStage final : public Stage {

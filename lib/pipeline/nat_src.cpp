@@ -1,6 +1,9 @@
 #include "pipeline/nat_src.h"
 
+#include <rte_ip.h>
+
 #include "nat/translate.h"
+#include "net/checksum.h"
 #include "net/headers.h"
 #include "pipeline/packet_meta.h"
 
@@ -62,9 +65,49 @@ bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason
     }
     return true;
   }
-  nat::rewrite(p, nat::Side::Source, to);
+  const unsigned leave = offload(m, pm, p);
+  nat::rewrite(p, nat::Side::Source, to, leave);
+  if (leave & nat::kLeaveL4) {
+    // The offload sums the segment onto the pseudo-header's sum, left in the field.
+    const uint16_t phdr = rte_ipv4_phdr_cksum(reinterpret_cast<const rte_ipv4_hdr*>(p.ip), m->ol_flags);
+    net::store16(p.l4 + (p.proto == net::kIpProtoTcp ? 16 : 6), phdr);
+  }
   translated_.inc();
   return true;
+}
+
+// Which checksums the egress port computes on transmit, its mbuf fields set for them:
+// the IPv4 header's, and TCP's or UDP's (with the pseudo-header sum in place, as the
+// offload wants; not for a UDP packet without a checksum). None for a packet the
+// output stage will fragment: its fragments are summed there, in software.
+unsigned NatSrcStage::offload(rte_mbuf* m, const PacketMeta& pm, const nat::Ipv4Packet& p) const {
+  if (!ctx_.tx_offloads || pm.out_port >= RTE_MAX_ETHPORTS || (pm.flags & kMetaFragmentOnOutput)) return 0;
+  const uint64_t offloads = (*ctx_.tx_offloads)[pm.out_port];
+  if (!(offloads & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM)))
+    [[likely]]
+    return 0;
+  unsigned leave = 0;
+  uint64_t flags = RTE_MBUF_F_TX_IPV4;
+  if (offloads & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
+    leave |= nat::kLeaveIp;
+    flags |= RTE_MBUF_F_TX_IP_CKSUM;
+  }
+  if (p.l4 && !(pm.flags & kMetaFragment)) {
+    if (p.proto == net::kIpProtoTcp && (offloads & RTE_ETH_TX_OFFLOAD_TCP_CKSUM) && p.l4_available >= 18) {
+      flags |= RTE_MBUF_F_TX_TCP_CKSUM;
+      leave |= nat::kLeaveL4;
+    } else if (p.proto == net::kIpProtoUdp && (offloads & RTE_ETH_TX_OFFLOAD_UDP_CKSUM) && p.l4_available >= 8 &&
+               net::load16(p.l4 + 6) != 0) {
+      flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+      leave |= nat::kLeaveL4;
+    }
+  }
+  if (!leave) return 0;
+  m->l2_len = pm.l3_offset;
+  m->l3_len = (p.ip[0] & 0x0f) * 4u;
+  m->ol_flags |= flags;
+  if (leave & nat::kLeaveIp) net::store16(p.ip + 10, 0);
+  return leave;
 }
 
 void NatSrcStage::process(Burst& burst) {

@@ -22,6 +22,7 @@ class NatSrcStage final : public Stage, public PostRouting {
  private:
   // Rewrites one packet; false when it must be dropped (`reason`).
   bool translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason);
+  unsigned offload(rte_mbuf* m, const PacketMeta& pm, const nat::Ipv4Packet& p) const;
 
   NatStageContext ctx_;
   Counter translated_, errors_translated_, nptv6_translated_;

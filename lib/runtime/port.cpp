@@ -12,10 +12,12 @@ namespace sluice::runtime {
 
 namespace {
 
-// RX checksum validation and fast free are the offloads the pipeline uses today.
+// RX checksum validation, fast free and, for NAT's source rewrites, TX checksums are
+// the offloads the pipeline uses today.
 constexpr uint64_t kWantedRxOffloads =
     RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
-constexpr uint64_t kWantedTxOffloads = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+constexpr uint64_t kWantedTxOffloads = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+                                       RTE_ETH_TX_OFFLOAD_UDP_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 constexpr uint64_t kWantedRssTypes = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
 
 std::string mac_text(const rte_ether_addr& mac) {

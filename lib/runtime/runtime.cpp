@@ -120,8 +120,10 @@ bool Runtime::setup(std::string& error) {
     port_ids[port->name] = port->port_id;
     ports_.push_back(std::move(port));
   }
-  for (size_t i = 0; i < ports_.size(); ++i)
+  for (size_t i = 0; i < ports_.size(); ++i) {
     if (!configure_and_start(*ports_[i], pool, "ports[" + std::to_string(i) + "]", error)) return false;
+    if (ports_[i]->port_id < RTE_MAX_ETHPORTS) tx_offloads_[ports_[i]->port_id] = ports_[i]->tx_offloads;
+  }
 
   const unsigned worker_count = static_cast<unsigned>(config_.workers.size());
   if (config_.routed() || config_.tracked()) {
@@ -229,6 +231,7 @@ bool Runtime::setup(std::string& error) {
     if (nat_policy_) {
       nat.nat = nat_contexts_[w].get();
       nat.policy = nat_policy_.get();
+      nat.tx_offloads = &tx_offloads_;
       worker->attach_nat(nat.nat);
     }
     pipeline::SteerContext steer;

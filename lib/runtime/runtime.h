@@ -116,6 +116,7 @@ class Runtime {
   std::unique_ptr<l3::Published<firewall::Policy>> policy_;
   std::vector<std::unique_ptr<flow::FlowContext>> flow_contexts_;
   nat::AddressRegistry nat_registry_;
+  std::array<uint64_t, RTE_MAX_ETHPORTS> tx_offloads_{};  // what each port negotiated, by port id
   std::unique_ptr<l3::Published<nat::Policy>> nat_policy_;
   std::vector<std::unique_ptr<nat::NatContext>> nat_contexts_;
   std::unique_ptr<nat::EventLog> nat_log_;

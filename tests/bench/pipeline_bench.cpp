@@ -4,9 +4,10 @@
 // instruction counts tell where they go; the numbers are comparable between builds
 // because the harness is the same.
 //
-//   sluice-pipeline-bench [--flows N] [--bursts N] [--mode harness|parse|router|conntrack|firewall]
+//   sluice-pipeline-bench [--flows N] [--bursts N] [--mode harness|parse|router|conntrack|firewall|nat]
 //                         [--capacity N]   (flow table; default the power of two >= 2 x flows,
-//                                           smaller makes every packet a new flow that evicts one)
+//                                           smaller makes every packet a new flow that evicts one;
+//                                           nat: the NAT pair pool, the plain one as for conntrack)
 #include <arpa/inet.h>
 
 #include <cstdio>
@@ -28,6 +29,8 @@
 #include "flow/flow_context.h"
 #include "l3/icmp.h"
 #include "l3/rcu.h"
+#include "nat/nat_context.h"
+#include "nat/policy.h"
 #include "pipeline/packet_meta.h"
 #include "pipeline/pipeline.h"
 #include "router/router.h"
@@ -104,14 +107,22 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string text = kRouterConfig;
-  const bool tracked = mode == "conntrack" || mode == "firewall";
+  const bool translated = mode == "nat";
+  const bool tracked = mode == "conntrack" || mode == "firewall" || translated;
   if (tracked) {
+    const std::string stages = translated ? "\"pipeline\": [\"parse\", \"conntrack\", \"nat\", \"route\"]"
+                                          : "\"pipeline\": [\"parse\", \"conntrack\", \"route\"]";
     for (std::string from = "\"pipeline\": [\"parse\", \"route\"]"; text.find(from) != std::string::npos;)
-      text.replace(text.find(from), from.size(), "\"pipeline\": [\"parse\", \"conntrack\", \"route\"]");
+      text.replace(text.find(from), from.size(), stages);
     uint32_t capacity = 1024;
     while (capacity < 2 * flows) capacity <<= 1;
     if (capacity_arg) capacity = capacity_arg;
-    std::string extra = ", \"conntrack\": {\"capacity\": " + std::to_string(capacity) + ", \"capacity_ipv6\": 0}";
+    // NAT: plain entries only for the moment between conntrack and nat; pairs hold the flows.
+    std::string extra = ", \"conntrack\": {\"capacity\": " + std::to_string(translated ? 1024 : capacity) +
+                        ", \"capacity_ipv6\": 0}";
+    if (translated)
+      extra += ", \"nat\": {\"capacity\": " + std::to_string(capacity) +
+               ", \"snat\": [{\"name\": \"bench\", \"out_port\": \"east\", \"masquerade\": true}]}";
     if (mode == "firewall")
       extra += R"(, "firewall": {"default_policy": "drop", "policies": [{"from": "inside", "to": "outside", "action": "accept"}],
                    "rules": [{"protocol": "tcp", "dst_ports": 22, "action": "reject"}]})";
@@ -143,8 +154,13 @@ int main(int argc, char** argv) {
   l3::Published<firewall::Policy> policy(qsbr);
   l3::TokenBucket bucket(1000, 50, rte_get_tsc_hz());
   pipeline::ConntrackContext ct;
+  nat::AddressRegistry nat_addresses;
+  l3::Published<nat::Policy> nat_policy(qsbr);
+  std::unique_ptr<nat::NatContext> nat_ctx;
+  pipeline::NatStageContext nat_stage;
   if (tracked) {
-    flows_ctx = flow::FlowContext::create(0, cfg.conntrack.capacity, 0, SOCKET_ID_ANY, error);
+    flows_ctx = flow::FlowContext::create(0, cfg.conntrack.capacity, 0, SOCKET_ID_ANY, error,
+                                          translated ? cfg.nat.capacity : 0);
     auto p = firewall::Policy::build(cfg, ids, 1, error);
     if (!flows_ctx || !p) {
       std::fprintf(stderr, "bench: %s\n", error.c_str());
@@ -153,7 +169,18 @@ int main(int argc, char** argv) {
     policy.publish(std::move(p));
     ct = {flows_ctx.get(), &policy, &bucket};
   }
-  auto pipe = pipeline::build_pipeline(*cfg.find_port("west"), ids, &queues, &l3, tracked ? &ct : nullptr);
+  if (translated) {
+    auto np = nat::Policy::build(cfg, ids, 1, 1, nat_addresses, error);
+    if (np) nat_ctx = nat::NatContext::create(0, 1, cfg.nat, *flows_ctx, SOCKET_ID_ANY, error);
+    if (!np || !nat_ctx) {
+      std::fprintf(stderr, "bench: %s\n", error.c_str());
+      return 1;
+    }
+    nat_policy.publish(std::move(np));
+    nat_stage = {nat_ctx.get(), &nat_policy};
+  }
+  auto pipe = pipeline::build_pipeline(*cfg.find_port("west"), ids, &queues, &l3, tracked ? &ct : nullptr, nullptr,
+                                       translated ? &nat_stage : nullptr);
 
   std::vector<std::vector<uint8_t>> frames;
   for (uint32_t i = 0; i < flows; ++i) frames.push_back(frame(i, macs[west]));
@@ -197,10 +224,17 @@ int main(int argc, char** argv) {
   }
   const uint64_t cycles = rte_rdtsc() - start;
   uint64_t drops = 0;
-  for (const auto& s : pipe->stages()) drops += s->counters().drops_total();
+  std::string reasons;
+  for (const auto& s : pipe->stages()) {
+    drops += s->counters().drops_total();
+    for (size_t r = 0; r < kDropCount; ++r)
+      if (const uint64_t d = s->counters().drops[r].get())
+        reasons += " " + s->name() + ":" + std::string(kDropInfo[r].name) + "=" + std::to_string(d);
+  }
   drops += tx_east.counters().drops_total();
-  std::printf("mode %s flows %u: %.1f cycles/packet over %lu packets, drops %lu%s\n", mode.c_str(), flows,
-              double(cycles) / double(packets), packets, drops,
-              flows_ctx ? (", flows " + std::to_string(flows_ctx->active())).c_str() : "");
+  std::printf("mode %s flows %u: %.1f cycles/packet over %lu packets, drops %lu%s%s%s\n", mode.c_str(), flows,
+              double(cycles) / double(packets), packets, drops, reasons.c_str(),
+              flows_ctx ? (", flows " + std::to_string(flows_ctx->active())).c_str() : "",
+              nat_ctx ? (", translated " + std::to_string(flows_ctx->table4().pairs_active())).c_str() : "");
   return 0;
 }

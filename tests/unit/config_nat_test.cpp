@@ -507,7 +507,7 @@ TEST(ConfigNatTest, AnEmptySectionGetsEveryDefault) {
   EXPECT_THAT(nat.snat, IsEmpty());
   EXPECT_THAT(nat.dnat, IsEmpty());
   EXPECT_THAT(nat.nptv6, IsEmpty());
-  EXPECT_EQ(nat.fragments.max_datagrams, 1024u);
+  EXPECT_EQ(nat.fragments.max_datagrams, 256u);
   EXPECT_EQ(nat.fragments.max_fragments, 16u);
   EXPECT_EQ(nat.fragments.timeout_ms, 30000u) << "Linux ipfrag_time";
   EXPECT_TRUE(nat.log_file.empty()) << "no event log";
@@ -685,7 +685,7 @@ TEST(ConfigNatTest, FragmentsCapacityAndLogAreRead) {
 
   Config some = parse_ok(with_nat(R"({"fragments": {"timeout_ms": 5000}})"));
   EXPECT_EQ(some.nat.fragments.timeout_ms, 5000u);
-  EXPECT_EQ(some.nat.fragments.max_datagrams, 1024u) << "keys not written keep their default";
+  EXPECT_EQ(some.nat.fragments.max_datagrams, 256u) << "keys not written keep their default";
 }
 
 TEST(ConfigNatTest, OneMappingBehaviourAnAddressMayBeWrittenTwice) {
@@ -777,7 +777,7 @@ TEST(ConfigNatTest, EffectiveConfigShowsTheSectionAsResolved) {
         {"name": "games", "from": ["outside"], "src": ["203.0.113.0/24"], "dst": "192.0.2.10", "protocol": "udp",
          "port": "27000-27015", "to_address": "10.1.0.11", "hairpin": false}],
       "nptv6": [{"name": "nptv60", "port": "wan", "inside": "fd00:1::/48", "outside": "2001:db8:1::/48"}],
-      "fragments": {"max_datagrams": 1024, "max_fragments": 16, "timeout_ms": 30000},
+      "fragments": {"max_datagrams": 256, "max_fragments": 16, "timeout_ms": 30000},
       "log": {"file": "/var/log/sluice/nat.log"}})"));
   EXPECT_EQ(j["ports"][0]["pipeline"], nlohmann::json::parse(
                                            R"([{"stage": "parse"}, {"stage": "conntrack"}, {"stage": "nat"}, {"stage": "route"}])"))
@@ -788,7 +788,7 @@ TEST(ConfigNatTest, EffectiveConfigOfAnEmptySectionShowsEveryDefault) {
   nlohmann::json j = to_json(parse_ok(with_nat("{}")));
   EXPECT_EQ(j["nat"], nlohmann::json::parse(R"({
       "capacity": 65536, "snat": [], "dnat": [], "nptv6": [],
-      "fragments": {"max_datagrams": 1024, "max_fragments": 16, "timeout_ms": 30000}})"))
+      "fragments": {"max_datagrams": 256, "max_fragments": 16, "timeout_ms": 30000}})"))
       << "no log file: no \"log\"";
 }
 
