@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Runs the router and conntrack benchmarks; tools/bench prepares the machine and calls this.
+"""Runs the router, conntrack and NAT benchmarks; tools/bench prepares the machine and calls this.
 
 For each case (frame size x flow count) it starts dpdk-testpmd (io forwarding, the
 harness ceiling), l3fwd (LPM) and Sluice (route pipeline) one after another on the
@@ -25,6 +25,19 @@ Conntrack rows, from Sluice's /stats (flows and the west conntrack stage's count
   evicted/pkt   flows.evicted delta / rx delta (early drop made room for the new flow)
   B/flow        flows.memory_bytes / flows.max, beside what the table layout predicts
                 (capacity x 64 B entries + buckets x 64 B) / capacity and entry_bytes.ipv4
+
+--suite nat: sluice-nat (parse + conntrack + nat + route, a masquerade rule out of
+port 1) against l3fwd and Open vSwitch, the same cases as conntrack's with NAT rows:
+
+  new sessions/s  nat.created delta / wall time (mappings made: one a new NAT flow)
+  translated/pkt  the west nat_src stage's translated delta / rx (source rewrites)
+  B/flow          a NAT pair (flows.entry_bytes.nat_ipv4) plus its two keys' share of
+                  the bucket index, from flows.memory_bytes, flows.max_ipv4 and nat.max
+
+Open vSwitch (ovs-ct: ct(commit); ovs-nat: ct(commit,nat(src=...))): ovs-vswitchd-dpdk
+with one PMD core on the same net_pcap/net_null devices, in a database and run dir of
+its own under build-bench/ovs/. Mpps from `ovs-ofctl dump-ports`, cycles from the PMD
+thread's CPU time, connections from `ovs-appctl dpctl/ct-get-nconns`.
 """
 import argparse
 import json
@@ -42,12 +55,17 @@ GEN_VERSION = "v1"                  # bump when genpcap.py changes what it write
 DUT_MAC = "02:70:63:61:70:00"       # net_pcap's MAC for the first pcap port of a process
 MBUF_BYTES = 2432                   # one 2176-byte-data-room mbuf with its headers, rounded up
 WORKING_MBUFS = 32768               # beyond the pcap's own: queues, caches, bursts in flight
-APPS = ("testpmd", "l3fwd", "sluice", "sluice-ct", "sluice-fw")
+APPS = ("testpmd", "l3fwd", "sluice", "sluice-ct", "sluice-fw", "sluice-nat", "ovs-ct", "ovs-nat")
 ROUTER_APPS = ("testpmd", "l3fwd", "sluice")     # the router suite's default
 CT_APPS = ("sluice-ct", "sluice-fw")             # Sluice with the conntrack stage
-SLUICE_APPS = ("sluice",) + CT_APPS
+NAT_APPS = ("sluice-nat",)                       # conntrack + nat: pairs beside the plain entries
+TRACKING_APPS = CT_APPS + NAT_APPS               # Sluice apps with a flow table
+SLUICE_APPS = ("sluice",) + TRACKING_APPS
+OVS_APPS = ("ovs-ct", "ovs-nat")                 # Open vSwitch's userspace datapath
+OVS_PEER = {"sluice-ct": "ovs-ct", "sluice-fw": "ovs-ct", "sluice-nat": "ovs-nat"}  # what a user would pick instead
 FLOW_ENTRY_BYTES = 64               # lib/flow: one IPv4 FlowEntry4, one cache line
 FLOW_BUCKET_BYTES = 64              # lib/flow: FlowBucket, 8 slots
+NAT_PAIR_BYTES = 128                # lib/flow: NatPair4, an entry and its NatExt4
 CT_MAX_CAPACITY = 1 << 26           # conntrack.capacity's upper bound
 
 
@@ -115,22 +133,53 @@ def ct_capacity(flows):
     return capacity
 
 
-def ct_buckets(capacity):
-    """FlowTable::create: capacity/4 buckets, rounded up to a power of two, at least 8."""
+def ct_buckets(capacity, pairs=0):
+    """FlowTable::create: one key a plain entry, two a NAT pair; keys/4 buckets, rounded
+    up to a power of two, at least 8."""
     buckets = 8
-    while buckets < capacity // 4:
+    while buckets < (capacity + 2 * pairs) // 4:
         buckets <<= 1
     return buckets
 
 
-def ct_table_bytes(capacity):
-    return capacity * FLOW_ENTRY_BYTES + ct_buckets(capacity) * FLOW_BUCKET_BYTES
+def ct_table_bytes(capacity, pairs=0):
+    return capacity * FLOW_ENTRY_BYTES + pairs * NAT_PAIR_BYTES + ct_buckets(capacity, pairs) * FLOW_BUCKET_BYTES
 
 
-def ct_memory_mb(capacity):
-    # The flow table's two rte_zmalloc blocks, plus room for the rte_acl tries, the RCU
-    # state and malloc's own headers.
-    return math.ceil(ct_table_bytes(capacity) / 2**20) + 16
+def ct_memory_mb(capacity, pairs=0):
+    # The flow table's rte_zmalloc blocks, plus room for the rte_acl tries, the RCU
+    # state, the NAT context and malloc's own headers.
+    return math.ceil(ct_table_bytes(capacity, pairs) / 2**20) + 16
+
+
+def nat_pair_bytes(capacity, pairs):
+    """What one NAT flow reserves: its pair and its two keys' share of the bucket index."""
+    return NAT_PAIR_BYTES + ct_buckets(capacity, pairs) * FLOW_BUCKET_BYTES * 2 / (capacity + 2 * pairs)
+
+
+# Open vSwitch sizes a port's mbuf pool (other_config:per-port-memory=true, OVS 3.1's
+# dpdk_calculate_mbufs) as n_rxq x n_rxq_desc + n_txq x n_txq_desc + n_rxq x 32 + 16384,
+# n_rxq_desc at most 4096; the shared pool has a fixed 262,144. net_pcap's infinite_rx
+# loads the whole pcap into that pool, so the bench asks for as many RX queues as the
+# pcap needs 4096-mbuf slices: OVS sizes the pool by the request, then configures the one
+# RX queue a net_pcap port has (the PMD polls rx queue 0 only; its log says so).
+OVS_RXQ_DESC = 4096
+OVS_MBUF_BYTES = 3008               # mempool element for MTU 1500: 2880 B + header and trailer
+
+
+def ovs_rxq_request(flows):
+    return max(1, math.ceil((flows + WORKING_MBUFS) / OVS_RXQ_DESC))
+
+
+def ovs_mbufs(flows):
+    n_rxq = ovs_rxq_request(flows)
+    # Port 0's pool (n_txq: one PMD thread + the main thread), then port 1's (one queue each).
+    return (n_rxq * OVS_RXQ_DESC + 2 * 2048 + n_rxq * 32 + 16384) + (2048 + 2 * 2048 + 32 + 16384)
+
+
+def ovs_memory_mb(flows):
+    """dpdk-socket-mem for the case: both ports' pools plus DPDK's own heap."""
+    return math.ceil(ovs_mbufs(flows) * OVS_MBUF_BYTES / 2**20) + 256
 
 
 class Case:
@@ -151,8 +200,22 @@ class Case:
 
     def memory_mb(self, apps):
         """Hugepages the hungriest app of the case needs."""
-        extra = ct_memory_mb(self.capacity) if any(app in CT_APPS for app in apps) else 0
-        return case_memory_mb(self.flows) + extra
+        need = 0
+        for app in apps:
+            if app in OVS_APPS:
+                need = max(need, ovs_memory_mb(self.flows))
+            else:
+                need = max(need, case_memory_mb(self.flows) + app_table_mb(app, self.capacity))
+        return need
+
+
+def app_table_mb(app, capacity):
+    """A Sluice app's flow table: conntrack's, and NAT pairs as many again for sluice-nat,
+    whose NAT context also reserves an endpoint-independent mapping table of nat.capacity
+    (a 28 B mapping and two rte_hash entries, about 112 B a flow in all)."""
+    if app in NAT_APPS:
+        return ct_memory_mb(capacity, capacity) + math.ceil(capacity * 112 / 2**20)
+    return ct_memory_mb(capacity) if app in CT_APPS else 0
 
 
 def free_tcp_port():
@@ -200,8 +263,29 @@ class Telemetry:
 
 
 class SluiceStats:
-    def __init__(self, port):
+    def __init__(self, port, telemetry_prefix=None):
         self.url = f"http://127.0.0.1:{port}"
+        self.telemetry_prefix = telemetry_prefix
+
+    def heap(self):
+        """DPDK's own account of the hugepage heap (telemetry): bytes allocated, and the
+        bytes of them that are mempools. None when telemetry does not answer."""
+        if not self.telemetry_prefix:
+            return None
+        t = Telemetry(self.telemetry_prefix)
+        if not t.connect():
+            return None
+        try:
+            alloc = t.query("/eal/heap_info,0")["/eal/heap_info"]["Alloc_size"]
+            pools = 0
+            for name in t.query("/mempool/list")["/mempool/list"]:
+                info = t.query(f"/mempool/info,{name}")["/mempool/info"]
+                pools += info["size"] * (info["header_size"] + info["elt_size"] + info["trailer_size"])
+            return {"alloc": alloc, "mempools": pools}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        finally:
+            t.close()
 
     def connect(self):
         try:
@@ -225,12 +309,19 @@ class SluiceStats:
             f = s["flows"]
             out["flows"] = {k: f[k] for k in ("active", "max", "created", "expired", "evicted", "memory_bytes")}
             out["flows"]["entry_bytes_ipv4"] = f["entry_bytes"]["ipv4"]
+            out["flows"]["entry_bytes_nat_ipv4"] = f["entry_bytes"].get("nat_ipv4")
             out["flows"]["max_ipv4"] = sum(l["max_ipv4"] for l in f["lcores"])
             out["flows"]["max_ipv6"] = sum(l["max_ipv6"] for l in f["lcores"])
             out["flows"]["states"] = {k: v for k, v in f["states"].items() if v}
             stage = next((st for st in s["stages"] if st["port"] == "west" and st["stage"] == "conntrack"), {})
             out["ct"] = stage.get("counters", {})
             out["firewall_hits"] = sum(r["packets"] for r in s.get("firewall", {}).get("rules", []))
+        if "nat" in s:
+            n = s["nat"]
+            out["nat"] = {k: n[k] for k in ("active", "max", "created", "removed", "no_port", "no_room")}
+            for name in ("nat", "nat_src"):
+                stage = next((st for st in s["stages"] if st["port"] == "west" and st["stage"] == name), {})
+                out[name + "_stage"] = stage.get("counters", {})
         return out
 
     def close(self):
@@ -304,8 +395,14 @@ FIREWALL_RULES = [
 
 def sluice_cmd(a, app, case, run_dir):
     http_port = free_tcp_port()
-    pipeline = ["parse", "conntrack", "route"] if app in CT_APPS else ["parse", "route"]
-    memory_mb = case_memory_mb(case.flows) + (ct_memory_mb(case.capacity) if app in CT_APPS else 0)
+    pipeline = ["parse", "route"]
+    if app in CT_APPS:
+        pipeline = ["parse", "conntrack", "route"]
+    elif app in NAT_APPS:
+        # Both ports: a translated flow's replies come back on east, so every tracked
+        # port runs nat (lib/config/nat.cpp), and the masquerade rule names east.
+        pipeline = ["parse", "conntrack", "nat", "route"]
+    memory_mb = case_memory_mb(case.flows) + app_table_mb(app, case.capacity)
     config = {
         "eal": {"lcores": f"{a.main_lcore},{a.worker_lcore}", "main_lcore": a.main_lcore,
                 "memory_mb": memory_mb, "file_prefix": a.prefix + "-sl",
@@ -324,21 +421,207 @@ def sluice_cmd(a, app, case, run_dir):
         "control": {"http": {"address": "127.0.0.1", "port": http_port}},
         "logging": {"level": "info"},
     }
-    if app in CT_APPS:
+    if app in TRACKING_APPS:
         # IPv4 only: the traffic has no IPv6, and without an IPv6 table flows.memory_bytes
         # / flows.max is the IPv4 table's cost per flow.
         config["conntrack"] = {"capacity": case.capacity, "capacity_ipv6": 0}
+    if app in NAT_APPS:
+        # Every flow west -> east is a new NAT flow masqueraded to east's 192.168.1.1;
+        # the pair pool is as large as the conntrack table (a full one evicts the oldest pair).
+        config["nat"] = {"capacity": case.capacity,
+                         "snat": [{"name": "bench", "out_port": ["east"], "masquerade": True}]}
     if app == "sluice-fw":
         config["firewall"] = {"default_policy": "drop", "rules": FIREWALL_RULES}
     name = f"sluice-{case.flows}.json" if app == "sluice" else f"{app}-{case.tag}.json"
     path = os.path.join(run_dir, name)
     with open(path, "w") as f:
         json.dump(config, f, indent=2)
-    return [a.sluice, "--config", path], {}, SluiceStats(http_port)
+    return [a.sluice, "--config", path], {}, SluiceStats(http_port, a.prefix + "-sl" if app in NAT_APPS else None)
+
+
+# ---------------------------------------------------------------- Open vSwitch
+
+OVS_VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"  # Debian's openvswitch-switch-dpdk
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+OVS_NAT_ADDRESS = "192.168.1.1"     # what sluice-nat masquerades to: its east port's address
+# Every IPv4 packet from port 1 through conntrack (committed: a connection each 5-tuple),
+# then out of port 2. The bridge is fail-mode secure: nothing else is forwarded.
+OVS_FLOWS = {
+    "ovs-ct": "table=0,priority=10,ip,in_port=1,actions=ct(commit),output:2",
+    "ovs-nat": f"table=0,priority=10,ip,in_port=1,actions=ct(commit,nat(src={OVS_NAT_ADDRESS})),output:2",
+}
+
+
+def process_rss_bytes(pid):
+    """VmRSS: the heap OVS's connections live in (hugepages are not in it)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def parse_dump_ports(text):
+    """`ovs-ofctl dump-ports` -> {port number: {"rx": packets, "rx_drop": n, "tx": packets}}."""
+    ports, current = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("port "):
+            name, rest = line[5:].split(":", 1)
+            current = None if name.strip() == "LOCAL" else int(name)
+            if current is not None:
+                fields = dict(kv.strip().split("=", 1) for kv in rest.replace("rx ", "", 1).split(","))
+                ports[current] = {"rx": int(fields["pkts"]), "rx_drop": int(fields["drop"])}
+        elif line.startswith("tx ") and current is not None:
+            fields = dict(kv.strip().split("=", 1) for kv in line[3:].split(","))
+            ports[current]["tx"] = int(fields["pkts"])
+    return ports
+
+
+class Ovs:
+    """ovsdb-server and ovs-vswitchd-dpdk with a database, sockets and logs of their own
+    (OVS_RUNDIR/OVS_DBDIR/OVS_LOGDIR = build-bench/ovs/APP-CASE); also the source of the
+    counters. Started by ovs_cmd, stopped by stop() (ovs-appctl exit, then the database)."""
+
+    def __init__(self, a, app, case, run_dir):
+        self.a, self.app, self.case = a, app, case
+        self.dir = os.path.join(os.path.dirname(os.path.abspath(a.data_dir)), "ovs", f"{app}-{case.tag}")
+        self.env = {**os.environ, "OVS_RUNDIR": self.dir, "OVS_DBDIR": self.dir, "OVS_LOGDIR": self.dir}
+        self.ctl = os.path.join(self.dir, "ovs-vswitchd.ctl")
+        self.db_ctl = os.path.join(self.dir, "ovsdb-server.ctl")
+        self.db = None
+        self.pid = None
+        self.rss0 = None
+        self.mempool_mbufs = None
+        self.log_path = os.path.join(self.dir, "ovs-vswitchd.log")
+
+    def run(self, *args, timeout=30):
+        r = subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise Failure(f"{' '.join(args[:3])}: {(r.stderr or r.stdout).strip()[:300]} (see {self.dir})")
+        return r.stdout
+
+    def vsctl(self, *args):
+        return self.run("ovs-vsctl", "--no-wait", *args)
+
+    def appctl(self, *args):
+        return self.run("ovs-appctl", "-t", self.ctl, *args)
+
+    def start_database(self):
+        subprocess.run(["rm", "-rf", self.dir], check=True)
+        os.makedirs(self.dir)
+        db_file = os.path.join(self.dir, "conf.db")
+        self.run("ovsdb-tool", "create", db_file, OVS_SCHEMA)
+        log = open(os.path.join(self.dir, "ovsdb-server.out"), "w")
+        self.db = subprocess.Popen(
+            ["ovsdb-server", db_file, f"--remote=punix:{self.dir}/db.sock", f"--unixctl={self.db_ctl}",
+             f"--pidfile={self.dir}/ovsdb-server.pid", f"--log-file={self.dir}/ovsdb-server.log"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
+        log.close()
+        self.a.started.append(self.db)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(self.dir, "db.sock")):
+            if self.db.poll() is not None or time.monotonic() > deadline:
+                raise Failure(f"ovsdb-server did not start (see {self.dir}/ovsdb-server.log)")
+            time.sleep(0.1)
+
+    def configure(self):
+        a, case = self.a, self.case
+        eal = (f"-n 1 --no-pci --file-prefix {a.prefix}-ovs "
+               f"--vdev net_pcap0,rx_pcap={case.pcap},infinite_rx=1 --vdev net_null0,no-rx=1")
+        self.vsctl("init")
+        # DPDK's main lcore on the main core, one PMD thread on the worker core; each port
+        # its own mbuf pool, sized by the RX queues asked for (see ovs_rxq_request).
+        self.vsctl("set", "Open_vSwitch", ".", "other_config:dpdk-init=true",
+                   f"other_config:dpdk-lcore-mask={1 << a.main_lcore:#x}",
+                   f"other_config:pmd-cpu-mask={1 << a.worker_lcore:#x}",
+                   f"other_config:dpdk-socket-mem={ovs_memory_mb(case.flows)}",
+                   "other_config:per-port-memory=true", f"other_config:dpdk-extra={eal}")
+        self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev", "fail-mode=secure",
+                   "--", "add-port", "br0", "p0", "--", "set", "Interface", "p0", "type=dpdk",
+                   "options:dpdk-devargs=net_pcap0", f"options:n_rxq={ovs_rxq_request(case.flows)}",
+                   f"options:n_rxq_desc={OVS_RXQ_DESC}", "ofport_request=1",
+                   "--", "add-port", "br0", "p1", "--", "set", "Interface", "p1", "type=dpdk",
+                   "options:dpdk-devargs=net_null0", "options:n_rxq=1", "ofport_request=2")
+
+    def connect(self):
+        """Ready when both ports are in the bridge with a pool that holds the pcap; then the
+        flow goes in (in the new-sessions case, when the window opens: see ovs_first_pass)."""
+        if not os.path.exists(self.ctl):
+            return False
+        try:
+            ports = parse_dump_ports(self.run("ovs-ofctl", "dump-ports", "br0", timeout=5))
+        except (Failure, subprocess.TimeoutExpired, ValueError, KeyError):
+            return False
+        if 1 not in ports or 2 not in ports:
+            return False
+        if self.rss0 is None:
+            info = self.appctl("netdev-dpdk/get-mempool-info", "p0")
+            sizes = [int(l.split("=")[1]) for l in info.splitlines() if l.strip().startswith("size=")]
+            self.mempool_mbufs = sizes[0] if sizes else None
+            if self.mempool_mbufs is not None and self.mempool_mbufs < self.case.flows:
+                raise Failure(f"OVS's pool for p0 has {self.mempool_mbufs} mbufs, fewer than the pcap's "
+                              f"{self.case.flows} frames (see {self.log_path})")
+            # Conntrack's default limit (3,000,000 in 3.1) above the largest case, said aloud.
+            self.appctl("dpctl/ct-set-maxconns", str(max(3000000, 2 * self.case.flows)))
+            self.rss0 = process_rss_bytes(self.pid)
+            if self.case.workload == "established":
+                self.add_flow()
+        return True
+
+    def add_flow(self):
+        self.run("ovs-ofctl", "add-flow", "br0", OVS_FLOWS[self.app])
+
+    def conns(self):
+        return int(self.appctl("dpctl/ct-get-nconns").strip())
+
+    def counters(self):
+        before = time.monotonic()
+        ports = parse_dump_ports(self.run("ovs-ofctl", "dump-ports", "br0", timeout=5))
+        when = (before + time.monotonic()) / 2
+        return {"rx": ports[1]["rx"], "tx": ports[2]["tx"], "rx_nombuf": ports[1]["rx_drop"], "t": when,
+                "conns": self.conns(), "rss": process_rss_bytes(self.pid)}
+
+    def close(self):
+        pass
+
+    def stop(self, proc):
+        """ovs-appctl exit (the PMD thread released, the ports closed), then the database."""
+        if proc.poll() is None:
+            try:
+                self.appctl("exit")
+                proc.wait(30)
+            except (Failure, subprocess.SubprocessError):
+                pass
+        rc = stop(proc, 30)
+        if self.db is not None:
+            if self.db.poll() is None:
+                subprocess.run(["ovs-appctl", "-t", self.db_ctl, "exit"], env=self.env, capture_output=True,
+                               timeout=10)
+            stop(self.db, 10)
+            if self.db in self.a.started:
+                self.a.started.remove(self.db)
+        return rc
+
+
+def ovs_cmd(a, app, case, run_dir):
+    ovs = Ovs(a, app, case, run_dir)
+    ovs.start_database()
+    try:
+        ovs.configure()
+    except Failure:
+        ovs.stop(subprocess.Popen(["true"]))
+        raise
+    cmd = [OVS_VSWITCHD, f"unix:{ovs.dir}/db.sock", f"--unixctl={ovs.ctl}", f"--pidfile={ovs.dir}/ovs-vswitchd.pid",
+           f"--log-file={ovs.log_path}"]
+    return cmd, ovs.env, ovs
 
 
 COMMANDS = {"testpmd": testpmd_cmd, "l3fwd": l3fwd_cmd, "sluice": sluice_cmd, "sluice-ct": sluice_cmd,
-            "sluice-fw": sluice_cmd}
+            "sluice-fw": sluice_cmd, "sluice-nat": sluice_cmd, "ovs-ct": ovs_cmd, "ovs-nat": ovs_cmd}
 
 
 class Failure(Exception):
@@ -372,6 +655,8 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **env})
     a.started.append(proc)
+    if app in OVS_APPS:
+        source.pid = proc.pid
     row = {"app": app}
     try:
         # Ready: the stats source answers and packets leave port 1. Not port 0's rx
@@ -383,26 +668,36 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
                 raise Failure(f"{app} did not start (see {log_path})")
             time.sleep(0.2)
         first = None
+        # OVS in the new-sessions case forwards nothing until its flow goes in: packets
+        # arriving (and dropped by the bridge) are the sign it is ready.
+        moving = "rx" if app in OVS_APPS and case.workload == "new" else "tx"
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise Failure(f"{app} moved no packets (see {log_path})")
-            tx = source.counters()["tx"]
+            count = source.counters()[moving]
             if first is None:
-                first = tx
-            elif tx - first > 1000:
+                first = count
+            elif count - first > 1000:
                 break
             time.sleep(0.2)
-        time.sleep(a.warmup)
-        t0, c0, cpu0 = sample(source, proc.pid)
-        time.sleep(a.seconds)
-        t1, c1, cpu1 = sample(source, proc.pid)
+        if app in OVS_APPS and case.workload == "new":
+            t0, c0, cpu0, t1, c1, cpu1 = ovs_first_pass(a, source, case, proc)
+        else:
+            if app in OVS_APPS:
+                ovs_established(a, source, case, proc, deadline)
+            time.sleep(a.warmup)
+            t0, c0, cpu0 = sample(source, proc.pid)
+            time.sleep(a.seconds)
+            t1, c1, cpu1 = sample(source, proc.pid)
         if a.profile and app in SLUICE_APPS:
             row["profile"] = profile(proc.pid, cpu0, cpu1, a, run_dir, app, case)
-    except (OSError, ValueError, KeyError) as e:
+        if app in NAT_APPS:
+            row["heap"] = source.heap()
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
         raise Failure(f"{app}: reading its counters failed: {e} (see {log_path})") from e
     finally:
         source.close()
-        rc = stop(proc)
+        rc = source.stop(proc) if app in OVS_APPS else stop(proc)
         if proc in a.started:
             a.started.remove(proc)
 
@@ -429,14 +724,131 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
             notes.append(f"own busy {row['sluice_busy_cycles_per_packet']:.0f} cyc/pkt")
         if app in CT_APPS:
             notes.extend(conntrack_numbers(row, case, c0, c1, packets, wall))
+        if app in NAT_APPS:
+            notes.extend(nat_numbers(row, case, c0, c1, packets, wall))
         if rc not in (0, None):
             notes.append(f"exit {rc}")
-    if c1["rx_nombuf"] > c0["rx_nombuf"]:
+    if app in OVS_APPS:
+        row["ovs_rss0"] = source.rss0
+        row["ovs_pool_mbufs"] = source.mempool_mbufs
+        notes.extend(ovs_numbers(row, case, c0, c1, packets, wall))
+        if rc not in (0, None):
+            notes.append(f"exit {rc}")
+    elif c1["rx_nombuf"] > c0["rx_nombuf"]:
         notes.append("rx_nombuf")
     if row["forwarded"] < 0.99:
         notes.append(f"only {row['forwarded']:.1%} forwarded")
     row["notes"] = "; ".join(notes)
     return row
+
+
+def ovs_established(a, source, case, proc, deadline):
+    """The window opens once every flow of the pcap has its connection."""
+    while source.conns() < case.flows:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise Failure(f"OVS made only {source.conns()} of {case.flows} connections (see {source.log_path})")
+        time.sleep(0.2)
+
+
+def ovs_first_pass(a, source, case, proc):
+    """Open vSwitch's conntrack never evicts (a full table refuses new connections) and
+    keeps a UDP connection 30 s, so a pcap replayed in a loop stops making new ones after
+    its first pass. The new-sessions window is that first pass: the flow goes in, the
+    window opens, and it closes when 95% of the pcap's flows have their connection (or
+    after --seconds). Every frame in it is a 5-tuple not seen before."""
+    source.add_flow()
+    t0, c0, cpu0 = sample(source, proc.pid)
+    deadline = time.monotonic() + a.seconds
+    while source.conns() < 0.95 * case.flows and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Failure(f"OVS stopped (see {source.log_path})")
+        time.sleep(0.005)
+    t1, c1, cpu1 = sample(source, proc.pid)
+    return t0, c0, cpu0, t1, c1, cpu1
+
+
+def ovs_numbers(row, case, c0, c1, packets, wall):
+    """Connections over the window into `row`; returns the notes they call for."""
+    created = c1["conns"] - c0["conns"]
+    row.update(workload=case.workload, flows_active=c1["conns"], flows_created=created,
+               new_flows_per_s=created / wall, created_per_packet=created / packets,
+               new_flows_per_cpu_s=created / (row["cpu"] * wall) if row["cpu"] else None,
+               mpps_per_cpu_s=row["mpps"] / row["cpu"] if row["cpu"] else None,
+               window_seconds=wall)
+    notes = [f"conns {c1['conns']}", f"window: created {row['created_per_packet']:.2f}/pkt"]
+    grew = c1["rss"] - row["ovs_rss0"] if c1.get("rss") is not None and row.get("ovs_rss0") is not None else None
+    if grew is not None and c1["conns"] >= 100000:
+        # Heap growth since before the first connection: conn structs, cmap, NAT's extra conn.
+        row["bytes_per_flow"] = grew / c1["conns"]
+        row["bytes_per_flow_method"] = "ovs-vswitchd VmRSS growth since the flow went in / connections"
+        notes.append(f"{row['bytes_per_flow']:.0f} B RSS/conn")
+    if case.workload == "established":
+        if c1["conns"] != case.flows:
+            notes.append(f"CONNS {c1['conns']} != {case.flows} flows")
+        if created:
+            notes.append("NOT ALL ESTABLISHED")
+    else:
+        notes.append(f"first pass, {wall:.3f} s window")
+        if row["created_per_packet"] < 0.99:
+            notes.append("NOT ALL NEW")
+    if c1["rx_nombuf"] > c0["rx_nombuf"]:
+        notes.append(f"rx drop {c1['rx_nombuf'] - c0['rx_nombuf']}")
+    return notes
+
+
+def nat_numbers(row, case, c0, c1, packets, wall):
+    """NAT sessions over the window into `row` (sluice-nat); returns the notes they call for."""
+    f0, f1, n0, n1 = c0["flows"], c1["flows"], c0["nat"], c1["nat"]
+    d = {k: n1[k] - n0[k] for k in ("created", "removed", "no_port", "no_room")}
+    flows_created = f1["created"] - f0["created"]
+    translated = c1["nat_src_stage"].get("translated", 0) - c0["nat_src_stage"].get("translated", 0)
+    mapped = c1["nat_stage"].get("mapped", 0) - c0["nat_stage"].get("mapped", 0)
+    ct_established = c1["ct"].get("established", 0) - c0["ct"].get("established", 0)
+    plain, pairs, memory = f1["max_ipv4"], n1["max"], f1["memory_bytes"]
+    pair_bytes = f1["entry_bytes_nat_ipv4"] or NAT_PAIR_BYTES
+    # The bucket index is shared by every key: a plain entry has one, a pair two.
+    buckets = memory - plain * f1["entry_bytes_ipv4"] - pairs * pair_bytes
+    row.update(capacity=pairs, conntrack_capacity=plain, flows_active=n1["active"], nat_created=d["created"],
+               nat_removed=d["removed"], nat_no_port=d["no_port"], nat_no_room=d["no_room"],
+               flows_created=flows_created, flows_evicted=f1["evicted"] - f0["evicted"],
+               new_flows_per_s=d["created"] / wall, created_per_packet=d["created"] / packets,
+               new_flows_per_cpu_s=d["created"] / (row["cpu"] * wall) if row["cpu"] else None,
+               mpps_per_cpu_s=row["mpps"] / row["cpu"] if row["cpu"] else None,
+               evicted_per_packet=d["removed"] / packets, translated_per_packet=translated / packets,
+               mapped_per_packet=mapped / packets, ct_established_per_packet=ct_established / packets,
+               memory_bytes=memory, entry_bytes_ipv4=f1["entry_bytes_ipv4"], entry_bytes_nat_ipv4=pair_bytes,
+               bytes_per_flow=pair_bytes + buckets * 2 / (plain + 2 * pairs) if pairs else None,
+               expected_bytes_per_flow=nat_pair_bytes(case.capacity, case.capacity),
+               table_bytes_per_nat_flow=memory / pairs if pairs else None,
+               flow_states=f1["states"])
+    heap = row.pop("heap", None)
+    if heap and pairs:
+        # What else Sluice holds in the hugepage heap: the NAT context's endpoint-
+        # independent mapping table of nat.capacity entries, and allocations of a fixed
+        # size (route table, rings, ...). nat_heap_per_flow() splits the two across cases.
+        row["other_heap_bytes"] = heap["alloc"] - heap["mempools"] - memory
+    notes = [f"nat {n1['active']}/{n1['max']}",
+             f"window: mapped {row['created_per_packet']:.2f}/pkt, translated {row['translated_per_packet']:.2f}/pkt, "
+             f"pairs removed {row['evicted_per_packet']:.2f}/pkt"]
+    if d["no_port"] or d["no_room"]:
+        notes.append(f"NO PORT {d['no_port']}, NO ROOM {d['no_room']}")
+    if pairs != case.capacity or plain != case.capacity:
+        notes.append(f"CAPACITY nat {pairs}, conntrack {plain} != {case.capacity}")
+    if memory != ct_table_bytes(plain, pairs):
+        notes.append(f"MEMORY {memory} B != expected {ct_table_bytes(plain, pairs)} B")
+    if row["translated_per_packet"] < 0.99:
+        notes.append(f"ONLY {row['translated_per_packet']:.1%} TRANSLATED")
+    if case.workload == "established":
+        if n1["active"] != case.flows:
+            notes.append(f"NAT ACTIVE {n1['active']} != {case.flows} flows")
+        if d["created"] or d["removed"] or flows_created:
+            notes.append("NOT ALL ESTABLISHED")
+    else:
+        if row["created_per_packet"] < 0.999:
+            notes.append(f"{1 - row['created_per_packet']:.1%} found a surviving flow")
+        if row["created_per_packet"] < 0.9:
+            notes.append("MOSTLY NOT NEW: raise the churn flows or lower its capacity")
+    return notes
 
 
 def conntrack_numbers(row, case, c0, c1, packets, wall):
@@ -529,14 +941,19 @@ def fmt(value, spec, empty="-"):
 
 
 def print_table(rows, hz, hz_source, pmu, suite="router"):
-    head = ("case", "app", "Mpps", "cyc/pkt", "vs l3fwd", "by cycles", "fwd", "cpu", "notes")
+    with_ovs = any(r["app"] in OVS_APPS for r in rows)
+    head = ("case", "app", "Mpps", "cyc/pkt", "vs l3fwd", "by cycles") + (("vs OVS",) if with_ovs else ()) + \
+        ("fwd", "cpu", "notes")
+
+    def times(value):
+        return fmt(value, ".2f", "-") + ("x" if value is not None else "")
+
     lines = [head]
     for r in rows:
         lines.append((r["case"], r["app"], fmt(r.get("mpps"), ".2f"), fmt(r.get("cycles_per_packet"), ".0f"),
-                      fmt(r.get("ratio_vs_l3fwd"), ".2f", "-") + ("x" if r.get("ratio_vs_l3fwd") is not None else ""),
-                      fmt(r.get("ratio_vs_l3fwd_cycles"), ".2f", "-") +
-                      ("x" if r.get("ratio_vs_l3fwd_cycles") is not None else ""),
-                      fmt(r.get("forwarded"), ".2f"), fmt(r.get("cpu"), ".0%"), r.get("notes", "")))
+                      times(r.get("ratio_vs_l3fwd")), times(r.get("ratio_vs_l3fwd_cycles")))
+                     + ((times(r.get("ratio_vs_ovs")),) if with_ovs else ())
+                     + (fmt(r.get("forwarded"), ".2f"), fmt(r.get("cpu"), ".0%"), r.get("notes", "")))
     widths = [max(len(str(l[i])) for l in lines) for i in range(len(head) - 1)]
     out = []
     for n, l in enumerate(lines):
@@ -550,9 +967,12 @@ def print_table(rows, hz, hz_source, pmu, suite="router"):
     print(f"\ncyc/pkt: worker thread CPU time x TSC {hz / 1e6:.0f} MHz ({hz_source}) / packets; {why}.\n"
           "Sluice's own busy cycles per packet (lcores[] in /stats) are in the notes: TSC cycles of busy polls, "
           "which count time the thread was preempted.\nvs l3fwd: Mpps / l3fwd's Mpps in the same case (the target: " +
-          ("sluice-ct >= 0.5x with 1M flows). " if suite == "conntrack" else "Sluice >= 1.0x). ") +
+          {"conntrack": "sluice-ct >= 0.5x with 1M flows). ", "nat": "sluice-nat >= 0.45x with 1M flows). "}
+          .get(suite, "Sluice >= 1.0x). ") +
           "by cycles: l3fwd's cyc/pkt / this app's,\nthe same ratio without the time other tenants took from the core. "
-          "fwd: port 1 tx / port 0 rx. cpu: worker thread CPU time / wall time.")
+          "fwd: port 1 tx / port 0 rx. cpu: worker thread CPU time / wall time." +
+          ("\nvs OVS: Mpps / Open vSwitch's in the same case (sluice-ct, sluice-fw: ovs-ct; sluice-nat: ovs-nat; "
+           "target >= 5x).\nOVS's cyc/pkt and cpu are its PMD thread's." if with_ovs else ""))
 
 
 def print_conntrack(rows):
@@ -584,9 +1004,6 @@ def print_conntrack(rows):
           "(expected: (capacity x 64 + buckets x 64) / capacity);\nentry B: flows.entry_bytes.ipv4; B/active flow: "
           "memory_bytes / flows.active.")
 
-    def verdict(ok):
-        return "met" if ok else "MISSED"
-
     print("\nTargets (issue 4):")
     big = [r for r in ct if r.get("workload") == "established" and r["flows"] >= 1 << 20]
     for r in big:
@@ -605,26 +1022,134 @@ def print_conntrack(rows):
           f"{table:.0f} B per flow of capacity")
 
 
+def print_rows(title, lines):
+    """A table: the first line is the heading; the first two columns left-aligned."""
+    widths = [max(len(str(l[i])) for l in lines) for i in range(len(lines[0]))]
+    print(f"\n{title}")
+    for n, l in enumerate(lines):
+        cells = (str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths)))
+        print("  ".join(cells).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def nat_heap_per_flow(rows):
+    """The heap beyond the flow table that one more flow of nat.capacity costs: the growth
+    of other_heap_bytes from the NAT row with the smallest capacity to each larger one,
+    over the growth of the capacity (the fixed allocations cancel out)."""
+    have = [r for r in rows if r["app"] in NAT_APPS and r.get("other_heap_bytes") is not None]
+    if not have:
+        return
+    base = min(have, key=lambda r: r["capacity"])
+    for r in have:
+        if r["capacity"] > base["capacity"]:
+            r["other_heap_bytes_per_nat_flow"] = ((r["other_heap_bytes"] - base["other_heap_bytes"]) /
+                                                  (r["capacity"] - base["capacity"]))
+
+
+def print_nat(rows):
+    """The NAT rows' counters, and the NAT issue's targets read from them."""
+    nat = [r for r in rows if r["app"] in NAT_APPS and r.get("mpps")]
+    if not nat:
+        return
+    lines = [("case", "app", "Mpps", "per CPU-s", "new Msess/s", "per CPU-s", "mapped/pkt", "removed/pkt",
+              "translated/pkt", "active/capacity", "B/flow", "expected", "pair B", "table B/NAT flow",
+              "other heap B/NAT flow")]
+    for r in nat:
+        per_cpu = r["new_flows_per_cpu_s"] / 1e6 if r.get("new_flows_per_cpu_s") is not None else None
+        lines.append((r["case"], r["app"], fmt(r["mpps"], ".2f"), fmt(r.get("mpps_per_cpu_s"), ".2f"),
+                      fmt(r["new_flows_per_s"] / 1e6, ".2f"), fmt(per_cpu, ".2f"),
+                      fmt(r["created_per_packet"], ".3f"), fmt(r["evicted_per_packet"], ".3f"),
+                      fmt(r["translated_per_packet"], ".3f"), f"{r['flows_active']}/{r['capacity']}",
+                      fmt(r["bytes_per_flow"], ".1f"), fmt(r["expected_bytes_per_flow"], ".1f"),
+                      str(r["entry_bytes_nat_ipv4"]), fmt(r["table_bytes_per_nat_flow"], ".1f"),
+                      fmt(r.get("other_heap_bytes_per_nat_flow"), ".1f")))
+    print_rows("NAT (nat and flows in Sluice's /stats, deltas over the same window):", lines)
+    print("new Msess/s: nat.created delta / wall time (a mapping made: a new NAT session). mapped, removed: "
+          "nat.created,\nnat.removed deltas / port 0 rx; translated: the west nat_src stage's source rewrites / rx. "
+          "B/flow: a pair\n(flows.entry_bytes.nat_ipv4) + 2 keys' share of the bucket index, from flows.memory_bytes, "
+          "flows.max_ipv4 and\nnat.max; pair B: the pair alone; table B/NAT flow: flows.memory_bytes / nat.max (the "
+          "conntrack pool every\nnew flow passes through before nat promotes it, included). other heap B/NAT flow: DPDK's "
+          "heap (telemetry /eal/heap_info)\nless mempools and the flow table, its growth from the smallest nat.capacity "
+          "of the run to this one / the\ncapacity's growth: the NAT context's endpoint-independent mapping table, "
+          "reserved for nat.capacity mappings.")
+    print("\nTargets (NAT issue):")
+    for r in nat:
+        if r.get("workload") == "established" and r["flows"] >= 1 << 20 and r.get("ratio_vs_l3fwd") is not None:
+            print(f"  {r['case']}, {r['app']}: {r['ratio_vs_l3fwd']:.2f}x l3fwd-lpm, "
+                  f"{fmt(r.get('ratio_vs_l3fwd_cycles'), '.2f')}x by cycles (target >= 0.45x): "
+                  f"{verdict(r['ratio_vs_l3fwd'] >= 0.45)}")
+    for r in (r for r in nat if r.get("workload") == "new"):
+        per_cpu = r.get("new_flows_per_cpu_s") or 0
+        print(f"  {r['case']}, {r['app']}: {r['new_flows_per_s'] / 1e6:.2f}M new NAT sessions/s per core, "
+              f"{per_cpu / 1e6:.2f}M per CPU second (target >= 3M): {verdict(r['new_flows_per_s'] >= 3e6)}"
+              + ("" if r['new_flows_per_s'] >= 3e6 or per_cpu < 3e6 else " (met per CPU second: the core was shared)"))
+    entry = max(r["entry_bytes_nat_ipv4"] for r in nat)
+    table = max(r["bytes_per_flow"] or 0 for r in nat)
+    print(f"  IPv4 NAT flow (pair): {entry} B (target <= 128 B): {verdict(entry <= 128)}; with its two keys' "
+          f"bucket slots, {table:.0f} B per NAT flow of capacity")
+
+
+def print_ovs(rows, suite):
+    """Open vSwitch's rows, and Sluice's ratio to them (target: >= 5x in every case)."""
+    ovs = [r for r in rows if r["app"] in OVS_APPS and r.get("mpps")]
+    if not ovs:
+        return
+    lines = [("case", "app", "Mpps", "per CPU-s", "new Mconn/s", "per CPU-s", "created/pkt", "conns",
+              "window s", "RSS B/conn", "pool mbufs")]
+    for r in ovs:
+        per_cpu = r["new_flows_per_cpu_s"] / 1e6 if r.get("new_flows_per_cpu_s") is not None else None
+        lines.append((r["case"], r["app"], fmt(r["mpps"], ".2f"), fmt(r.get("mpps_per_cpu_s"), ".2f"),
+                      fmt(r["new_flows_per_s"] / 1e6, ".2f"), fmt(per_cpu, ".2f"),
+                      fmt(r["created_per_packet"], ".3f"), str(r["flows_active"]), fmt(r.get("window_seconds"), ".2f"),
+                      fmt(r.get("bytes_per_flow"), ".0f"), str(r.get("ovs_pool_mbufs") or "-")))
+    print_rows("Open vSwitch (ovs-ofctl dump-ports, dpctl/ct-get-nconns; cycles and cpu of the PMD thread):", lines)
+    print("new Mconn/s: ct-get-nconns delta / wall time. OVS's conntrack refuses new connections when full, it "
+          "does not evict:\nits new-sessions window is the first pass over the pcap (every frame a new 5-tuple), from "
+          "the flow going in\nto 95% of the flows connected. RSS B/conn: ovs-vswitchd's VmRSS growth since before the "
+          "flow / connections\n(100K connections or more). pool mbufs: p0's per-port pool.")
+    sluice = [r for r in rows if r["app"] in OVS_PEER and r.get("mpps")]
+    if not sluice:
+        return
+    print(f"\nTargets (Sluice >= 5x Open vSwitch, {suite}):")
+    for r in sluice:
+        peer = OVS_PEER[r["app"]]
+        if r.get("ratio_vs_ovs") is None:
+            print(f"  {r['case']}, {r['app']}: no {peer} row to compare with")
+            continue
+        line = (f"  {r['case']}, {r['app']}: {r['ratio_vs_ovs']:.2f}x {peer} Mpps: "
+                f"{verdict(r['ratio_vs_ovs'] >= 5)}")
+        if r.get("ratio_vs_ovs_new_flows") is not None:
+            line += f"; {r['ratio_vs_ovs_new_flows']:.2f}x its new sessions/s: {verdict(r['ratio_vs_ovs_new_flows'] >= 5)}"
+        print(line)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=1, help="run the apps N times per case, interleaved; report medians")
-    p.add_argument("--suite", choices=("router", "conntrack"), default="router")
+    p.add_argument("--suite", choices=("router", "conntrack", "nat"), default="router")
     p.add_argument("--flows", default="1,4K,1M")
     p.add_argument("--frames", default="64,1500")
     p.add_argument("--apps", default=",".join(ROUTER_APPS))
     p.add_argument("--churn", default="none",
-                   help="conntrack suite: FLOWS:CAPACITY for the new-flows case (e.g. 1M:64K), or none")
+                   help="conntrack and nat suites: FLOWS:CAPACITY for the new-flows case (e.g. 1M:64K), or none")
     p.add_argument("--json")
     p.add_argument("--profile", action="store_true", help="perf record Sluice's worker after each window")
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--sluice", required=True)
-    p.add_argument("--l3fwd", required=True)
+    p.add_argument("--data-dir", help="required unless --memory-only")
+    p.add_argument("--sluice", help="required unless --memory-only")
+    p.add_argument("--l3fwd", help="required unless --memory-only")
     p.add_argument("--main-lcore", type=int, default=0)
     p.add_argument("--worker-lcore", type=int, default=1)
     p.add_argument("--prefix", default="bench")
     p.add_argument("--start-timeout", type=float, default=120)
+    p.add_argument("--memory-only", action="store_true",
+                   help="print the MiB of hugepages the largest case needs and exit (tools/bench sizes with it)")
     a = p.parse_args()
     a.started = []
     flows_list = [parse_count(x) for x in a.flows.split(",") if x]
@@ -633,6 +1158,26 @@ def main():
     for app in apps:
         if app not in APPS:
             sys.exit(f"unknown app {app} (known: {', '.join(APPS)})")
+    cases = [Case(frame, flows) for frame in frames for flows in flows_list]
+    tracking_apps = TRACKING_APPS + OVS_APPS
+    if a.suite in ("conntrack", "nat") and a.churn != "none" and any(app in tracking_apps for app in apps):
+        churn_flows, churn_capacity = (parse_count(x) for x in a.churn.split(":"))
+        if churn_capacity < 1024 or churn_capacity & (churn_capacity - 1) or churn_flows < 4 * churn_capacity:
+            sys.exit(f"--churn {a.churn}: the capacity must be a power of two >= 1024, the flows >= 4x it")
+        cases += [Case(frame, churn_flows, "new", churn_capacity) for frame in frames]
+
+    def apps_of(case):
+        # The new-flows case measures Sluice's conntrack or NAT and Open vSwitch's; l3fwd
+        # runs beside them for the ratio.
+        if case.workload == "established":
+            return apps
+        return [x for x in apps if x == "l3fwd" or x in tracking_apps]
+
+    if a.memory_only:
+        print(max(case.memory_mb(apps_of(case)) for case in cases))
+        return 0
+    if not (a.data_dir and a.sluice and a.l3fwd):
+        p.error("--data-dir, --sluice and --l3fwd are required")
     hz, hz_source = tsc_hz()
     run_dir = os.path.join(a.data_dir, "run-" + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(run_dir, exist_ok=True)
@@ -646,17 +1191,9 @@ def main():
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
-    cases = [Case(frame, flows) for frame in frames for flows in flows_list]
-    if a.suite == "conntrack" and a.churn != "none" and any(app in CT_APPS for app in apps):
-        churn_flows, churn_capacity = (parse_count(x) for x in a.churn.split(":"))
-        if churn_capacity < 1024 or churn_capacity & (churn_capacity - 1) or churn_flows < 4 * churn_capacity:
-            sys.exit(f"--churn {a.churn}: the capacity must be a power of two >= 1024, the flows >= 4x it")
-        cases += [Case(frame, churn_flows, "new", churn_capacity) for frame in frames]
-
     try:
         for case in cases:
-            # The new-flows case measures Sluice's conntrack; l3fwd runs beside it for the ratio.
-            case_apps = apps if case.workload == "established" else [x for x in apps if x == "l3fwd" or x in CT_APPS]
+            case_apps = apps_of(case)
             case.pcap = os.path.join(a.data_dir, f"udp4-{GEN_VERSION}-{case.flows}-{case.frame}B.pcap")
             if not os.path.exists(case.pcap):
                 log(f"writing {case.pcap}")
@@ -669,8 +1206,8 @@ def main():
                 time.sleep(0.5)
             free = hugepages_free_mb()
             identity = {"case": case.label, "flows": case.flows, "frame_bytes": case.frame}
-            if a.suite == "conntrack":
-                identity.update(mode="conntrack", workload=case.workload)
+            if a.suite in ("conntrack", "nat"):
+                identity.update(mode=a.suite, workload=case.workload)
             if free < need:
                 msg = f"skipped: needs ~{need} MiB of free hugepages, {free} MiB free"
                 log(f"{case.label}: {msg}")
@@ -691,7 +1228,7 @@ def main():
                     runs[app].append(row)
                     if row.get("mpps"):
                         extra = ""
-                        if app in CT_APPS:
+                        if app in tracking_apps:
                             extra = (f", {row['new_flows_per_s'] / 1e6:.2f}M new flows/s, "
                                      f"created {row['created_per_packet']:.2f}/pkt")
                         log(f"  {row['mpps']:.2f} Mpps, {fmt(row.get('cycles_per_packet'), '.0f')} cycles/packet"
@@ -704,6 +1241,12 @@ def main():
                 # core spent on other tenants' work.
                 mine, theirs = r.get("cycles_per_packet"), base and base.get("cycles_per_packet")
                 r["ratio_vs_l3fwd_cycles"] = theirs / mine if mine and theirs else None
+                # Sluice against the Open vSwitch set-up a user would pick instead.
+                peer = next((p for p in case_rows if p["app"] == OVS_PEER.get(r["app"]) and p.get("mpps")), None)
+                if peer and r.get("mpps"):
+                    r["ratio_vs_ovs"] = r["mpps"] / peer["mpps"]
+                    if r.get("new_flows_per_s") and peer.get("new_flows_per_s") and case.workload == "new":
+                        r["ratio_vs_ovs_new_flows"] = r["new_flows_per_s"] / peer["new_flows_per_s"]
             rows.extend(case_rows)
     finally:
         for proc in list(a.started):
@@ -713,22 +1256,34 @@ def main():
     print_table(rows, hz, hz_source, perf_cycles_supported(), a.suite)
     if a.suite == "conntrack" or any(r["app"] in CT_APPS for r in rows):
         print_conntrack(rows)
+    nat_heap_per_flow(rows)
+    print_nat(rows)
+    print_ovs(rows, a.suite)
     for r in rows:
         if r.get("profile"):
             print(f"\nperf (cpu-clock) on {r['app']}'s worker, {r['case']}:\n{r['profile']}")
     if a.json:
         keys = ("case", "app", "flows", "frame_bytes", "mpps", "ratio_vs_l3fwd", "cycles_per_packet",
                 "ratio_vs_l3fwd_cycles", "forwarded", "cpu", "notes")
-        # Conntrack rows: the same keys, then these (only where the row has them).
+        # Conntrack and NAT rows: the same keys, then these (only where the row has them).
         ct_keys = ("mode", "workload", "capacity", "flows_active", "flows_created", "flows_evicted", "flows_expired",
                    "new_flows_per_s", "new_flows_per_cpu_s", "mpps_per_cpu_s", "created_per_packet",
                    "evicted_per_packet", "ct_established_per_packet",
                    "classified", "rule_hits", "sluice_drops", "memory_bytes", "bytes_per_flow",
-                   "expected_bytes_per_flow", "bytes_per_active_flow", "entry_bytes_ipv4", "flow_states")
+                   "expected_bytes_per_flow", "bytes_per_active_flow", "entry_bytes_ipv4", "flow_states",
+                   # sluice-nat
+                   "conntrack_capacity", "nat_created", "nat_removed", "nat_no_port", "nat_no_room",
+                   "translated_per_packet", "mapped_per_packet", "entry_bytes_nat_ipv4", "table_bytes_per_nat_flow",
+                   "other_heap_bytes", "other_heap_bytes_per_nat_flow",
+                   # Open vSwitch, and Sluice against it
+                   "window_seconds", "bytes_per_flow_method", "ovs_pool_mbufs", "ratio_vs_ovs_new_flows")
         out = []
         for r in rows:
             o = {k: r.get(k) for k in keys}
-            o["cycles_method"] = "worker thread CPU time x TSC Hz / packets"
+            o["cycles_method"] = ("PMD thread CPU time x TSC Hz / packets" if r["app"] in OVS_APPS else
+                                  "worker thread CPU time x TSC Hz / packets")
+            if "ratio_vs_ovs" in r:
+                o["ratio_vs_ovs"] = r["ratio_vs_ovs"]
             if "mode" in r:
                 o.update({k: r[k] for k in ct_keys if k in r})
             out.append(o)
