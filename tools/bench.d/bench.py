@@ -344,6 +344,14 @@ def thread_cpu_ns(pid):
     return out
 
 
+def thread_name(pid, tid):
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 # ---------------------------------------------------------------- the apps
 
 def eal_common(prefix, vdev_pcap):
@@ -706,6 +714,10 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
     if packets <= 0:
         raise Failure(f"{app} moved 0 packets in the window (see {log_path})")
     deltas = {tid: cpu1[tid] - cpu0.get(tid, 0) for tid in cpu1}
+    if app in OVS_APPS:
+        # The PMD thread by name, not the busiest: creating connections, OVS's other
+        # threads (urcu's deferred frees, ct_clean) may outrun it.
+        deltas = {tid: ns for tid, ns in deltas.items() if thread_name(proc.pid, tid).startswith("pmd")} or deltas
     worker_tid, worker_ns = max(deltas.items(), key=lambda kv: kv[1]) if deltas else (0, 0)
     row.update(mpps=packets / wall / 1e6,
                cycles_per_packet=worker_ns * 1e-9 * hz / packets if hz else None,
@@ -754,12 +766,13 @@ def ovs_first_pass(a, source, case, proc):
     """Open vSwitch's conntrack never evicts (a full table refuses new connections) and
     keeps a UDP connection 30 s, so a pcap replayed in a loop stops making new ones after
     its first pass. The new-sessions window is that first pass: the flow goes in, the
-    window opens, and it closes when 95% of the pcap's flows have their connection (or
-    after --seconds). Every frame in it is a 5-tuple not seen before."""
+    window opens, and it closes when 60% of the pcap's flows have their connection (or
+    after --seconds): a query takes tens of milliseconds on a busy machine, and the pass
+    must not end before the last one. Every frame in it is a 5-tuple not seen before."""
     source.add_flow()
     t0, c0, cpu0 = sample(source, proc.pid)
     deadline = time.monotonic() + a.seconds
-    while source.conns() < 0.95 * case.flows and time.monotonic() < deadline:
+    while source.conns() < 0.6 * case.flows and time.monotonic() < deadline:
         if proc.poll() is not None:
             raise Failure(f"OVS stopped (see {source.log_path})")
         time.sleep(0.005)
@@ -789,8 +802,8 @@ def ovs_numbers(row, case, c0, c1, packets, wall):
             notes.append("NOT ALL ESTABLISHED")
     else:
         notes.append(f"first pass, {wall:.3f} s window")
-        if row["created_per_packet"] < 0.99:
-            notes.append("NOT ALL NEW")
+        if row["created_per_packet"] < 0.95:
+            notes.append("NOT ALL NEW: the window ran past the first pass")
     if c1["rx_nombuf"] > c0["rx_nombuf"]:
         notes.append(f"rx drop {c1['rx_nombuf'] - c0['rx_nombuf']}")
     return notes
@@ -1039,14 +1052,15 @@ def verdict(ok):
 
 def nat_heap_per_flow(rows):
     """The heap beyond the flow table that one more flow of nat.capacity costs: the growth
-    of other_heap_bytes from the NAT row with the smallest capacity to each larger one,
-    over the growth of the capacity (the fixed allocations cancel out)."""
+    of other_heap_bytes between two NAT rows on the same pcap (the default run's 1M
+    established flows, capacity 2M, and its 1M-flow new-sessions case, capacity 64K) over
+    the growth of the capacity. Fixed allocations and the pcap's own (net_pcap's ring)
+    cancel out."""
     have = [r for r in rows if r["app"] in NAT_APPS and r.get("other_heap_bytes") is not None]
-    if not have:
-        return
-    base = min(have, key=lambda r: r["capacity"])
     for r in have:
-        if r["capacity"] > base["capacity"]:
+        smaller = [b for b in have if b["flows"] == r["flows"] and b["capacity"] < r["capacity"]]
+        if smaller:
+            base = min(smaller, key=lambda b: b["capacity"])
             r["other_heap_bytes_per_nat_flow"] = ((r["other_heap_bytes"] - base["other_heap_bytes"]) /
                                                   (r["capacity"] - base["capacity"]))
 
@@ -1074,8 +1088,8 @@ def print_nat(rows):
           "B/flow: a pair\n(flows.entry_bytes.nat_ipv4) + 2 keys' share of the bucket index, from flows.memory_bytes, "
           "flows.max_ipv4 and\nnat.max; pair B: the pair alone; table B/NAT flow: flows.memory_bytes / nat.max (the "
           "conntrack pool every\nnew flow passes through before nat promotes it, included). other heap B/NAT flow: DPDK's "
-          "heap (telemetry /eal/heap_info)\nless mempools and the flow table, its growth from the smallest nat.capacity "
-          "of the run to this one / the\ncapacity's growth: the NAT context's endpoint-independent mapping table, "
+          "heap (telemetry /eal/heap_info)\nless mempools and the flow table, its growth from a smaller nat.capacity on "
+          "the same pcap to this one /\nthe capacity's growth: the NAT context's endpoint-independent mapping table, "
           "reserved for nat.capacity mappings.")
     print("\nTargets (NAT issue):")
     for r in nat:
@@ -1110,7 +1124,7 @@ def print_ovs(rows, suite):
     print_rows("Open vSwitch (ovs-ofctl dump-ports, dpctl/ct-get-nconns; cycles and cpu of the PMD thread):", lines)
     print("new Mconn/s: ct-get-nconns delta / wall time. OVS's conntrack refuses new connections when full, it "
           "does not evict:\nits new-sessions window is the first pass over the pcap (every frame a new 5-tuple), from "
-          "the flow going in\nto 95% of the flows connected. RSS B/conn: ovs-vswitchd's VmRSS growth since before the "
+          "the flow going in\nto 60% of the flows connected. RSS B/conn: ovs-vswitchd's VmRSS growth since before the "
           "flow / connections\n(100K connections or more). pool mbufs: p0's per-port pool.")
     sluice = [r for r in rows if r["app"] in OVS_PEER and r.get("mpps")]
     if not sluice:
