@@ -1135,8 +1135,8 @@ def print_ovs(rows, suite):
         if r.get("ratio_vs_ovs") is None:
             print(f"  {r['case']}, {r['app']}: no {peer} row to compare with")
             continue
-        line = (f"  {r['case']}, {r['app']}: {r['ratio_vs_ovs']:.2f}x {peer} Mpps: "
-                f"{verdict(r['ratio_vs_ovs'] >= 5)}")
+        line = (f"  {r['case']}, {r['app']}: {r['ratio_vs_ovs']:.2f}x {peer} Mpps, "
+                f"{fmt(r.get('ratio_vs_ovs_cycles'), '.2f')}x by cycles: {verdict(r['ratio_vs_ovs'] >= 5)}")
         if r.get("ratio_vs_ovs_new_flows") is not None:
             line += f"; {r['ratio_vs_ovs_new_flows']:.2f}x its new sessions/s: {verdict(r['ratio_vs_ovs_new_flows'] >= 5)}"
         print(line)
@@ -1259,6 +1259,8 @@ def main():
                 peer = next((p for p in case_rows if p["app"] == OVS_PEER.get(r["app"]) and p.get("mpps")), None)
                 if peer and r.get("mpps"):
                     r["ratio_vs_ovs"] = r["mpps"] / peer["mpps"]
+                    if mine and peer.get("cycles_per_packet"):
+                        r["ratio_vs_ovs_cycles"] = peer["cycles_per_packet"] / mine
                     if r.get("new_flows_per_s") and peer.get("new_flows_per_s") and case.workload == "new":
                         r["ratio_vs_ovs_new_flows"] = r["new_flows_per_s"] / peer["new_flows_per_s"]
             rows.extend(case_rows)
@@ -1296,8 +1298,9 @@ def main():
             o = {k: r.get(k) for k in keys}
             o["cycles_method"] = ("PMD thread CPU time x TSC Hz / packets" if r["app"] in OVS_APPS else
                                   "worker thread CPU time x TSC Hz / packets")
-            if "ratio_vs_ovs" in r:
-                o["ratio_vs_ovs"] = r["ratio_vs_ovs"]
+            for k in ("ratio_vs_ovs", "ratio_vs_ovs_cycles"):
+                if k in r:
+                    o[k] = r[k]
             if "mode" in r:
                 o.update({k: r[k] for k in ct_keys if k in r})
             out.append(o)
