@@ -693,6 +693,8 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
         else:
             if app in OVS_APPS:
                 ovs_established(a, source, case, proc, deadline)
+            elif app in TRACKING_APPS and case.workload == "established":
+                sluice_established(app, source, case, proc, deadline)
             time.sleep(a.warmup)
             t0, c0, cpu0 = sample(source, proc.pid)
             time.sleep(a.seconds)
@@ -752,6 +754,18 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
         notes.append(f"only {row['forwarded']:.1%} forwarded")
     row["notes"] = "; ".join(notes)
     return row
+
+
+def sluice_established(app, source, case, proc, deadline):
+    """The warm-up starts once every flow of the pcap is in the table (translated, for
+    sluice-nat): the first pass goes at the new-flow rate, which can outlast the warm-up."""
+    def active():
+        c = source.counters()
+        return c["nat"]["active"] if app in NAT_APPS else c["flows"]["active"]
+    while active() < case.flows:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise Failure(f"{app} has only {active()} of {case.flows} flows in its table")
+        time.sleep(0.2)
 
 
 def ovs_established(a, source, case, proc, deadline):
