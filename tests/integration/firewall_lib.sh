@@ -110,14 +110,15 @@ expect_num() { # actual op(-ge|-gt|-le|-lt|-eq) bound what
   fw_ok "$4 = $1 ($2 $3)"
 }
 expect_contains() { # haystack needle what
-  [[ "$1" == *"$2"* ]] || fail "$3: expected to contain '$2', got: $(printf '%s' "$1" | head -c 1500)"
+  [[ "$1" == *"$2"* ]] || fail "$3: expected to contain '$2', got: $(printf '%s' "$1" | head -c 1500 || true)"
   fw_ok "$3 contains '$2'"
 }
 # A jq filter that must print true for the JSON document.
 expect_jq() { # json filter what
   local r
   r=$(printf '%s' "$1" | jq -r "$2" 2>&1) || r="jq error: $r"
-  [[ $r == true ]] || fail "$3 (jq: $2 -> $r) in: $(printf '%s' "$1" | jq -c . 2>/dev/null | head -c 2500)"
+  # || true: head closing the pipe early must not trip the ERR trap and hide this message.
+  [[ $r == true ]] || fail "$3 (jq: $2 -> $r) in: $(printf '%s' "$1" | jq -c . 2>/dev/null | head -c 2500 || true)"
   fw_ok "$3"
 }
 
@@ -168,7 +169,7 @@ wait_flows() { # query filter what [timeout_s]
     [[ $(printf '%s' "$f" | jq -r "$2" 2>/dev/null) == true ]] && return 0
     sleep 0.3
   done
-  fail "$3: not seen within ${4:-10} s (GET /flows?$1 -> $(printf '%s' "$f" | jq -c . | head -c 2500))"
+  fail "$3: not seen within ${4:-10} s (GET /flows?$1 -> $(printf '%s' "$f" | jq -c . | head -c 2500 || true))"
 }
 
 # ---------------------------------------------------------------- helpers run in the namespaces
@@ -559,7 +560,7 @@ udp_rcvbuf_errors() { # w|e
 expect_udp_no_loss() { # iperf3-json rcvbuf_errors_before what
   local lost rcvbuf
   lost=$(printf '%s' "$1" | jq -r '.end.sum.lost_packets')
-  [[ $lost =~ ^[0-9]+$ ]] || fail "$3: no lost_packets in the iperf3 result: $(printf '%s' "$1" | head -c 500)"
+  [[ $lost =~ ^[0-9]+$ ]] || fail "$3: no lost_packets in the iperf3 result: $(printf '%s' "$1" | head -c 500 || true)"
   ((lost == 0)) && return 0
   rcvbuf=$(($(udp_rcvbuf_errors e) - $2))
   ((lost <= rcvbuf)) ||
