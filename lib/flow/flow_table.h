@@ -42,8 +42,9 @@ inline constexpr uint32_t kNoEntry = UINT32_MAX;
 inline constexpr uint32_t kTickMs = 64;
 inline constexpr uint32_t kWheelSlots = 4096;  // horizon kWheelSlots * kTickMs = 262 s
 inline constexpr unsigned kEvictionBuckets = 8;  // buckets early drop looks at, as nf_conntrack's eviction range
-// A pair's original key is half of its keys: twice the buckets hold as many candidates.
-inline constexpr unsigned kPairEvictionBuckets = 2 * kEvictionBuckets;
+// Early drop of a NAT pair looks at this many pairs of the pool from a rotating cursor
+// (at most four such rounds while all it meets are protected).
+inline constexpr unsigned kPairEvictionSample = 16;
 inline constexpr uint32_t kPairBit = 1u << 30;   // the index names a NAT pair
 inline constexpr uint32_t kReplyBit = 1u << 29;  // ... found by its reply key
 inline constexpr uint32_t kIndexMask = kReplyBit - 1;
@@ -336,9 +337,7 @@ class FlowTable {
         remove(victim);
       }
       if (free_pair_head_ == kNoEntry) {
-        FlowBucket* range[kPairEvictionBuckets];
-        const unsigned count = eviction_range(reply_hash, b1, b2, range, kPairEvictionBuckets);
-        const uint32_t victim = oldest_in(range, count, now_stamp, true);
+        const uint32_t victim = pair_to_evict(now_ms);
         if (victim == kNoEntry) return kNoEntry;
         on_evict(victim, at(victim));
         remove(victim);
@@ -582,6 +581,30 @@ class FlowTable {
     --active_;
   }
 
+  // Early drop for the pair pool: of the next kPairEvictionSample pairs from a rotating
+  // cursor, the unprotected one nearest its deadline (an approximation of the oldest that
+  // reads a few lines in a row, where a scan of buckets near a key reads many; pairs have
+  // half as many evictable slots in the buckets as keys). kNoEntry when all were protected.
+  uint32_t pair_to_evict(uint32_t now_ms) {
+    for (unsigned round = 0; round < 4; ++round) {
+      uint32_t best = kNoEntry;
+      int32_t best_left = INT32_MAX;
+      for (unsigned k = 0; k < kPairEvictionSample; ++k) {
+        const uint32_t p = pair_cursor_;
+        pair_cursor_ = p + 1 < pair_capacity_ ? p + 1 : 0;
+        const FlowBody& body = pairs_[p].main.body;
+        if ((body.flags & (kFlowInUse | kFlowProtected)) != kFlowInUse) continue;
+        const int32_t left = ms_diff(body.expires, now_ms);
+        if (left < best_left) {
+          best_left = left;
+          best = kPairBit | p;
+        }
+      }
+      if (best != kNoEntry) return best;
+    }
+    return kNoEntry;
+  }
+
   void remove_pair(uint32_t p) {
     NatPair4& pair = pairs_[p];
     const uint32_t index = kPairBit | p;
@@ -742,6 +765,7 @@ class FlowTable {
   uint32_t bucket_mask_ = 0;
   uint32_t free_head_ = kNoEntry;
   uint32_t free_pair_head_ = kNoEntry;
+  uint32_t pair_cursor_ = 0;  // where pair_to_evict() looks next
   uint32_t active_ = 0;
   uint32_t pairs_active_ = 0;
   PairObserver pair_observer_ = nullptr;

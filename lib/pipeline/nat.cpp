@@ -12,27 +12,6 @@ namespace sluice::pipeline {
 
 using flow::kNoEntry;
 
-// An entry of this burst's flows whose index changed under it: promoted to a pair, or
-// removed (translation refused, or evicted to make room for another's).
-struct NatStage::Promoted {
-  uint32_t plain;
-  uint32_t now;  // the pair, or kNoEntry when the flow is gone
-  Drop reason;
-};
-
-nat::Ipv4Packet ipv4_packet(rte_mbuf* m) {
-  const PacketMeta& pm = meta(m);
-  nat::Ipv4Packet p;
-  p.ip = rte_pktmbuf_mtod_offset(m, uint8_t*, pm.l3_offset);
-  p.proto = pm.l4_proto;
-  if (pm.l4_offset && !(pm.flags & kMetaLaterFragment)) {
-    p.l4 = rte_pktmbuf_mtod_offset(m, uint8_t*, pm.l4_offset);
-    const uint32_t end = pm.l3_offset + pm.l3_length;
-    const uint32_t contiguous = rte_pktmbuf_data_len(m) < end ? rte_pktmbuf_data_len(m) : end;
-    p.l4_available = contiguous > pm.l4_offset ? contiguous - pm.l4_offset : 0;
-  }
-  return p;
-}
 
 namespace {
 
@@ -59,27 +38,25 @@ NatStage::NatStage(uint16_t port_id, const NatStageContext& context) : Stage("na
 
 // The translation of the flow `m` just opened: its pair's index, kNoEntry when no rule
 // applies, or refused (the entry is removed; the caller drops the packet).
-NatStage::Outcome NatStage::map_new(rte_mbuf* m, const nat::Policy& policy, Promoted* promoted, unsigned& n_promoted) {
-  const FlowMeta& fm = flow_meta(m);
+NatStage::Outcome NatStage::map_new(const FlowMeta& fm, const nat::Ipv4Packet& p, const nat::Policy& policy,
+                                    Changes& changes) {
   nat::NatContext& nat = *ctx_.nat;
   flow::FlowContext& flows = nat.flows();
-  const nat::Ipv4Packet p = ipv4_packet(m);
   const uint32_t plain = fm.entry;
   const nat::NatContext::Mapped mapped = nat.map_flow(policy, port_id_, fm.egress, plain, tuple_of(p), p.proto,
                                                       flows.now(), !(fm.flags & kFlowMetaDestinationKept));
-  for (unsigned k = 0; k < mapped.n_evicted; ++k)
-    promoted[n_promoted++] = Promoted{mapped.evicted[k], kNoEntry, Drop::NatTableFull};
+  for (unsigned k = 0; k < mapped.n_evicted; ++k) changes.add(mapped.evicted[k], kNoEntry, Drop::NatTableFull);
   if (mapped.refused) {
     flow::FlowTable4& table = flows.table4();
     const flow::FlowEntry4& e = table.at(plain);
     flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
     flows.counters().unmapped.inc();
     table.remove(plain);
-    promoted[n_promoted++] = Promoted{plain, kNoEntry, mapped.reason};
+    changes.add(plain, kNoEntry, mapped.reason);
     return Outcome{kNoEntry, true, mapped.reason};
   }
   if (mapped.index != kNoEntry) {
-    promoted[n_promoted++] = Promoted{plain, mapped.index, Drop::NatTableFull};
+    changes.add(plain, mapped.index, Drop::NatTableFull);
     mapped_.inc();
   }
   return Outcome{mapped.index, false, Drop::NatNoPort};
@@ -90,9 +67,7 @@ void NatStage::process(Burst& burst) {
   nat::NatContext& nat = *ctx_.nat;
   nat.see_policy(policy);
   flow::FlowTable4& table = nat.flows().table4();
-  // Each new flow promotes (or removes) one entry and may evict two: room for all.
-  Promoted promoted[kMaxBurst * 3];
-  unsigned n_promoted = 0;
+  Changes changes;
   uint32_t translated = 0, errors = 0;
   uint16_t kept = 0;
   const uint16_t n = burst.count;
@@ -104,19 +79,17 @@ void NatStage::process(Burst& burst) {
       burst.pkts[kept++] = m;
       continue;
     }
+    const nat::Ipv4Packet p = ipv4_packet(m);
     if (!flow::is_pair(index)) {
       // A flow of this burst: follow what happened to its entry, or make its translation.
-      const Promoted* change = nullptr;
-      for (unsigned k = 0; k < n_promoted && !change; ++k)
-        if (promoted[k].plain == index) change = &promoted[k];
-      if (change) {
+      if (const Change* change = changes.find(index)) {
         if (change->now == kNoEntry) {
           drop(burst, m, change->reason);
           continue;
         }
         index = change->now;
       } else if (fm.flags & kFlowMetaNew) {
-        const Outcome made = map_new(m, policy, promoted, n_promoted);
+        const Outcome made = map_new(fm, p, policy, changes);
         if (made.refused) {
           drop(burst, m, made.reason);
           continue;
@@ -130,7 +103,6 @@ void NatStage::process(Burst& burst) {
       fm.entry = index;  // nat_src finds the pair
     }
     const flow::NatExt4& ext = table.ext(index);
-    const nat::Ipv4Packet p = ipv4_packet(m);
     if (fm.flags & kFlowMetaRelated) [[unlikely]] {
       if (nat::rewrites(ext, fm.dir, nat::Side::Destination)) {
         const PacketMeta& pm = meta(m);

@@ -15,9 +15,25 @@
 #include "nat/nat_context.h"
 #include "nat/policy.h"
 #include "nat/translate.h"
+#include "pipeline/packet_meta.h"
 #include "pipeline/stage.h"
 
 namespace sluice::pipeline {
+
+// The same packet as nat::rewrite sees it.
+inline nat::Ipv4Packet ipv4_packet(rte_mbuf* m) {
+  const PacketMeta& pm = meta(m);
+  nat::Ipv4Packet p;
+  p.ip = rte_pktmbuf_mtod_offset(m, uint8_t*, pm.l3_offset);
+  p.proto = pm.l4_proto;
+  if (pm.l4_offset && !(pm.flags & kMetaLaterFragment)) [[likely]] {
+    p.l4 = rte_pktmbuf_mtod_offset(m, uint8_t*, pm.l4_offset);
+    const uint32_t end = pm.l3_offset + pm.l3_length;
+    const uint32_t contiguous = rte_pktmbuf_data_len(m) < end ? rte_pktmbuf_data_len(m) : end;
+    p.l4_available = contiguous > pm.l4_offset ? contiguous - pm.l4_offset : 0;
+  }
+  return p;
+}
 
 // What one worker's NAT stages share.
 struct NatStageContext {
@@ -34,20 +50,41 @@ class NatStage final : public Stage {
   void read_counters(NamedCounters& out) const override;
 
  private:
-  struct Promoted;
+  // An entry of this burst's flows whose index changed under it: promoted to a pair, or
+  // removed (translation refused, or evicted to make room for another's translation).
+  struct Change {
+    uint32_t plain;
+    uint32_t now;  // the pair, or kNoEntry when the flow is gone
+    Drop reason;
+  };
+  struct Changes {
+    // Each new flow promotes (or removes) one entry and may evict two: room for all.
+    Change list[kMaxBurst * 3];
+    unsigned count = 0;
+    uint64_t seen = 0;  // bit (plain index % 64) of every entry listed: most lookups end here
+    void add(uint32_t plain, uint32_t now, Drop reason) {
+      list[count++] = Change{plain, now, reason};
+      seen |= uint64_t(1) << (plain & 63);
+    }
+    const Change* find(uint32_t plain) const {
+      if (!((seen >> (plain & 63)) & 1)) [[likely]]
+        return nullptr;
+      for (unsigned k = 0; k < count; ++k)
+        if (list[k].plain == plain) return &list[k];
+      return nullptr;
+    }
+  };
   struct Outcome {
     uint32_t index;
     bool refused;
     Drop reason;
   };
-  Outcome map_new(rte_mbuf* m, const nat::Policy& policy, Promoted* promoted, unsigned& n_promoted);
+  Outcome map_new(const FlowMeta& fm, const nat::Ipv4Packet& p, const nat::Policy& policy, Changes& changes);
 
   uint16_t port_id_;
   NatStageContext ctx_;
   Counter translated_, mapped_, errors_translated_;
 };
 
-// The same packet as nat::rewrite sees it.
-nat::Ipv4Packet ipv4_packet(rte_mbuf* m);
 
 }  // namespace sluice::pipeline
