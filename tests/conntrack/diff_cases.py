@@ -35,24 +35,30 @@ Exit status: 0 when every decision matched (or is an allowlisted intended differ
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import fnmatch
 import json
-import logging
 import os
 import random
-import select
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
-logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, TCPerror, UDPerror, fragment  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from diffnet import (  # noqa: E402  (tests/lib: what the differential tests share)
+    Case,
+    Markers,
+    Port,
+    arp_gateway,
+    case_registry,
+    describe,
+    die,
+    linux_conntrack,
+    pump,
+    sluice_get,
+    sluice_post,
+)
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, fragment  # noqa: E402
 from scapy.layers.inet6 import (  # noqa: E402
     ICMPv6DestUnreach,
     ICMPv6EchoReply,
@@ -66,7 +72,7 @@ from scapy.layers.inet6 import (  # noqa: E402
     IPv6ExtHdrFragment,
     fragment6,
 )
-from scapy.layers.l2 import ARP, Ether  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.layers.sctp import SCTP, SCTPChunkInit, SCTPChunkInitAck  # noqa: E402
 from scapy.packet import Packet, Raw  # noqa: E402
 
@@ -103,82 +109,6 @@ INTENDED = {
 # fragments before Sluice sees them (DPDK's PMD joins its sockets to a fanout group with
 # PACKET_FANOUT_FLAG_DEFRAG), so the IPv4 fragment cases match; with other PMDs IPv4
 # later fragments behave as the IPv6 ones do above.
-
-
-def die(message: str):
-    """The test cannot run (exit status 2, which the wrapper reports as such)."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-# ---------------------------------------------------------------------------- network namespaces
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-@contextlib.contextmanager
-def netns(name: str):
-    """Runs the block in netns NAME (this thread only); sockets made there stay there."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    except FileNotFoundError:
-        os.close(own)
-        die(f"netns {name} does not exist (is the topology up? see test_conntrack_diff.sh)")
-    try:
-        _setns(target)
-        yield
-    finally:
-        _setns(own)
-        os.close(own)
-        os.close(target)
-
-
-PACKET_OUTGOING = 4
-
-
-class Port:
-    """One host's interface: a raw packet socket opened inside its netns."""
-
-    def __init__(self, ns: str, ifname: str):
-        self.ns, self.ifname = ns, ifname
-        with netns(ns):
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            self.sock.bind((ifname, 0))
-        self.sock.setblocking(False)
-        out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", "dev", ifname], check=True,
-                             capture_output=True, text=True).stdout
-        self.mac = json.loads(out)[0]["address"]
-        self.gw_mac = ""
-        self.frames: list[tuple[float, Packet]] = []  # received in the current case
-
-    def send(self, frame: Packet) -> None:
-        self.sock.send(bytes(frame))
-
-    def drain(self) -> int:
-        """Reads every frame waiting; keeps the ones sent to this host (not its own)."""
-        n = 0
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except BlockingIOError:
-                return n
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            self.frames.append((time.monotonic(), Ether(data)))
-            n += 1
-
-    def clear(self) -> None:
-        self.drain()
-        self.frames.clear()
 
 
 # ---------------------------------------------------------------------------- packets
@@ -259,67 +189,6 @@ def back_kind(frame: Packet, sent: Packet) -> Optional[str]:
     return None
 
 
-def describe(pkt: Packet) -> str:
-    """One short line for the table."""
-    if IPv6ExtHdrFragment in pkt:
-        f = pkt[IPv6ExtHdrFragment]
-        return f"IPv6 fragment off={f.offset * 8} m={f.m} ({len(pkt[IPv6ExtHdrFragment].payload)}B)"
-    if IP in pkt and (pkt[IP].frag or pkt[IP].flags.MF):
-        ip = pkt[IP]
-        return f"IPv4 fragment off={ip.frag * 8} mf={int(ip.flags.MF)} ({len(ip.payload)}B)"
-    fam = "" if IP in pkt else "v6 "
-    if TCP in pkt and not (IPerror in pkt or IPerror6 in pkt):
-        t = pkt[TCP]
-        flags = str(t.flags) or "none"
-        extra = f" len={len(t.payload)}" if len(t.payload) else ""
-        bad = " badsum" if t.chksum is not None and t.chksum == 0xdead else ""
-        return f"{fam}TCP {t.sport}>{t.dport} [{flags}] seq={t.seq} ack={t.ack} win={t.window}{extra}{bad}"
-    if UDP in pkt and not (IPerror in pkt or IPerror6 in pkt):
-        u = pkt[UDP]
-        ext = " (destination options)" if IPv6ExtHdrDestOpt in pkt else ""
-        return f"{fam}UDP {u.sport}>{u.dport} len={len(u.payload)}{ext}"
-    if ICMP in pkt:
-        i = pkt[ICMP]
-        if i.type in (0, 8):
-            return f"ICMP echo-{'request' if i.type == 8 else 'reply'} id={i.id} seq={i.seq}" + \
-                (f" code={i.code}" if i.code else "")
-        if i.type in (3, 4, 5, 11, 12):
-            return f"ICMP type={i.type} code={i.code} quoting {describe_quoted(IPerror(bytes(i.payload)))}"
-        return f"ICMP type={i.type} code={i.code}"
-    if SCTP in pkt:
-        chunk = pkt[SCTP].payload
-        return f"SCTP {pkt[SCTP].sport}>{pkt[SCTP].dport} {chunk.name}"
-    if IPv6 in pkt:
-        l4 = pkt[IPv6].payload
-        if isinstance(l4, (ICMPv6EchoRequest, ICMPv6EchoReply)):
-            return f"ICMPv6 echo-{'request' if l4.type == 128 else 'reply'} id={l4.id} seq={l4.seq}"
-        if hasattr(l4, "type") and 1 <= l4.type <= 4:
-            return f"ICMPv6 type={l4.type} code={l4.code} quoting {describe_quoted(IPerror6(bytes(l4.payload)))}"
-        if hasattr(l4, "type"):
-            return f"ICMPv6 type={l4.type} code={l4.code}"
-        if pkt[IPv6].nh == 58 and len(l4) >= 2:  # a type scapy does not dissect
-            raw = bytes(l4)
-            return f"ICMPv6 type={raw[0]} code={raw[1]}"
-    if IP in pkt:
-        return f"IP proto {pkt[IP].proto} len={len(pkt[IP].payload)}"
-    return pkt.summary()
-
-
-def describe_quoted(inner: Packet) -> str:
-    src, dst = inner.src, inner.dst
-    l4 = inner.payload
-    ext = ""
-    while isinstance(l4, IPv6ExtHdrDestOpt):
-        ext, l4 = "dest-opts ", l4.payload
-    if ext:
-        return f"{ext}{src}>{dst}"
-    if isinstance(l4, (TCP, TCPerror)):
-        return f"TCP {src}:{l4.sport}>{dst}:{l4.dport}"
-    if isinstance(l4, (UDP, UDPerror)):
-        return f"UDP {src}:{l4.sport}>{dst}:{l4.dport}"
-    return f"{src}>{dst} proto {getattr(inner, 'proto', getattr(inner, 'nh', '?'))}"
-
-
 # ---------------------------------------------------------------------------- cases
 
 PktOrBuilder = Union[Packet, Callable[[list], Packet]]
@@ -334,22 +203,9 @@ class Step:
     delay: float = 0.0       # seconds to wait before sending (for timeouts)
 
 
-@dataclass
-class Case:
-    name: str
-    what: str
-    build: Callable[[], list]
-
-
 CASES: list[Case] = []
+case = case_registry(CASES)
 _next_port = [20000]
-
-
-def case(what: str):
-    def register(fn):
-        CASES.append(Case(fn.__name__, what, fn))
-        return fn
-    return register
 
 
 def fresh_port() -> int:
@@ -1047,24 +903,15 @@ class Router:
 
     def flush(self) -> None:
         if self.name == "linux":
-            r = subprocess.run(["ip", "netns", "exec", self.router_ns, "conntrack", "-F"],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                die(f"conntrack -F in {self.router_ns} failed: {r.stderr.strip()}")
+            linux_conntrack(self.router_ns, "-F")
         else:
-            req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/flows/flush", method="POST", data=b"")
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                resp.read()
+            sluice_post(self.http_port, "/flows/flush")
 
     def explain(self) -> str:
         if self.name == "linux":
-            r = subprocess.run(["ip", "netns", "exec", self.router_ns, "conntrack", "-L"],
-                               capture_output=True, text=True)
-            return r.stdout.strip() or "(no conntrack entries)"
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/flows?limit=50", timeout=5) as resp:
-            flows = json.loads(resp.read())
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/stats", timeout=5) as resp:
-            stats = json.loads(resp.read())
+            return linux_conntrack(self.router_ns, "-L").strip() or "(no conntrack entries)"
+        flows = sluice_get(self.http_port, "/flows?limit=50")
+        stats = sluice_get(self.http_port, "/stats")
         drops = {k: v for k, v in stats.get("drops", {}).items() if v}
         return json.dumps(flows.get("flows", flows)) + "\ndrops so far: " + json.dumps(drops)
 
@@ -1074,31 +921,12 @@ class Router:
         return sender, receiver, Ether(src=sender.mac, dst=sender.gw_mac) / pkt
 
 
-def arp_gateway(port: Port, host_ip: str, gw_ip: str) -> str:
-    req = Ether(src=port.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=port.mac, psrc=host_ip, pdst=gw_ip)
-    for _ in range(40):
-        port.clear()
-        port.send(req)
-        deadline = time.monotonic() + 0.25
-        while time.monotonic() < deadline:
-            select.select([port.sock], [], [], 0.05)
-            port.drain()
-            for _, f in port.frames:
-                if ARP in f and f[ARP].op == 2 and f[ARP].psrc == gw_ip:
-                    return f[ARP].hwsrc
-    die(f"no ARP reply from {gw_ip} on {port.ns}/{port.ifname}")
-
-
 class Runner:
     def __init__(self, routers: list, wait: float, explain: bool):
         self.routers = routers
         self.wait = wait
         self.explain = explain
-        self.marker = 0x1000
-
-    def next_marker(self) -> int:
-        self.marker = self.marker + 1 if self.marker < 0xfff0 else 0x1001
-        return self.marker
+        self.markers = Markers()
 
     def all_ports(self) -> list:
         return [p for r in self.routers for p in r.ports.values()]
@@ -1130,9 +958,9 @@ class Runner:
             pkt = step.pkt(sent) if callable(step.pkt) else step.pkt
             pkt = pkt.copy()
             if step.group is not None:
-                marker = groups.setdefault(step.group, self.next_marker())
+                marker = groups.setdefault(step.group, self.markers.next())
             else:
-                marker = self.next_marker()
+                marker = self.markers.next()
             if IP in pkt:
                 pkt[IP].id = marker
                 pkt[IP].chksum = None
@@ -1159,22 +987,10 @@ class Runner:
                 sender, receiver, frame = r.l2(step.dir, pkt)
                 sender.send(frame)
                 targets.append(receiver)
-            deadline = t0 + wait
-            while True:
-                for p in self.all_ports():
-                    p.drain()
-                if all(arrived(pkt, rcv.frames) for rcv in targets):
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                select.select([p.sock for p in self.all_ports()], [], [], min(left, 0.05))
+            pump(self.all_ports(), t0 + wait - time.monotonic(),
+                 until=lambda: all(arrived(pkt, rcv.frames) for rcv in targets))
         # Stragglers (a reassembled datagram, a late RST): a short last look.
-        end = time.monotonic() + 0.05
-        while time.monotonic() < end:
-            select.select([p.sock for p in self.all_ports()], [], [], 0.02)
-            for p in self.all_ports():
-                p.drain()
+        pump(self.all_ports(), 0.05)
         send_times.append(float("inf"))
         results = {}
         for r in self.routers:

@@ -23,6 +23,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../../tools/lib/common.sh"
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/diff_lib.sh"
 
 DRIVER=$SLUICE_ROOT/tests/conntrack/diff_cases.py
 HOST_NS=(cdli cdlo cdsi cdso)
@@ -59,37 +60,13 @@ require_cmd ethtool sysctl
 
 # ---------------------------------------------------------------- topology
 
-# A host: one interface, addresses, and an nftables table that keeps its kernel out of it.
-diff_host_up() { # netns dev ipv4/len ipv6/len [more ipv4/len]
-  local ns=$1 dev=$2
-  ip -n "$ns" link set lo up
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
-    "net.ipv6.conf.$dev.accept_ra=0" "net.ipv6.conf.$dev.router_solicitations=0"
-  ip -n "$ns" addr add "$3" dev "$dev"
-  ip -n "$ns" addr add "$4" dev "$dev" nodad
-  [[ -z ${5:-} ]] || ip -n "$ns" addr add "$5" dev "$dev"
-  ip -n "$ns" link set "$dev" up
-  veth_offloads_off "$ns" "$dev"
-  ip netns exec "$ns" nft -f - <<'NFT' || fail "cannot load the host filter in $ns"
-table inet host {
-  chain pre {
-    type filter hook prerouting priority -300; policy drop;
-    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
-  }
-}
-NFT
-}
-
 diff_topo_linux() {
   local ns
   for ns in cdli cdlr cdlo; do ip netns add "$ns"; done
   ip link add cdli0 netns cdli type veth peer name cdlr1 netns cdlr
   ip link add cdlo0 netns cdlo type veth peer name cdlr2 netns cdlr
   ip -n cdlr link set lo up
-  ip netns exec cdlr sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
-    net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0 \
-    net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+  diff_linux_router_sysctls cdlr
   ip -n cdlr addr add 10.1.0.1/24 dev cdlr1
   ip -n cdlr addr add fd00:1::1/64 dev cdlr1 nodad
   ip -n cdlr addr add 10.2.0.1/24 dev cdlr2
