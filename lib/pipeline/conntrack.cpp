@@ -575,17 +575,13 @@ inline void ConntrackStage::meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, 
   if constexpr (flow::FlowTable<Entry>::kPairs) {
     // A translated flow, found by its original or its reply key: which way the packet
     // goes, from which key's point of view. A packet with the untranslated address the
-    // other way is not the flow's (nf_conntrack would not find it either); an ICMP error
-    // of that kind relates to it but is left as it is.
+    // other way is not the flow's, nor is an ICMP error quoting one (the original as it
+    // was inside, arriving from outside; the reply as it was outside, from inside): that
+    // packet never crossed the error's side, and nf_conntrack finds no flow for either.
     if (flow::is_pair(w.entry)) [[unlikely]] {
       const int dir = table.pair_direction(w.entry, w.sender_slot);
       const unsigned opener = (table.at(w.entry).body.flags & flow::kFlowOpenerSlot1) ? 1 : 0;
       if (dir < 0) {
-        if (w.related) {
-          w.cls = kRelated;
-          w.nat = 0xff;  // not to be translated
-          return;
-        }
         w.cls = kInvalid;
         w.reason = Drop::NatUntranslated;
         return;
@@ -637,7 +633,7 @@ inline void ConntrackStage::meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, 
 
 // The flow a packet of an established or related flow belongs to, for the nat stages.
 inline void ConntrackStage::record_flow(rte_mbuf* m, const Work& w) {
-  if ((w.cls == kEstablished || w.cls == kRelated) && w.kind == kTrack4 && w.nat != 0xff && w.entry != kNoEntry)
+  if ((w.cls == kEstablished || w.cls == kRelated) && w.kind == kTrack4 && w.entry != kNoEntry)
     flow_meta(m) = FlowMeta{w.entry, kNoPort, static_cast<uint8_t>(w.cls == kRelated ? kFlowMetaRelated : 0), w.dir};
 }
 
