@@ -421,7 +421,12 @@ bool ConntrackStage::resolve_egress(Work& w, rte_mbuf* m, const PacketMeta& pm, 
   if (hop.kind != l3::HopKind::Neighbour) return false;
   const uint8_t ttl = pm.l3 == L3::Ipv4 ? rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->ttl
                                         : rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->hop_limit;
-  if (ttl <= 1) return false;
+  if (ttl <= 1) {
+    // Untracked, it reaches the route stage untranslated, to our own address: marked so
+    // that it gets the time exceeded a forwarded packet gets (Linux: after DNAT).
+    if (w.cls == kNew && w.nat) meta(m).flags |= kMetaNatTtlSpent;
+    return false;
+  }
   w.out_port = hop.port_id;
   return true;
 }

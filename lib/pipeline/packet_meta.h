@@ -19,6 +19,7 @@ enum MetaFlags : uint8_t {
   kMetaLaterFragment = 1 << 2,  // a fragment other than the first: no L4 header
   kMetaIpv6ExtHeaders = 1 << 3,
   kMetaFragmentOnOutput = 1 << 4,  // IPv4 without DF over the egress MTU; aux holds that MTU
+  kMetaNatTtlSpent = 1 << 5,  // conntrack: to our address, but NAT sends it on (a port forward), and its TTL is spent
 };
 
 struct PacketMeta {

@@ -425,6 +425,12 @@ void RouteStage::process_any(Burst& burst, const l3::RouteTable& table) {
     }
     const l3::NextHop& hop = table.pick(group[i], table.multipath(group[i]) ? flow_hash(m, pm) : 0);
     if (hop.kind == l3::HopKind::Local) [[unlikely]] {
+      if (pm.flags & kMetaNatTtlSpent) {
+        // A port forward's packet with its TTL spent: forwarded, not ours; quoted as it came.
+        send_icmp_error(burst, m, pm, table, l3::icmp4::kTimeExceeded, 0, 0, unused);
+        drop(burst, m, Drop::TtlExceeded);
+        continue;
+      }
       const bool later = pm.flags & kMetaFragment;
       if (pm.l4_offset && !later) {
         const auto* icmp = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, pm.l4_offset);
