@@ -76,25 +76,36 @@ void rewrite(const Ipv4Packet& p, Side side, Endpoint to, unsigned leave) {
   }
 }
 
-bool rewrite_error(rte_mbuf* m, const Ipv4Packet& p, uint32_t icmp_offset, uint32_t icmp_length, Side side,
-                   Endpoint to) {
+bool rewrite_quoted(rte_mbuf* m, const Ipv4Packet& p, uint32_t icmp_offset, uint32_t icmp_length, Side side,
+                    Endpoint to) {
   if (!p.l4 || p.l4_available < 8 + sizeof(net::Ipv4Header)) return false;
   uint8_t* inner = p.l4 + 8;
   const uint32_t inner_available = p.l4_available - 8;
   const uint32_t inner_header = (inner[0] & 0x0f) * 4u;
   if ((inner[0] >> 4) != 4 || inner_header < sizeof(net::Ipv4Header) || inner_header > inner_available) return false;
-  // The outer end, then the quoted packet's other end: the same endpoint.
-  Ipv4Packet outer{p.ip, nullptr, 0, p.proto};
-  rewrite(outer, side, to);
   Ipv4Packet quoted{inner, inner + inner_header, inner_available - inner_header, inner[9]};
   if (quoted.l4_available == 0) quoted.l4 = nullptr;
-  rewrite(quoted, side == Side::Source ? Side::Destination : Side::Source, to);
+  rewrite(quoted, side, to);
   // The ICMP checksum covers the whole message, quoted bytes included: recomputed.
   store16(p.l4 + kIcmpChecksum, 0);
   uint16_t sum = 0;
   if (rte_raw_cksum_mbuf(m, icmp_offset, icmp_length, &sum) != 0) return false;
   store16(p.l4 + kIcmpChecksum, static_cast<uint16_t>(~sum));
   return true;
+}
+
+bool rewrite_error(rte_mbuf* m, const Ipv4Packet& p, uint32_t icmp_offset, uint32_t icmp_length, Side side,
+                   Endpoint to) {
+  if (!p.l4 || p.l4_available < 8 + sizeof(net::Ipv4Header)) return false;
+  const uint8_t* inner = p.l4 + 8;
+  const uint32_t inner_header = (inner[0] & 0x0f) * 4u;
+  if ((inner[0] >> 4) != 4 || inner_header < sizeof(net::Ipv4Header) || inner_header > p.l4_available - 8)
+    return false;
+  // The outer end, then the quoted packet's other end: the same endpoint (the error
+  // travels against the packet it quotes).
+  Ipv4Packet outer{p.ip, nullptr, 0, p.proto};
+  rewrite(outer, side, to);
+  return rewrite_quoted(m, p, icmp_offset, icmp_length, side == Side::Source ? Side::Destination : Side::Source, to);
 }
 
 namespace {

@@ -59,6 +59,13 @@ void rewrite(const Ipv4Packet& p, Side side, Endpoint to, unsigned leave = 0);
 bool rewrite_error(rte_mbuf* m, const Ipv4Packet& p, uint32_t icmp_offset, uint32_t icmp_length, Side side,
                    Endpoint to);
 
+// Only the quoted packet of an ICMP error (`p.l4` its ICMP header): its `side` becomes
+// `to`, its checksums and the ICMP checksum made right; the outer header is left alone.
+// For an error Sluice itself sends about a packet NAT had already rewritten, so that it
+// quotes the packet as its sender sent it.
+bool rewrite_quoted(rte_mbuf* m, const Ipv4Packet& p, uint32_t icmp_offset, uint32_t icmp_length, Side side,
+                    Endpoint to);
+
 // NPTv6: translates `addr` (16 bytes, network order) from `map`'s inside prefix to its
 // outside one (`outward`) or back. False when the address cannot be mapped (the word
 // to adjust is 0xffff).

@@ -131,10 +131,28 @@ bool NatSrcStage::apply(rte_mbuf* m, Drop& reason) {
   return translate(m, *ctx_.policy->get(), reason);
 }
 
+void NatSrcStage::quote_as_sent(rte_mbuf* error, uint32_t icmp_offset, const rte_mbuf* m) {
+  const FlowMeta& fm = flow_meta(m);
+  if (fm.entry == kNoEntry || !flow::is_pair(fm.entry) || (fm.flags & kFlowMetaRelated)) return;
+  const flow::NatExt4& ext = ctx_.nat->flows().table4().ext(fm.entry);
+  if (!nat::rewrites(ext, fm.dir, nat::Side::Destination)) return;
+  // The destination the packet arrived with: the tuple its sender sent.
+  const flow::NatTuple4& sent = fm.dir == 0 ? ext.orig : ext.reply;
+  const uint32_t icmp_length = rte_pktmbuf_pkt_len(error) - icmp_offset;
+  nat::Ipv4Packet p;
+  p.ip = rte_pktmbuf_mtod_offset(error, uint8_t*, icmp_offset - sizeof(net::Ipv4Header));
+  p.l4 = rte_pktmbuf_mtod_offset(error, uint8_t*, icmp_offset);
+  p.l4_available = rte_pktmbuf_data_len(error) - icmp_offset;
+  p.proto = net::kIpProtoIcmp;
+  if (nat::rewrite_quoted(error, p, icmp_offset, icmp_length, nat::Side::Destination, {sent.dst, sent.dport}))
+    quotes_restored_.inc();
+}
+
 void NatSrcStage::read_counters(NamedCounters& out) const {
   out.emplace_back("translated", translated_.get());
   out.emplace_back("icmp_errors_translated", errors_translated_.get());
   out.emplace_back("nptv6_translated", nptv6_translated_.get());
+  out.emplace_back("quotes_restored", quotes_restored_.get());
 }
 
 }  // namespace sluice::pipeline

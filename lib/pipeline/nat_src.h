@@ -18,6 +18,7 @@ class NatSrcStage final : public Stage, public PostRouting {
   void read_counters(NamedCounters& out) const override;
   // A packet the route stage parks for its neighbour: translated now (PostRouting).
   bool apply(rte_mbuf* m, Drop& reason) override;
+  void quote_as_sent(rte_mbuf* error, uint32_t icmp_offset, const rte_mbuf* m) override;
 
  private:
   // Rewrites one packet; false when it must be dropped (`reason`).
@@ -25,7 +26,7 @@ class NatSrcStage final : public Stage, public PostRouting {
   unsigned offload(rte_mbuf* m, const PacketMeta& pm, const nat::Ipv4Packet& p) const;
 
   NatStageContext ctx_;
-  Counter translated_, errors_translated_, nptv6_translated_;
+  Counter translated_, errors_translated_, nptv6_translated_, quotes_restored_;
 };
 
 // NPTv6 on one IPv6 packet (and, for an ICMPv6 error, the quoted packet's matching

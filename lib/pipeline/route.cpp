@@ -170,6 +170,8 @@ void RouteStage::send_icmp_error(Burst& /*burst*/, rte_mbuf* m, const PacketMeta
     icmp_no_mbuf_.inc();
     return;
   }
+  if (post_routing_ && pm.l3 == L3::Ipv4) [[unlikely]]
+    post_routing_->quote_as_sent(out, sizeof(net::EthernetHeader) + sizeof(net::Ipv4Header), m);
   TxQueue* tx = (*tx_queues_)[ingress_port_];
   if (!tx) {
     rte_pktmbuf_free(out);

@@ -38,6 +38,10 @@ class PostRouting {
   virtual ~PostRouting() = default;
   // False when the packet must be dropped instead (`reason`).
   virtual bool apply(rte_mbuf* m, Drop& reason) = 0;
+  // An ICMP error the route stage made about packet `m` (IPv4, its ICMP header at
+  // `icmp_offset`): when an earlier stage rewrote m's destination, the quoted packet is
+  // put back as its sender sent it (Linux translates its own errors by the flow too).
+  virtual void quote_as_sent(rte_mbuf* error, uint32_t icmp_offset, const rte_mbuf* m) = 0;
 };
 
 class RouteStage final : public Stage {

@@ -121,11 +121,6 @@ INTENDED = {
         "pass in: UDP OUT:37281 > IN:53 [3 fragments]", "pass in: UDP OUT:37281 > IN:53",
         "Sluice sends a reassembled datagram whole when it fits the egress MTU; Linux refragments it "
         "to the largest fragment it received"),
-    ("router_ttl_reply", 2): (
-        "drop +back out: ICMP 11/0 WAN > OUT quoting UDP OUT:53 > WAN:~a",
-        "drop +back out: ICMP 11/0 WAN > OUT quoting UDP OUT:53 > IN:59081",
-        "known limit: the route stage's own ICMP errors quote a packet as the nat stage rewrote its "
-        "destination; Linux translates its errors back through the flow"),
 }
 
 
