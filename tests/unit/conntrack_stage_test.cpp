@@ -280,23 +280,6 @@ class ConntrackStageTest : public test::TwoPortPipelineTest {
     ASSERT_EQ(ack.east.size(), 1u) << "ACK forwarded";
   }
 
-  // /flows as the control thread asks it: a mailbox request served by the worker.
-  std::vector<FlowRecord> list_flows(const flow::FlowFilter& filter = {}, flow::FlowContext* ctx = nullptr) {
-    flow::FlowContext& c = ctx ? *ctx : *flows_;
-    flow::FlowMailbox& mb = c.mailbox();
-    mb.op = flow::FlowMailbox::Op::List;
-    mb.filter = filter;
-    mb.cursor = 0;
-    mb.limit = 2000;
-    mb.records = c.page();
-    mb.count = 0;
-    mb.matched = 0;
-    mb.next_cursor = flow::kCursorEnd;
-    mb.posted.fetch_add(1, std::memory_order_release);
-    for (int round = 0; round < 100 && mb.pending(); ++round) c.service();
-    EXPECT_FALSE(mb.pending()) << "the worker answers within a few poll rounds";
-    return {mb.records, mb.records + mb.count};
-  }
   std::vector<FlowRecord> flows_on_port(int port) {
     flow::FlowFilter f;
     f.port = port;

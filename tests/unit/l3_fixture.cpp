@@ -127,8 +127,11 @@ void TwoPortPipelineTest::TearDown() {
 void TwoPortPipelineTest::stop() {
   west_pipe_.reset();
   east_pipe_.reset();
+  nat_.reset();  // before the flow table it observes; frees the fragments it held
+  nat_ctx_ = pipeline::NatStageContext{};
   flows_.reset();
   policy_.reset();  // frees the Ruleset: its rte_acl names may be used again
+  nat_policy_.reset();
 }
 
 void TwoPortPipelineTest::start(const std::string& text, const pipeline::SteerContext* steer) {
@@ -142,7 +145,7 @@ void TwoPortPipelineTest::start(const std::string& text, const pipeline::SteerCo
   if (config_.tracked()) {
     std::string error;
     flows_ = flow::FlowContext::create(0, config_.conntrack.capacity, config_.conntrack.capacity_ipv6, SOCKET_ID_ANY,
-                                       error);
+                                       error, config_.translated() ? config_.nat.capacity : 0);
     ASSERT_NE(flows_, nullptr) << error;
     flows_->set_now(now_);
     policy_ = std::make_unique<l3::Published<firewall::Policy>>(*qsbr_);
@@ -153,28 +156,29 @@ void TwoPortPipelineTest::start(const std::string& text, const pipeline::SteerCo
     reject_bucket_ = l3::TokenBucket(limit.rate_per_second, limit.burst, rte_get_tsc_hz());
     ct_ = pipeline::ConntrackContext{flows_.get(), policy_.get(), &reject_bucket_};
   }
+  if (config_.translated()) {
+    // As the runtime does it for one worker: the rules published, the worker's NAT state
+    // beside its flow table.
+    std::string error;
+    nat_policy_ = std::make_unique<l3::Published<nat::Policy>>(*qsbr_);
+    auto nat_policy = nat::Policy::build(config_, ids_, 1, 1, nat_registry_, error);
+    ASSERT_NE(nat_policy, nullptr) << error;
+    nat_policy_->publish(std::move(nat_policy));
+    nat_ = nat::NatContext::create(0, 1, config_.nat, *flows_, SOCKET_ID_ANY, error);
+    ASSERT_NE(nat_, nullptr) << error;
+    nat_ctx_ = pipeline::NatStageContext{nat_.get(), nat_policy_.get(), &tx_offloads_};
+  }
   const pipeline::ConntrackContext* ct = config_.tracked() ? &ct_ : nullptr;
   west_pipe_ = build("west", ct, steer);
   east_pipe_ = build("east", ct, steer);
 }
 
-void TwoPortPipelineTest::add_stage_after_conntrack(StageMaker make) { after_conntrack_.push_back(std::move(make)); }
-
 std::unique_ptr<Pipeline> TwoPortPipelineTest::build(const std::string& port, const pipeline::ConntrackContext* ct,
-                                                     const pipeline::SteerContext* steer) {
+                                                     const pipeline::SteerContext* steer,
+                                                     const pipeline::NatStageContext* nat) {
   const config::PortConfig& port_config = *config_.find_port(port);
-  std::unique_ptr<Pipeline> built =
-      pipeline::build_pipeline(port_config, ids_, &queues_, config_.routed() ? &context_ : nullptr, ct, steer);
-  if (after_conntrack_.empty()) return built;
-  // build_pipeline makes only the stages the config can name; the Pipeline is ours, so
-  // a stage the config does not know yet goes into its list here.
-  auto& stages = const_cast<std::vector<std::unique_ptr<pipeline::Stage>>&>(built->stages());
-  auto conntrack = std::find_if(stages.begin(), stages.end(), [](const auto& s) { return s->name() == "conntrack"; });
-  EXPECT_NE(conntrack, stages.end()) << port << " has no conntrack stage to follow";
-  if (conntrack == stages.end()) return built;
-  auto at = conntrack + 1;
-  for (const StageMaker& make : after_conntrack_) at = stages.insert(at, make(ids_.at(port), port_config)) + 1;
-  return built;
+  if (!nat && nat_) nat = &nat_ctx_;
+  return pipeline::build_pipeline(port_config, ids_, &queues_, config_.routed() ? &context_ : nullptr, ct, steer, nat);
 }
 
 void TwoPortPipelineTest::publish_routes(const config::Config& config) {
@@ -203,6 +207,23 @@ void TwoPortPipelineTest::advance(uint32_t ms) {
   now_ += ms;
   flows_->set_now(now_);
   flows_->service();
+}
+
+std::vector<flow::FlowRecord> TwoPortPipelineTest::list_flows(const flow::FlowFilter& filter, flow::FlowContext* ctx) {
+  flow::FlowContext& c = ctx ? *ctx : *flows_;
+  flow::FlowMailbox& mb = c.mailbox();
+  mb.op = flow::FlowMailbox::Op::List;
+  mb.filter = filter;
+  mb.cursor = 0;
+  mb.limit = 2000;
+  mb.records = c.page();
+  mb.count = 0;
+  mb.matched = 0;
+  mb.next_cursor = flow::kCursorEnd;
+  mb.posted.fetch_add(1, std::memory_order_release);
+  for (int round = 0; round < 100 && mb.pending(); ++round) c.service();
+  EXPECT_FALSE(mb.pending()) << "the worker answers within a few poll rounds";
+  return {mb.records, mb.records + mb.count};
 }
 
 Sent TwoPortPipelineTest::run_mbufs(const std::vector<rte_mbuf*>& pkts, Pipeline& pipeline) {

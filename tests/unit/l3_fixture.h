@@ -1,13 +1,13 @@
 // Shared by the tests of the L3 stages (route, the router's slow path, conntrack, and
-// the stages that go between conntrack and route): two ring-backed ports, west and
-// east, with their TX queues and the config that names them (TwoPortTest); and the
-// tables, rings and contexts a routed, tracked pipeline reads, both ports' pipelines,
-// and a runner that collects what each port sent (TwoPortPipelineTest). TearDown
-// frees every mbuf before MbufTest checks that the pool is whole again.
+// the NAT stages around them): two ring-backed ports, west and east, with their TX
+// queues and the config that names them (TwoPortTest); and the tables, rings and
+// contexts a routed, tracked, translated pipeline reads, both ports' pipelines, and a
+// runner that collects what each port sent (TwoPortPipelineTest). TearDown frees every
+// mbuf before MbufTest checks that the pool is whole again.
 #pragma once
 
+#include <array>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +26,9 @@
 #include "l3/rcu.h"
 #include "l3/route_table.h"
 #include "l3_support.h"
+#include "nat/nat_context.h"
+#include "nat/policy.h"
+#include "pipeline/nat.h"
 #include "pipeline/pipeline.h"
 #include "test_support.h"
 
@@ -107,28 +110,29 @@ class TwoPortTest : public MbufTest {
 // The two ports with a route table (published through RCU), a neighbour table, a punt
 // ring and an ICMP token bucket (context_), worker 0's flow table on a fake clock with
 // the firewall policy and a reject bucket (ct_), and each port's pipeline from the
-// config start() was given. To put a stage between conntrack and route (NAT), call
-// add_stage_after_conntrack() before start().
+// config start() was given. When a port's pipeline has "nat", worker 0's NAT context
+// too (the NAT policy published through RCU, the NAT state beside the flow table, the
+// ports' TX offloads: nat_ctx_), and the builder adds reassemble, nptv6 and nat_src.
 class TwoPortPipelineTest : public TwoPortTest {
  protected:
   using Frames = std::vector<std::vector<uint8_t>>;
-  using StageMaker = std::function<std::unique_ptr<pipeline::Stage>(uint16_t port_id, const config::PortConfig& port)>;
 
   void SetUp() override;  // the tables and rings; start() builds the pipelines
   void TearDown() override;
 
   // (Re)builds from `text`: the route table when a port routes; worker 0's flow
-  // context, the policy (generation 1) and the reject bucket when a port tracks; then
+  // context, the policy (generation 1) and the reject bucket when a port tracks; the
+  // NAT policy (generation 1) and worker 0's NAT context when a port translates; then
   // west_pipe_ and east_pipe_, steering with `steer` when given.
   void start(const std::string& text, const pipeline::SteerContext* steer = nullptr);
-  // Drops the pipelines, the flow context and the policy (its rte_acl names free again).
+  // Drops the pipelines, the NAT context (and the fragments it held), the flow context
+  // and the policies (their rte_acl and rte_hash names free again).
   void stop();
-  // Every pipeline built from now on has the stage `make` returns right after
-  // conntrack, behind those added before it.
-  void add_stage_after_conntrack(StageMaker make);
-  // `port`'s pipeline from config_, with the stages added after conntrack.
+  // `port`'s pipeline from config_; a translated port's NAT stages use `nat`, else
+  // worker 0's (nat_ctx_).
   std::unique_ptr<pipeline::Pipeline> build(const std::string& port, const pipeline::ConntrackContext* ct,
-                                            const pipeline::SteerContext* steer = nullptr);
+                                            const pipeline::SteerContext* steer = nullptr,
+                                            const pipeline::NatStageContext* nat = nullptr);
 
   // A route table from `config` with port_macs(), published in place of the last.
   void publish_routes(const config::Config& config);
@@ -138,6 +142,9 @@ class TwoPortPipelineTest : public TwoPortTest {
   void publish_policy(const std::string& text, uint32_t generation);
   // The fake clock: forward by `ms`, then one poll round's expiry.
   void advance(uint32_t ms);
+  // /flows as the control thread asks it: a mailbox request served by the worker
+  // (worker 0's flow context unless `ctx`).
+  std::vector<flow::FlowRecord> list_flows(const flow::FlowFilter& filter = {}, flow::FlowContext* ctx = nullptr);
 
   // One burst through `pipeline`; then what each port sent and what was punted.
   Sent run_mbufs(const std::vector<rte_mbuf*>& pkts, pipeline::Pipeline& pipeline);
@@ -174,10 +181,15 @@ class TwoPortPipelineTest : public TwoPortTest {
   l3::TokenBucket reject_bucket_;
   pipeline::ConntrackContext ct_;
 
-  std::unique_ptr<pipeline::Pipeline> west_pipe_, east_pipe_;
+  // NAT (a port with the nat stage). The TX offloads each port negotiated, as the
+  // runtime records them: none unless a test says so (nat_src reads them per packet).
+  nat::AddressRegistry nat_registry_;
+  std::unique_ptr<l3::Published<nat::Policy>> nat_policy_;
+  std::unique_ptr<nat::NatContext> nat_;
+  std::array<uint64_t, RTE_MAX_ETHPORTS> tx_offloads_{};
+  pipeline::NatStageContext nat_ctx_;
 
- private:
-  std::vector<StageMaker> after_conntrack_;
+  std::unique_ptr<pipeline::Pipeline> west_pipe_, east_pipe_;
 };
 
 }  // namespace sluice::test
