@@ -36,7 +36,7 @@ int nptv6_packet(rte_mbuf* m, const nat::Policy& policy, uint16_t port_id, bool 
   return 0;
 }
 
-bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason) {
+bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason, bool may_offload) {
   const PacketMeta& pm = meta(m);
   if (pm.l3 == L3::Ipv6) {
     if (!policy.has_nptv6_on(pm.out_port)) return true;
@@ -65,7 +65,7 @@ bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason
     }
     return true;
   }
-  const unsigned leave = offload(m, pm, p);
+  const unsigned leave = may_offload ? offload(m, pm, p) : 0;
   nat::rewrite(p, nat::Side::Source, to, leave);
   if (leave & nat::kLeaveL4) {
     // The offload sums the segment onto the pseudo-header's sum, left in the field.
@@ -117,7 +117,7 @@ void NatSrcStage::process(Burst& burst) {
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
     Drop reason;
-    if (!translate(m, policy, reason)) [[unlikely]] {
+    if (!translate(m, policy, reason, true)) [[unlikely]] {
       drop(burst, m, reason);
       continue;
     }
@@ -127,8 +127,11 @@ void NatSrcStage::process(Burst& burst) {
 }
 
 bool NatSrcStage::apply(rte_mbuf* m, Drop& reason) {
-  // Called from the route stage, within this worker's burst and RCU snapshot.
-  return translate(m, *ctx_.policy->get(), reason);
+  // Called from the route stage, within this worker's burst and RCU snapshot. No TX
+  // offload: a packet over the egress MTU is fragmented by the router in software, and
+  // the fragments of a datagram whose L4 field holds only the pseudo-header sum would
+  // reach the host with a wrong checksum.
+  return translate(m, *ctx_.policy->get(), reason, false);
 }
 
 void NatSrcStage::quote_as_sent(rte_mbuf* error, uint32_t icmp_offset, const rte_mbuf* m) {

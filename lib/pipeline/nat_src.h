@@ -16,13 +16,15 @@ class NatSrcStage final : public Stage, public PostRouting {
   explicit NatSrcStage(const NatStageContext& context);
   void process(Burst& burst) override;
   void read_counters(NamedCounters& out) const override;
-  // A packet the route stage parks for its neighbour: translated now (PostRouting).
+  // A packet the route stage parks for its neighbour: translated now (PostRouting), its
+  // checksums in software (the router's queue may fragment it before TX).
   bool apply(rte_mbuf* m, Drop& reason) override;
   void quote_as_sent(rte_mbuf* error, uint32_t icmp_offset, const rte_mbuf* m) override;
 
  private:
-  // Rewrites one packet; false when it must be dropped (`reason`).
-  bool translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason);
+  // Rewrites one packet; false when it must be dropped (`reason`). `may_offload`: the egress
+  // port's TX checksum offloads may finish the checksums.
+  bool translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason, bool may_offload);
   unsigned offload(rte_mbuf* m, const PacketMeta& pm, const nat::Ipv4Packet& p) const;
 
   NatStageContext ctx_;
