@@ -587,19 +587,21 @@ class FlowTable {
   // half as many evictable slots in the buckets as keys). kNoEntry when all were protected.
   uint32_t pair_to_evict(uint32_t now_ms) {
     for (unsigned round = 0; round < 4; ++round) {
+      // A run of kPairEvictionSample pairs; the pool's tail shorter than one is skipped.
+      if (pair_cursor_ + kPairEvictionSample > pair_capacity_) pair_cursor_ = 0;
+      const NatPair4* run = &pairs_[pair_cursor_];
+      const unsigned n = pair_capacity_ < kPairEvictionSample ? pair_capacity_ : kPairEvictionSample;
       uint32_t best = kNoEntry;
       int32_t best_left = INT32_MAX;
-      for (unsigned k = 0; k < kPairEvictionSample; ++k) {
-        const uint32_t p = pair_cursor_;
-        pair_cursor_ = p + 1 < pair_capacity_ ? p + 1 : 0;
-        const FlowBody& body = pairs_[p].main.body;
-        if ((body.flags & (kFlowInUse | kFlowProtected)) != kFlowInUse) continue;
+      for (unsigned k = 0; k < n; ++k) {
+        const FlowBody& body = run[k].main.body;
         const int32_t left = ms_diff(body.expires, now_ms);
-        if (left < best_left) {
+        if ((body.flags & (kFlowInUse | kFlowProtected)) == kFlowInUse && left < best_left) {
           best_left = left;
-          best = kPairBit | p;
+          best = kPairBit | (pair_cursor_ + k);
         }
       }
+      pair_cursor_ += n;
       if (best != kNoEntry) return best;
     }
     return kNoEntry;
