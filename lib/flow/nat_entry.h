@@ -38,7 +38,8 @@ struct NatExt4 {
   uint16_t address_slot;     // usage counters of the outside address it took (lib/nat), 0xffff none
   uint8_t kind;              // kNat*
   uint8_t reply_sender_slot;  // the slot of reply_key the responder's packets hold
-  uint8_t pad[18];
+  uint8_t rewrites;           // what a packet of each direction has rewritten (nat_rewrite_bits)
+  uint8_t pad[17];
 };
 static_assert(sizeof(NatExt4) == 64);
 
@@ -49,14 +50,16 @@ struct alignas(64) NatPair4 {
 static_assert(sizeof(NatPair4) == 128);
 
 // Whether a pair rewrites the destination / the source of a packet travelling in
-// direction `dir` (0: from the opener).
-inline bool nat_rewrites_dst(const NatExt4& x, unsigned dir) {
-  return dir == 0 ? (x.orig.dst != x.reply.src || x.orig.dport != x.reply.sport)
-                  : (x.reply.dst != x.orig.src || x.reply.dport != x.orig.sport);
+// direction `dir` (0: from the opener), worked out from its tuples once, when the pair
+// is made: bit dir for the destination, bit 2 + dir for the source.
+inline uint8_t nat_rewrite_bits(const NatExt4& x) {
+  const bool dst0 = x.orig.dst != x.reply.src || x.orig.dport != x.reply.sport;
+  const bool dst1 = x.reply.dst != x.orig.src || x.reply.dport != x.orig.sport;
+  const bool src0 = x.orig.src != x.reply.dst || x.orig.sport != x.reply.dport;
+  const bool src1 = x.reply.src != x.orig.dst || x.reply.sport != x.orig.dport;
+  return static_cast<uint8_t>(dst0 | dst1 << 1 | src0 << 2 | src1 << 3);
 }
-inline bool nat_rewrites_src(const NatExt4& x, unsigned dir) {
-  return dir == 0 ? (x.orig.src != x.reply.dst || x.orig.sport != x.reply.dport)
-                  : (x.reply.src != x.orig.dst || x.reply.sport != x.orig.dport);
-}
+inline bool nat_rewrites_dst(const NatExt4& x, unsigned dir) { return (x.rewrites >> dir) & 1; }
+inline bool nat_rewrites_src(const NatExt4& x, unsigned dir) { return (x.rewrites >> (2 + dir)) & 1; }
 
 }  // namespace sluice::flow

@@ -169,6 +169,7 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   ext.address_slot = slot;
   ext.kind = kind;
   ext.reply_sender_slot = reply_sender_slot;
+  ext.rewrites = flow::nat_rewrite_bits(ext);
   if (mapping) ++mapping->refs;
   pair_created(table.at(index), ext);
   result.index = index;

@@ -66,16 +66,22 @@ Destination NatContext::destination_of(const Policy& policy, uint16_t in_port, c
                                        uint8_t proto) const {
   Destination d;
   if (proto != 6 && proto != 17) return d;
-  if (const DnatRule* rule = policy.match_dnat(in_port, tuple.src, tuple.dst, proto, rte_be_to_cpu_16(tuple.dport))) {
-    d.kind = Destination::kForward;
-    d.addr = rule->to_address;
-    d.port = rte_cpu_to_be_16(rule->map_port(rte_be_to_cpu_16(tuple.dport)));
-    d.rule = rule;
+  // Port forwards and EIM mappings listen on outside addresses only: one probe decides
+  // for nearly every new flow.
+  const OutsideAddress* outside = policy.outside(tuple.dst);
+  if (!outside) [[likely]]
     return d;
+  if (!outside->reserved.empty()) {
+    if (const DnatRule* rule = policy.match_dnat(in_port, tuple.src, tuple.dst, proto, rte_be_to_cpu_16(tuple.dport))) {
+      d.kind = Destination::kForward;
+      d.addr = rule->to_address;
+      d.port = rte_cpu_to_be_16(rule->map_port(rte_be_to_cpu_16(tuple.dport)));
+      d.rule = rule;
+      return d;
+    }
   }
   // Endpoint-independent filtering: anyone may reach a mapped outside port.
-  const OutsideAddress* outside = policy.outside(tuple.dst);
-  if (outside && outside->eim) {
+  if (outside->eim) {
     if (const EimMapping* m = eim_by_outside(tuple.dst, tuple.dport, proto)) {
       d.kind = Destination::kMapping;
       d.addr = m->inside_addr;

@@ -19,62 +19,9 @@ using net::store32;
 
 namespace {
 
-constexpr uint32_t kIpChecksum = 10, kIpSrc = 12, kIpDst = 16;
-constexpr uint32_t kTcpChecksum = 16, kUdpChecksum = 6, kIcmpChecksum = 2, kIcmpId = 4;
-
-// Which end of an ICMP query or answer carries the identifier (the querier's).
-bool icmp_id_on(uint8_t type, Side side) {
-  const bool query = type == 8 || type == 13 || type == 15 || type == 17;
-  const bool answer = type == 0 || type == 14 || type == 16 || type == 18;
-  return side == Side::Source ? query : answer;
-}
+constexpr uint32_t kIcmpChecksum = 2;
 
 }  // namespace
-
-void rewrite(const Ipv4Packet& p, Side side, Endpoint to, unsigned leave) {
-  uint8_t* ip = p.ip;
-  const uint32_t at = side == Side::Source ? kIpSrc : kIpDst;
-  const uint32_t old_addr = load32(ip + at);
-  uint32_t addr_delta = 0;
-  if (old_addr != to.addr) {
-    addr_delta = csum_delta32(old_addr, to.addr);
-    store32(ip + at, to.addr);
-    if (!(leave & kLeaveIp)) store16(ip + kIpChecksum, csum_apply(load16(ip + kIpChecksum), addr_delta));
-  }
-  uint8_t* l4 = p.l4;
-  if (!l4) return;
-  const uint32_t avail = p.l4_available;
-  switch (p.proto) {
-    case net::kIpProtoTcp:
-    case net::kIpProtoUdp: {
-      if (avail < 4) return;
-      const uint32_t port_at = side == Side::Source ? 0 : 2;
-      const uint16_t old_port = load16(l4 + port_at);
-      const uint32_t delta = addr_delta + (old_port != to.port ? csum_delta16(old_port, to.port) : 0);
-      store16(l4 + port_at, to.port);
-      if (delta == 0 || (leave & kLeaveL4)) return;
-      if (p.proto == net::kIpProtoTcp) {
-        if (avail >= kTcpChecksum + 2) store16(l4 + kTcpChecksum, csum_apply(load16(l4 + kTcpChecksum), delta));
-      } else if (avail >= kUdpChecksum + 2) {
-        const uint16_t sum = load16(l4 + kUdpChecksum);
-        // No checksum (zero) stays none; a computed zero is sent as all ones (RFC 768).
-        if (sum != 0) store16(l4 + kUdpChecksum, net::udp_checksum_nonzero(csum_apply(sum, delta)));
-      }
-      return;
-    }
-    case net::kIpProtoIcmp: {
-      // No pseudo-header: only the identifier, on the querier's end, is covered.
-      if (avail < 8 || !icmp_id_on(l4[0], side)) return;
-      const uint16_t old_id = load16(l4 + kIcmpId);
-      if (old_id == to.port) return;
-      store16(l4 + kIcmpId, to.port);
-      store16(l4 + kIcmpChecksum, csum_apply(load16(l4 + kIcmpChecksum), csum_delta16(old_id, to.port)));
-      return;
-    }
-    default:
-      return;
-  }
-}
 
 bool rewrite_quoted(rte_mbuf* m, const Ipv4Packet& p, uint32_t icmp_offset, uint32_t icmp_length, Side side,
                     Endpoint to) {

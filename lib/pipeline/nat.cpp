@@ -79,7 +79,6 @@ void NatStage::process(Burst& burst) {
       burst.pkts[kept++] = m;
       continue;
     }
-    const nat::Ipv4Packet p = ipv4_packet(m);
     if (!flow::is_pair(index)) {
       // A flow of this burst: follow what happened to its entry, or make its translation.
       if (const Change* change = changes.find(index)) {
@@ -89,7 +88,7 @@ void NatStage::process(Burst& burst) {
         }
         index = change->now;
       } else if (fm.flags & kFlowMetaNew) {
-        const Outcome made = map_new(fm, p, policy, changes);
+        const Outcome made = map_new(fm, ipv4_packet(m), policy, changes);
         if (made.refused) {
           drop(burst, m, made.reason);
           continue;
@@ -103,17 +102,17 @@ void NatStage::process(Burst& burst) {
       fm.entry = index;  // nat_src finds the pair
     }
     const flow::NatExt4& ext = table.ext(index);
-    if (fm.flags & kFlowMetaRelated) [[unlikely]] {
-      if (nat::rewrites(ext, fm.dir, nat::Side::Destination)) {
+    if (nat::rewrites(ext, fm.dir, nat::Side::Destination)) {
+      const nat::Endpoint to = nat::target(ext, fm.dir, nat::Side::Destination);
+      if (fm.flags & kFlowMetaRelated) [[unlikely]] {
         const PacketMeta& pm = meta(m);
         const uint32_t icmp_length = pm.l3_offset + pm.l3_length - pm.l4_offset;
-        if (nat::rewrite_error(m, p, pm.l4_offset, icmp_length, nat::Side::Destination,
-                               nat::target(ext, fm.dir, nat::Side::Destination)))
+        if (nat::rewrite_error(m, ipv4_packet_whole(m), pm.l4_offset, icmp_length, nat::Side::Destination, to))
           ++errors;
+      } else {
+        nat::rewrite<nat::Side::Destination>(ipv4_packet(m), to);
+        ++translated;
       }
-    } else if (nat::rewrites(ext, fm.dir, nat::Side::Destination)) {
-      nat::rewrite(p, nat::Side::Destination, nat::target(ext, fm.dir, nat::Side::Destination));
-      ++translated;
     }
     burst.pkts[kept++] = m;
   }

@@ -20,7 +20,8 @@
 
 namespace sluice::pipeline {
 
-// The same packet as nat::rewrite sees it.
+// A packet as nat::rewrite sees it. Its L4 header's fixed part is contiguous (parse made
+// sure): TCP 20 bytes, UDP and ICMP 8, all a rewrite touches.
 inline nat::Ipv4Packet ipv4_packet(rte_mbuf* m) {
   const PacketMeta& pm = meta(m);
   nat::Ipv4Packet p;
@@ -28,6 +29,16 @@ inline nat::Ipv4Packet ipv4_packet(rte_mbuf* m) {
   p.proto = pm.l4_proto;
   if (pm.l4_offset && !(pm.flags & kMetaLaterFragment)) [[likely]] {
     p.l4 = rte_pktmbuf_mtod_offset(m, uint8_t*, pm.l4_offset);
+    p.l4_available = pm.l4_proto == 6 ? 20 : 8;
+  }
+  return p;
+}
+// The same with every contiguous byte of its L4 part counted: what an ICMP error's quoted
+// packet needs.
+inline nat::Ipv4Packet ipv4_packet_whole(rte_mbuf* m) {
+  const PacketMeta& pm = meta(m);
+  nat::Ipv4Packet p = ipv4_packet(m);
+  if (p.l4) {
     const uint32_t end = pm.l3_offset + pm.l3_length;
     const uint32_t contiguous = rte_pktmbuf_data_len(m) < end ? rte_pktmbuf_data_len(m) : end;
     p.l4_available = contiguous > pm.l4_offset ? contiguous - pm.l4_offset : 0;

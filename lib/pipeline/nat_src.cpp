@@ -11,7 +11,12 @@ namespace sluice::pipeline {
 
 using flow::kNoEntry;
 
-NatSrcStage::NatSrcStage(const NatStageContext& context) : Stage("nat_src"), ctx_(context) {}
+namespace {
+const std::array<uint64_t, RTE_MAX_ETHPORTS> kNoOffloads{};
+}  // namespace
+
+NatSrcStage::NatSrcStage(const NatStageContext& context)
+    : Stage("nat_src"), ctx_(context), tx_offloads_(context.tx_offloads ? *context.tx_offloads : kNoOffloads) {}
 
 int nptv6_packet(rte_mbuf* m, const nat::Policy& policy, uint16_t port_id, bool outward) {
   const PacketMeta& pm = meta(m);
@@ -36,43 +41,41 @@ int nptv6_packet(rte_mbuf* m, const nat::Policy& policy, uint16_t port_id, bool 
   return 0;
 }
 
-bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason, bool may_offload) {
+// The usual packet is IPv4 of a pair whose source this direction rewrites; the rest
+// (ICMP errors, NPTv6) leave the hot loop.
+inline bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason, bool may_offload,
+                                   Counts& counts) {
   const PacketMeta& pm = meta(m);
-  if (pm.l3 == L3::Ipv6) {
-    if (!policy.has_nptv6_on(pm.out_port)) return true;
+  const FlowMeta& fm = flow_meta(m);
+  if (pm.l3 == L3::Ipv4 && flow::is_pair(fm.entry)) [[likely]] {
+    const flow::NatExt4& ext = ctx_.nat->flows().table4().ext(fm.entry);
+    if (!flow::nat_rewrites_src(ext, fm.dir)) return true;
+    const nat::Endpoint to = nat::target(ext, fm.dir, nat::Side::Source);
+    if (fm.flags & kFlowMetaRelated) [[unlikely]] {
+      const uint32_t icmp_length = pm.l3_offset + pm.l3_length - pm.l4_offset;
+      if (nat::rewrite_error(m, ipv4_packet_whole(m), pm.l4_offset, icmp_length, nat::Side::Source, to)) ++counts.errors;
+      return true;
+    }
+    const nat::Ipv4Packet p = ipv4_packet(m);
+    const bool offloads = may_offload && pm.out_port < RTE_MAX_ETHPORTS && tx_offloads_[pm.out_port];
+    const unsigned leave = offloads ? offload(m, pm, p) : 0;
+    nat::rewrite<nat::Side::Source>(p, to, leave);
+    if (leave & nat::kLeaveL4) [[unlikely]] {
+      // The offload sums the segment onto the pseudo-header's sum, left in the field.
+      const uint16_t phdr = rte_ipv4_phdr_cksum(reinterpret_cast<const rte_ipv4_hdr*>(p.ip), m->ol_flags);
+      net::store16(p.l4 + (p.proto == net::kIpProtoTcp ? 16 : 6), phdr);
+    }
+    ++counts.translated;
+    return true;
+  }
+  if (pm.l3 == L3::Ipv6 && policy.has_nptv6_on(pm.out_port)) [[unlikely]] {
     const int done = nptv6_packet(m, policy, pm.out_port, true);
     if (done < 0) {
       reason = Drop::Nptv6Untranslatable;
       return false;
     }
-    if (done) {
-      nptv6_translated_.inc();
-      ctx_.nat->counters().nptv6_translated.inc();
-    }
-    return true;
+    counts.nptv6 += static_cast<uint32_t>(done);
   }
-  const FlowMeta& fm = flow_meta(m);
-  if (pm.l3 != L3::Ipv4 || fm.entry == kNoEntry || !flow::is_pair(fm.entry)) return true;
-  const flow::NatExt4& ext = ctx_.nat->flows().table4().ext(fm.entry);
-  if (!nat::rewrites(ext, fm.dir, nat::Side::Source)) return true;
-  const nat::Ipv4Packet p = ipv4_packet(m);
-  const nat::Endpoint to = nat::target(ext, fm.dir, nat::Side::Source);
-  if (fm.flags & kFlowMetaRelated) [[unlikely]] {
-    const uint32_t icmp_length = pm.l3_offset + pm.l3_length - pm.l4_offset;
-    if (nat::rewrite_error(m, p, pm.l4_offset, icmp_length, nat::Side::Source, to)) {
-      errors_translated_.inc();
-      ctx_.nat->counters().icmp_errors.inc();
-    }
-    return true;
-  }
-  const unsigned leave = may_offload ? offload(m, pm, p) : 0;
-  nat::rewrite(p, nat::Side::Source, to, leave);
-  if (leave & nat::kLeaveL4) {
-    // The offload sums the segment onto the pseudo-header's sum, left in the field.
-    const uint16_t phdr = rte_ipv4_phdr_cksum(reinterpret_cast<const rte_ipv4_hdr*>(p.ip), m->ol_flags);
-    net::store16(p.l4 + (p.proto == net::kIpProtoTcp ? 16 : 6), phdr);
-  }
-  translated_.inc();
   return true;
 }
 
@@ -81,8 +84,8 @@ bool NatSrcStage::translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason
 // offload wants; not for a UDP packet without a checksum). None for a packet the
 // output stage will fragment: its fragments are summed there, in software.
 unsigned NatSrcStage::offload(rte_mbuf* m, const PacketMeta& pm, const nat::Ipv4Packet& p) const {
-  if (!ctx_.tx_offloads || pm.out_port >= RTE_MAX_ETHPORTS || (pm.flags & kMetaFragmentOnOutput)) return 0;
-  const uint64_t offloads = (*ctx_.tx_offloads)[pm.out_port];
+  if (pm.flags & kMetaFragmentOnOutput) return 0;
+  const uint64_t offloads = tx_offloads_[pm.out_port];
   if (!(offloads & (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM)))
     [[likely]]
     return 0;
@@ -112,18 +115,32 @@ unsigned NatSrcStage::offload(rte_mbuf* m, const PacketMeta& pm, const nat::Ipv4
 
 void NatSrcStage::process(Burst& burst) {
   const nat::Policy& policy = *ctx_.policy->get();
+  Counts counts;
   uint16_t kept = 0;
   const uint16_t n = burst.count;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
     Drop reason;
-    if (!translate(m, policy, reason, true)) [[unlikely]] {
+    if (!translate(m, policy, reason, true, counts)) [[unlikely]] {
       drop(burst, m, reason);
       continue;
     }
     burst.pkts[kept++] = m;
   }
   burst.count = kept;
+  commit(counts);
+}
+
+void NatSrcStage::commit(const Counts& counts) {
+  if (counts.translated) translated_.add(counts.translated);
+  if (counts.errors) {
+    errors_translated_.add(counts.errors);
+    ctx_.nat->counters().icmp_errors.add(counts.errors);
+  }
+  if (counts.nptv6) {
+    nptv6_translated_.add(counts.nptv6);
+    ctx_.nat->counters().nptv6_translated.add(counts.nptv6);
+  }
 }
 
 bool NatSrcStage::apply(rte_mbuf* m, Drop& reason) {
@@ -131,7 +148,10 @@ bool NatSrcStage::apply(rte_mbuf* m, Drop& reason) {
   // offload: a packet over the egress MTU is fragmented by the router in software, and
   // the fragments of a datagram whose L4 field holds only the pseudo-header sum would
   // reach the host with a wrong checksum.
-  return translate(m, *ctx_.policy->get(), reason, false);
+  Counts counts;
+  const bool keep = translate(m, *ctx_.policy->get(), reason, false, counts);
+  commit(counts);
+  return keep;
 }
 
 void NatSrcStage::quote_as_sent(rte_mbuf* error, uint32_t icmp_offset, const rte_mbuf* m) {

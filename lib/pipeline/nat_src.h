@@ -24,10 +24,16 @@ class NatSrcStage final : public Stage, public PostRouting {
  private:
   // Rewrites one packet; false when it must be dropped (`reason`). `may_offload`: the egress
   // port's TX checksum offloads may finish the checksums.
-  bool translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason, bool may_offload);
+  // What a burst translated, committed to the counters once (commit).
+  struct Counts {
+    uint32_t translated = 0, errors = 0, nptv6 = 0;
+  };
+  bool translate(rte_mbuf* m, const nat::Policy& policy, Drop& reason, bool may_offload, Counts& counts);
+  void commit(const Counts& counts);
   unsigned offload(rte_mbuf* m, const PacketMeta& pm, const nat::Ipv4Packet& p) const;
 
   NatStageContext ctx_;
+  const std::array<uint64_t, RTE_MAX_ETHPORTS>& tx_offloads_;  // the ports' TX offloads (none when not given)
   Counter translated_, errors_translated_, nptv6_translated_, quotes_restored_;
 };
 
