@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) into build-fuzz and runs each
-# for FUZZ_SECONDS (default 20) from a seed corpus. Exits non-zero on any finding.
+# for FUZZ_SECONDS (default 20) from a seed corpus. Exits non-zero on any finding, UBSan's
+# included (its checks recover by default: halt_on_error makes the first one fatal).
 # Prints one line per target: "fuzz TARGET: ok (N runs)" or "fuzz TARGET: FAILED".
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -8,6 +9,7 @@ BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not installed" >&2; exit 1; }
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$ROOT/tests/fuzz/ubsan.supp${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 if [[ ! -f $BUILD/build.ninja ]]; then
   CXX=clang++ CC=clang meson setup "$BUILD" "$ROOT" -Dfuzz=true -Dbuildtype=debugoptimized \
     -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fsanitize=fuzzer-no-link >/dev/null
