@@ -150,6 +150,9 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
     if (rule_id) rules_[rule_id].no_port.inc();
     return refuse(Drop::NatNoPort);
   }
+  // The new flow's reference first: promote() may evict the only pair holding the
+  // mapping, which would free it under us.
+  if (mapping) ++mapping->refs;
   flow::FlowContext& flows = flows_;
   auto on_evict = [&flows, &result](uint32_t victim_index, const flow::FlowEntry4& victim) {
     flows.counters().state_leave(flow::state_slot(victim.key.proto, victim.body.state));
@@ -158,7 +161,7 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   };
   const uint32_t index = table.promote(plain_index, reply_key, reply_hash, now_ms, on_evict);
   if (index == flow::kNoEntry) {
-    if (mapping && mapping->refs == 0) eim_release(mapping->inside_addr, mapping->inside_port, proto);
+    if (mapping) eim_release(mapping->inside_addr, mapping->inside_port, proto);  // ours back: a new one goes
     counters_.no_room.inc();
     return refuse(Drop::NatTableFull);
   }
@@ -170,7 +173,6 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   ext.kind = kind;
   ext.reply_sender_slot = reply_sender_slot;
   ext.rewrites = flow::nat_rewrite_bits(ext);
-  if (mapping) ++mapping->refs;
   pair_created(table.at(index), ext);
   result.index = index;
   return result;
