@@ -363,7 +363,7 @@ void ConntrackStage::track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta&
 // Creates the entry for an accepted new connection. False when the table is full.
 template <typename Entry>
 bool ConntrackStage::insert(Work& w, rte_mbuf* m, const PacketMeta& pm, const flow::FlowSettings& settings,
-                            flow::FlowTable<Entry>& table, const typename Entry::Key& key) {
+                            flow::FlowTable<Entry>& table, const typename Entry::Key& key, flow::Victim& victim) {
   flow::FlowCounters& counters = ctx_.flows->counters();
   const uint32_t now = ctx_.flows->now();
   // Another packet of this burst may have opened it already: then this one is its next,
@@ -375,7 +375,6 @@ bool ConntrackStage::insert(Work& w, rte_mbuf* m, const PacketMeta& pm, const fl
     track_hit(w, table.at(index), m, pm, settings, table);
     if (w.cls != kNew) return true;
   }
-  flow::Victim victim;
   index = table.insert(key, w.hash, now, victim);
   if (victim.evicted) {
     counters.state_leave(flow::state_slot(victim.proto, victim.state));
@@ -663,8 +662,9 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
   const l3::RouteTable* routes = s.routes;
 
   // Egress: one route lookup per family.
-  uint32_t nat_dst[kMaxBurst];  // a new flow's destination as NAT translates it (w.nat set)
+  uint32_t nat_dst[kMaxBurst];  // the destination as nat will rewrite it (dst_rewritten set)
   uint16_t nat_dport[kMaxBurst];
+  uint8_t dst_rewritten[kMaxBurst];  // kTrack4 packets looked up: 1 nat_dst and nat_dport, 2 nat_dst only
   uint32_t dst4[kMaxBurst];
   uint8_t dst6[kMaxBurst][16];
   uint64_t groups4[kMaxBurst], groups6[kMaxBurst];
@@ -685,6 +685,7 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
     const uint8_t* l3 = rte_pktmbuf_mtod_offset(burst.pkts[i], const uint8_t*, pm.l3_offset);
     if (w.kind == kTrack4) {
       uint32_t d = reinterpret_cast<const Ipv4Header*>(l3)->dst.value();
+      dst_rewritten[i] = 0;
       if (s.nat && w.cls == kNew) [[unlikely]] {
         // Where NAT will really send it (a port forward, an inbound EIM mapping): the
         // egress and the rules are those of the translated destination, as Linux's
@@ -695,6 +696,21 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
           w.nat = to.kind;
           nat_dst[i] = to.addr;
           nat_dport[i] = to.port;
+          dst_rewritten[i] = 1;
+          d = rte_be_to_cpu_32(to.addr);
+        }
+      } else if (s.nat && flow::is_pair(w.entry) && w.nat != 0xff) [[unlikely]] {
+        // The same for a packet of a translated flow (a reply to source NAT, a port
+        // forward's client) when the rules see established or related packets: it
+        // carries our outside address, which the route stage would take for its own.
+        const flow::NatExt4& ext = s.table4.ext(w.entry);
+        if (nat::rewrites(ext, w.dir, nat::Side::Destination)) {
+          const nat::Endpoint to = nat::target(ext, w.dir, nat::Side::Destination);
+          nat_dst[i] = to.addr;
+          nat_dport[i] = to.port;
+          // An ICMP error's port is its quoted packet's; TCP and UDP keep theirs.
+          const bool ports = w.cls != kRelated && (pm.l4_proto == net::kIpProtoTcp || pm.l4_proto == net::kIpProtoUdp);
+          dst_rewritten[i] = ports ? 1 : 2;
           d = rte_be_to_cpu_32(to.addr);
         }
       }
@@ -754,9 +770,9 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
                                                   : config::kCtEstablished;
     if (w.kind == kTrack4) {
       acl_key_of(acl4[a4], m, pm, *rules, port_id_, w.out_port, state_bit);
-      if (w.cls == kNew && w.nat) {
+      if (routed_ && dst_rewritten[i]) {
         std::memcpy(&acl4[a4].dst, &nat_dst[i], 4);
-        std::memcpy(&acl4[a4].dst_port, &nat_dport[i], 2);
+        if (dst_rewritten[i] == 1) std::memcpy(&acl4[a4].dst_port, &nat_dport[i], 2);
       }
       acl4_ptrs[a4] = reinterpret_cast<const uint8_t*>(&acl4[a4]);
       acl4_idx[a4++] = i;
@@ -838,7 +854,7 @@ inline void ConntrackStage::act_pass(Burst& burst, BurstScratch& s) {
       reject(burst, m, pm, s.routes);
       continue;
     }
-    if (w.cls == kNew && !open_flow(burst, s, i, m, pm)) continue;
+    if (w.cls == kNew && !open_flow(burst, s, i, kept, m, pm)) continue;
     burst.pkts[kept++] = m;
   }
   burst.count = kept;
@@ -847,14 +863,19 @@ inline void ConntrackStage::act_pass(Burst& burst, BurstScratch& s) {
 // Pass 5 for a new connection the rules accept: its entry made. When an earlier packet
 // of the burst made it, the packet is that flow's next, judged by it. False when the
 // packet is gone (table full, or refused by the flow and then by the rules).
-inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm) {
+inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i, uint16_t kept, rte_mbuf* m,
+                                      const PacketMeta& pm) {
   Work& w = s.work[i];
-  const bool ok = w.kind == kTrack4 ? insert(w, m, pm, s.settings, s.table4, s.keys4[i])
-                                    : insert(w, m, pm, s.settings, *s.table6, s.keys6[i]);
+  flow::Victim victim;
+  const bool ok = w.kind == kTrack4 ? insert(w, m, pm, s.settings, s.table4, s.keys4[i], victim)
+                                    : insert(w, m, pm, s.settings, *s.table6, s.keys6[i], victim);
   if (!ok) {
     drop(burst, m, Drop::FlowTableFull);
     return false;
   }
+  // Early drop reuses the evicted entry in place: its index is this flow's now.
+  if (victim.evicted && s.nat && w.kind == kTrack4) [[unlikely]]
+    forget_evicted(burst, s, i, kept, w.entry);
   if (w.cls == kNew) {
     ++s.new_flows;
     if (s.nat) {
@@ -889,6 +910,19 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
   if (verdict == Action::Reject) reject(burst, m, pm, s.routes);
   else drop(burst, m, w.reason);
   return false;
+}
+
+// Early drop gave `index` to packet i's new flow: the packets of this burst that met the
+// evicted flow (passed already, in burst.pkts[0, kept), or found it in pass 3, after i)
+// still name it, and nat would take them for the new flow's and translate them so.
+// Their flow is gone: nat drops them (untranslated, they must not leave either).
+void ConntrackStage::forget_evicted(Burst& burst, const BurstScratch& s, uint16_t i, uint16_t kept, uint32_t index) {
+  auto forget = [index](rte_mbuf* m) {
+    FlowMeta& fm = flow_meta(m);
+    if (fm.entry == index) fm = FlowMeta{kNoEntry, kNoPort, kFlowMetaEvicted, 0};
+  };
+  for (uint16_t k = 0; k < kept; ++k) forget(burst.pkts[k]);
+  for (uint16_t j = i + 1; j < s.n; ++j) forget(burst.pkts[j]);
 }
 
 inline void ConntrackStage::commit_counters(const BurstScratch& s) {

@@ -62,7 +62,8 @@ class ConntrackStage final : public Stage {
   void meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm, flow::FlowTable<Entry>& table,
                  const typename Entry::Key& key);
   firewall::Action rule_verdict(BurstScratch& s, const Work& w, const rte_mbuf* m);
-  bool open_flow(Burst& burst, BurstScratch& s, uint16_t i, rte_mbuf* m, const PacketMeta& pm);
+  bool open_flow(Burst& burst, BurstScratch& s, uint16_t i, uint16_t kept, rte_mbuf* m, const PacketMeta& pm);
+  void forget_evicted(Burst& burst, const BurstScratch& s, uint16_t i, uint16_t kept, uint32_t index);
   // NAT, when a nat stage follows: each packet's flow for it, and a new flow's real destination.
   void record_flow(rte_mbuf* m, const Work& w);
   nat::Destination nat_destination(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm) const;
@@ -71,7 +72,7 @@ class ConntrackStage final : public Stage {
                  flow::FlowTable<Entry>& table);
   template <typename Entry>
   bool insert(Work& w, rte_mbuf* m, const PacketMeta& pm, const flow::FlowSettings& settings,
-              flow::FlowTable<Entry>& table, const typename Entry::Key& key);
+              flow::FlowTable<Entry>& table, const typename Entry::Key& key, flow::Victim& victim);
   bool resolve_egress(Work& w, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable* routes, uint64_t group);
   void reject(Burst& burst, rte_mbuf* m, const PacketMeta& pm, const l3::RouteTable* routes);
 

@@ -76,6 +76,10 @@ void NatStage::process(Burst& burst) {
     FlowMeta& fm = flow_meta(m);
     uint32_t index = fm.entry;
     if (index == kNoEntry || meta(m).l3 != L3::Ipv4) [[unlikely]] {
+      if (fm.flags & kFlowMetaEvicted) {
+        drop(burst, m, Drop::FlowTableFull);  // conntrack gave its flow's entry to a later one
+        continue;
+      }
       burst.pkts[kept++] = m;
       continue;
     }
@@ -88,7 +92,11 @@ void NatStage::process(Burst& burst) {
         }
         index = change->now;
       } else if (fm.flags & kFlowMetaNew) {
+        const unsigned before = changes.count;
         const Outcome made = map_new(fm, ipv4_packet(m), policy, changes);
+        for (unsigned k = before; k < changes.count; ++k)
+          if (flow::is_pair(changes.list[k].plain)) [[unlikely]]
+            forget_pair(burst, kept, changes, before, changes.list[k].plain);
         if (made.refused) {
           drop(burst, m, made.reason);
           continue;
@@ -100,6 +108,10 @@ void NatStage::process(Burst& burst) {
         continue;
       }
       fm.entry = index;  // nat_src finds the pair
+    } else if (changes.find(flow::main_index(index))) [[unlikely]] {
+      // Its pair was evicted in this burst for a new flow's translation, which may hold it now.
+      drop(burst, m, Drop::NatTableFull);
+      continue;
     }
     const flow::NatExt4& ext = table.ext(index);
     if (nat::rewrites(ext, fm.dir, nat::Side::Destination)) {
@@ -122,6 +134,24 @@ void NatStage::process(Burst& burst) {
     errors_translated_.add(errors);
     nat.counters().icmp_errors.add(errors);
   }
+}
+
+// Pair `pair` was evicted to make room for a new flow's translation, and that flow has its
+// place now: the packets of the burst translated by it so far would leave with what
+// nat_src then finds there, and a flow promoted into it earlier in the burst is gone.
+void NatStage::forget_pair(Burst& burst, uint16_t& kept, Changes& changes, unsigned before, uint32_t pair) {
+  for (unsigned k = 0; k < before; ++k) {
+    if (changes.list[k].now != pair) continue;
+    changes.list[k].now = kNoEntry;
+    changes.list[k].reason = Drop::NatTableFull;
+  }
+  uint16_t still = 0;
+  for (uint16_t j = 0; j < kept; ++j) {
+    rte_mbuf* m = burst.pkts[j];
+    if (flow::main_index(flow_meta(m).entry) == pair) drop(burst, m, Drop::NatTableFull);
+    else burst.pkts[still++] = m;
+  }
+  kept = still;
 }
 
 void NatStage::read_counters(NamedCounters& out) const {

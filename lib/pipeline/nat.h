@@ -91,6 +91,7 @@ class NatStage final : public Stage {
     Drop reason;
   };
   Outcome map_new(const FlowMeta& fm, const nat::Ipv4Packet& p, const nat::Policy& policy, Changes& changes);
+  void forget_pair(Burst& burst, uint16_t& kept, Changes& changes, unsigned before, uint32_t pair);
 
   uint16_t port_id_;
   NatStageContext ctx_;

@@ -42,6 +42,7 @@ enum FlowMetaFlags : uint8_t {
   kFlowMetaNew = 1 << 0,      // conntrack created the flow for this packet
   kFlowMetaRelated = 1 << 1,  // an ICMP error about the flow
   kFlowMetaDestinationKept = 1 << 2,  // new: conntrack found no port forward or mapping taking it
+  kFlowMetaEvicted = 1 << 3,  // its flow was evicted for a later packet's new flow in this burst (entry kNoEntry)
 };
 struct FlowMeta {
   uint32_t entry;   // flow table index (IPv4 table) the packet belongs to; flow::kNoEntry: none
