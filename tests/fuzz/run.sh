@@ -14,20 +14,20 @@ if [[ ! -f $BUILD/build.ninja ]]; then
   CXX=clang++ CC=clang meson setup "$BUILD" "$ROOT" -Dfuzz=true -Dbuildtype=debugoptimized \
     -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
-ninja -C "$BUILD" tests/fuzz/fuzz_config tests/fuzz/fuzz_parse tests/fuzz/fuzz_conntrack >"$BUILD/fuzz-build.log" 2>&1 ||
+ninja -C "$BUILD" tests/fuzz/fuzz_config tests/fuzz/fuzz_parse tests/fuzz/fuzz_conntrack tests/fuzz/fuzz_nat >"$BUILD/fuzz-build.log" 2>&1 ||
   { tail -40 "$BUILD/fuzz-build.log"; echo "fuzz: build failed" >&2; exit 1; }
 
 work=$BUILD/fuzz-work
-rm -rf "$work" && mkdir -p "$work/config" "$work/parse" "$work/conntrack"
+rm -rf "$work" && mkdir -p "$work/config" "$work/parse" "$work/conntrack" "$work/nat"
 cp "$ROOT"/conf/*.json "$work/config/" 2>/dev/null || true
 printf '{"eal":{"lcores":"0-1"},"ports":[]}' >"$work/config/min.json"
 # Parse seeds: first byte is the segment split (0 = one segment), then the frame.
 # Conntrack seeds (fuzz_conntrack.cpp): a policy byte, then records of ctl (bit 7 east,
 # bit 6 two segments, bit 5 checksums found good by the NIC, bits 0-4 clock steps of
 # 500 ms), 2-byte length, frame; TCP and UDP checksums are right in both cases.
-/usr/bin/python3 - "$work/parse" "$work/conntrack" <<'PY'
+/usr/bin/python3 - "$work/parse" "$work/conntrack" "$work/nat" <<'PY'
 import sys, struct
-out, ct_out = sys.argv[1], sys.argv[2]
+out, ct_out, nat_out = sys.argv[1], sys.argv[2], sys.argv[3]
 eth = lambda t: b"\x02" * 6 + b"\x04" * 6 + struct.pack("!H", t)
 ip4 = lambda p, l: bytes([0x45, 0, *struct.pack("!H", 20 + l), 0, 0, 0x40, 0, 64, p, 0, 0]) + bytes([10, 0, 0, 1, 10, 0, 0, 2])
 ip6 = lambda nh, l: bytes([0x60, 0, 0, 0, *struct.pack("!H", l), nh, 64]) + bytes(16) + bytes(16)
@@ -119,10 +119,152 @@ ct_seeds["handshake-offload"] = b"".join(bytes([r[0] | 0x20]) + r[1:] for r in h
 for name, body in ct_seeds.items():
   for policy in range(3):
     open(f"{ct_out}/{name}-{policy}", "wb").write(bytes([policy]) + body)
+
+# NAT seeds (fuzz_nat.cpp): the same records; west 10.1.0.1/24 inside, east 192.0.2.1/24
+# (MTU 1400) outside, hosts out there behind 192.0.2.254. Every IPv4 frame has its own IP
+# ID, so the fuzzer can tell which output is whose translation.
+ids = iter(range(0x100, 0x10000))
+def ip4n(p, body, src, dst, ttl=64, df=True, frag=None, ident=None, l4sum=True):
+  """An IPv4 datagram (checksums right; l4sum False: L4 as given); frag=(offset bytes,
+  more, data): a fragment of it."""
+  if l4sum: body = ip4a(p, body, src, dst)[20:]  # the L4 checksum over the whole datagram
+  ident = next(ids) if ident is None else ident
+  flags = 0x4000 if df else 0
+  if frag is not None:
+    offset, more, body = frag
+    flags = (0x2000 if more else 0) | offset // 8
+  hdr = bytes([0x45, 0, *struct.pack("!H", 20 + len(body)), *struct.pack("!HH", ident, flags), ttl, p, 0, 0]) + src + dst
+  return hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:] + body
+def fragments(p, body, src, dst, cuts, ident):
+  """The datagram cut at `cuts` (payload offsets, multiples of 8): one IP header each."""
+  whole = ip4n(p, body, src, dst, ident=ident)[20:]
+  edges = [0] + list(cuts) + [len(whole)]
+  return [ip4n(p, b"", src, dst, frag=(a, b < len(whole), whole[a:b]), ident=ident) for a, b in zip(edges, edges[1:])]
+def icmp4(t, code, rest, quoted):
+  return struct.pack("!BBHI", t, code, 0, rest) + quoted  # ip4n fills the checksum
+def ip6n(nh, body, src, dst, hops=64):
+  packet = ip6a(nh, body, src, dst)
+  return packet[:7] + bytes([hops]) + packet[8:]
+a4 = lambda text: bytes(int(x) for x in text.split("."))
+def a6(text):
+  import ipaddress
+  return ipaddress.IPv6Address(text).packed
+def npt_out(addr):  # RFC 6296 /48: fd00:1::/48 -> 2001:db8:1::/48, word 3 absorbs the difference
+  words = list(struct.unpack("!8H", addr))
+  fold16 = lambda v: (v & 0xffff) + (v >> 16)
+  inside, outside = fold16(0xfd00 + 0x0001), fold16(0x2001 + 0x0db8 + 0x0001)
+  w = fold16(fold16(words[3] + inside) + (~outside & 0xffff))
+  words[:4] = [0x2001, 0x0db8, 0x0001, 0 if w == 0xffff else w]
+  return struct.pack("!8H", *words)
+def pool_address(inside, first, size):  # mapping.cpp pool_start: paired pooling by the inside host
+  h = (struct.unpack("<I", inside)[0] * 0x9e3779b1) & 0xffffffff
+  return first[:3] + bytes([first[3] + ((h * size) >> 32)])
+IN, IN2, TINY, EIM, SRV, GAMES = (a4(x) for x in ("10.1.0.2", "10.1.0.3", "10.1.0.34", "10.1.0.66", "10.1.0.10", "10.1.0.11"))
+WAN, GW, REMOTE, REMOTE2 = a4("192.0.2.1"), a4("192.0.2.254"), a4("198.18.0.5"), a4("198.18.0.9")
+EIM_OUT = pool_address(EIM, a4("198.51.100.8"), 4)
+IN6, REMOTE6, GW6 = a6("fd00:1::2"), a6("2001:db8:5::1"), a6("2001:db8:ffff::fe")
+nw = lambda ip, **kw: rec(E4 + ip, **kw)         # into west
+ne = lambda ip, **kw: rec(E4 + ip, east=True, **kw)  # into east
+udp_q = ip4n(17, udpa(5353, 53, b"q" * 12), IN, REMOTE)
+udp_q_out = ip4n(17, udpa(5353, 53, b"q" * 12), WAN, REMOTE)  # as it left east (TTL aside)
+tcp_fwd_reply = ip4n(6, tcpa(80, 50000, s, c + 1, SYN | ACK), SRV, REMOTE)
+nat_seeds = {
+  # Masquerade both ways: the inside port is kept (free, in range), so replies come to WAN:40000.
+  "masq-tcp": b"".join([
+    nw(ip4n(6, tcpa(40000, 80, c, 0, SYN), IN, REMOTE)),
+    ne(ip4n(6, tcpa(80, 40000, s, c + 1, SYN | ACK), REMOTE, WAN)),
+    nw(ip4n(6, tcpa(40000, 80, c + 1, s + 1, ACK), IN, REMOTE)),
+    nw(ip4n(6, tcpa(40000, 80, c + 1, s + 1, PSH | ACK, b"GET / HTTP/1.0\r\n\r\n"), IN, REMOTE), two=True),
+    ne(ip4n(6, tcpa(80, 40000, s + 1, c + 19, ACK, b"x" * 100), REMOTE, WAN), good=True),
+    nw(ip4n(6, tcpa(40000, 80, c + 19, s + 101, FIN | ACK), IN, REMOTE), step=1),
+    ne(ip4n(6, tcpa(80, 40000, s + 101, c + 20, FIN | ACK), REMOTE, WAN)),
+    nw(ip4n(6, tcpa(40000, 80, c + 20, s + 102, ACK), IN, REMOTE))]),
+  "masq-udp-icmp": b"".join([
+    nw(udp_q),
+    ne(ip4n(17, udpa(53, 5353, b"a" * 12), REMOTE, WAN)),
+    nw(ip4n(17, struct.pack("!HHHH", 5354, 53, 12, 0) + b"nock", IN, REMOTE, l4sum=False)),  # no UDP checksum: stays none
+    ne(ip4n(1, icmp4(3, 3, 0, udp_q_out[:28]), REMOTE, WAN)),       # port unreachable quoting 8 bytes
+    ne(ip4n(1, icmp4(11, 0, 0, udp_q_out), GW, WAN)),               # time exceeded quoting it all
+    nw(ip4n(1, bytes([8, 0, 0, 0, 0, 7, 0, 1]) + b"ping", IN, REMOTE)),
+    ne(ip4n(1, bytes([0, 0, 0, 0, 0, 7, 0, 1]) + b"ping", REMOTE, WAN)),
+    nw(ip4n(17, udpa(5353, 53, b"t" * 12), IN, REMOTE, ttl=1)),     # the router's own error: untranslated
+    nw(ip4n(17, udpa(5353, 53, b"b" * 1400), IN, REMOTE)),          # DF over east's MTU: fragmentation needed
+    nw(ip4n(17, udpa(5353, 53, b"f" * 1400), IN, REMOTE, df=False)),  # fragmented on the way out
+    nw(ip4n(17, udpa(5353, 53, b"z"), IN, REMOTE), step=8)]),
+  # A port forward and its server's answers; an inside host hairpinned to it.
+  "forward": b"".join([
+    ne(ip4n(6, tcpa(50000, 8080, c, 0, SYN), REMOTE, WAN)),
+    nw(tcp_fwd_reply),
+    ne(ip4n(6, tcpa(50000, 8080, c + 1, s + 1, ACK), REMOTE, WAN)),
+    nw(ip4n(1, icmp4(3, 4, 1280, ip4n(6, tcpa(50000, 80, c + 1, s + 1, ACK, b"d" * 40), REMOTE, SRV)[:48]), SRV, REMOTE)),
+    ne(ip4n(1, icmp4(3, 1, 0, ip4n(6, tcpa(8080, 50000, s, c + 1, SYN | ACK), WAN, REMOTE)), GW, WAN)),
+    ne(ip4n(17, udpa(40000, 27001, b"g" * 20), REMOTE, WAN)),
+    nw(ip4n(17, udpa(27001, 40000, b"h" * 20), GAMES, REMOTE)),
+    nw(ip4n(1, icmp4(3, 3, 0, ip4n(17, udpa(40000, 27001, b"g" * 20), REMOTE, GAMES)), GAMES, REMOTE)),
+    ne(ip4n(6, tcpa(50001, 22, c, 0, SYN), REMOTE, WAN))]),         # refused: a RST or nothing
+  "hairpin": b"".join([
+    nw(ip4n(6, tcpa(40001, 8080, c, 0, SYN), IN, WAN)),
+    nw(ip4n(6, tcpa(80, 40001, s, c + 1, SYN | ACK), SRV, WAN)),
+    nw(ip4n(6, tcpa(40001, 8080, c + 1, s + 1, ACK), IN, WAN)),
+    nw(ip4n(17, udpa(40002, 27000, b"u" * 8), IN2, WAN)),
+    nw(ip4n(17, udpa(27000, 40002, b"v" * 8), GAMES, WAN))]),
+  # Four ports for 10.1.0.34: the fifth flow to one server finds none (nat_no_port).
+  "tiny-pool": b"".join(
+    [nw(ip4n(17, udpa(5000 + k, 53, b"p" * 8), TINY, REMOTE)) for k in range(5)] +
+    [ne(ip4n(17, udpa(53, 5001, b"r" * 8), REMOTE, a4("198.51.100.1"))),
+     nw(ip4n(17, udpa(5001, 53, b"p" * 8), TINY, REMOTE2)),
+     nw(ip4n(17, udpa(5002, 53, b"p" * 8), TINY, REMOTE), step=7)]),
+  # One outside endpoint for 10.1.0.66:6001 whatever the destination, and anyone may use it.
+  "eim": b"".join([
+    nw(ip4n(17, udpa(6001, 3478, b"s" * 8), EIM, REMOTE)),
+    nw(ip4n(17, udpa(6001, 3478, b"s" * 8), EIM, REMOTE2)),
+    ne(ip4n(17, udpa(3478, 6001, b"m" * 8), REMOTE, EIM_OUT)),
+    ne(ip4n(17, udpa(4000, 6001, b"n" * 8), a4("198.18.7.7"), EIM_OUT)),
+    nw(ip4n(17, udpa(6001, 4000, b"o" * 8), EIM, a4("198.18.7.7"))),
+    ne(ip4n(17, udpa(4001, 6001, b"n" * 8), a4("198.18.7.8"), EIM_OUT), step=8),
+    ne(ip4n(17, udpa(4001, 6001, b"n" * 8), a4("198.18.7.8"), EIM_OUT))]),
+  # Nine translated flows for eight pairs, forty for 32 plain entries: eviction both ways.
+  "eviction": b"".join(
+    [nw(ip4n(17, udpa(20000 + k, 53, b"e" * 8), IN, REMOTE)) for k in range(9)] +
+    [ne(ip4n(17, udpa(53, 20000 + k, b"f" * 8), REMOTE, WAN)) for k in range(9)] +
+    [nw(ip4n(6, tcpa(30000 + k, 443, c, 0, SYN), IN2, REMOTE)) for k in range(40)]),
+  # A full pair pool gives a pair to a new flow in the middle of a burst: packets of the
+  # evicted flow before and after it in that burst, and a mapping whose only flow goes.
+  "evicted-in-burst": b"".join(
+    [ne(ip4n(17, udpa(40000 + k, 27001, b"g" * 8), REMOTE, WAN)) for k in range(8)] +
+    [ne(ip4n(17, udpa(40000 + k, 27001, b"X" * 8), REMOTE, WAN), step=1 if k == 0 else 0) for k in range(4)] +
+    [ne(ip4n(6, tcpa(50000, 8080, c, 0, SYN), REMOTE2, WAN))] +
+    [ne(ip4n(17, udpa(40000 + k, 27001, b"X" * 8), REMOTE, WAN)) for k in range(4, 8)] +
+    [nw(ip4n(17, udpa(6001 + k, 53, b"m" * 8), EIM, REMOTE), step=1 if k == 0 else 0) for k in range(8)] +
+    [nw(ip4n(17, udpa(6001, 53, b"M" * 8), EIM, REMOTE2), step=1)]),
+  # Three fragments of one datagram out of order, then an overlap, a duplicate, a set that
+  # never completes (the clock passes the reassembly timeout), and answers in fragments.
+  "fragments": b"".join(
+    [nw(f) for f in reversed(fragments(17, udpa(5353, 53, b"F" * 200), IN, REMOTE, (64, 128), 0x4242))] +
+    [ne(f) for f in fragments(17, udpa(53, 5353, b"R" * 200), REMOTE, WAN, (96, 160), 0x4343)] +
+    [nw(f) for f in fragments(17, udpa(5353, 53, b"O" * 200), IN, REMOTE, (64, 128), 0x4444)[:2]] +
+    [nw(ip4n(17, b"", IN, REMOTE, frag=(56, True, b"X" * 16), ident=0x4444))] +      # overlaps the first
+    [nw(f) for f in fragments(17, udpa(5353, 53, b"D" * 200), IN, REMOTE, (64, 128), 0x4545)[:2] * 2] +
+    [nw(f) for f in fragments(6, tcpa(40000, 80, c, 0, SYN, b"T" * 100), IN, REMOTE, (64,), 0x4646)[1:]] +
+    [nw(ip4n(17, udpa(5353, 53, b"L" * 100), IN, REMOTE), step=5)] +
+    [nw(f) for f in fragments(17, udpa(5353, 53, b"B" * 2000), IN, REMOTE, (1000,), 0x4747)]),  # refragmented for east
+  # NPTv6 both ways: the inside prefix leaves as the outside one, answers come back in.
+  "nptv6": b"".join([
+    rec(E6 + ip6n(6, tcpa(40000, 80, c, 0, SYN), IN6, REMOTE6)),
+    rec(E6 + ip6n(6, tcpa(80, 40000, s, c + 1, SYN | ACK), REMOTE6, npt_out(IN6)), east=True),
+    rec(E6 + ip6n(58, bytes([128, 0, 0, 0, 0, 9, 0, 1]), IN6, REMOTE6)),
+    rec(E6 + ip6n(58, bytes([129, 0, 0, 0, 0, 9, 0, 1]), REMOTE6, npt_out(IN6)), east=True),
+    rec(E6 + ip6n(58, bytes([1, 4, 0, 0, 0, 0, 0, 0]) + ip6n(17, udpa(40000, 9, b"6" * 8), npt_out(IN6), REMOTE6),
+                  GW6, npt_out(IN6)), east=True),
+    rec(E6 + ip6n(17, udpa(40000, 9, b"h" * 8), IN6, REMOTE6, hops=1))]),
+}
+for name, body in nat_seeds.items():
+  for policy in range(3):
+    open(f"{nat_out}/{name}-{policy}", "wb").write(bytes([policy]) + body)
 PY
 
 status=0
-for target in config parse conntrack; do
+for target in config parse conntrack nat; do
   log=$work/$target.log
   if "$BUILD/tests/fuzz/fuzz_$target" -max_total_time="$SECONDS_PER_TARGET" -timeout=5 -rss_limit_mb=4096 \
       -print_final_stats=1 -artifact_prefix="$work/$target-" "$work/$target" >"$log" 2>&1; then
