@@ -211,9 +211,11 @@ struct ConntrackStage::BurstScratch {
 
   // An entry freed in pass 3 (expired, or reopened by a SYN) may be the one later packets
   // of the burst found in pass 2: they must not touch it again, they meet no flow.
+  // A pair is found by either key: packets that met it the other way name it too.
   void forget(uint16_t after, uint8_t kind, uint32_t index) {
+    const uint32_t gone = flow::main_index(index);
     for (uint16_t j = after + 1; j < n; ++j)
-      if (work[j].kind == kind && work[j].entry == index) work[j].entry = flow::FlowTable4::kRecheck;
+      if (work[j].kind == kind && flow::main_index(work[j].entry) == gone) work[j].entry = flow::FlowTable4::kRecheck;
   }
 
   // What the burst sees, read once: the published rules (null: tracking only), the
@@ -674,7 +676,9 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
     Work& w = s.work[i];
     if (w.kind == kUntracked) continue;
     const bool classify = w.cls == kNew || w.cls == kInvalid || (rules && rules->classifies_established());
-    if (!classify || (!rules && w.cls != kNew)) continue;
+    // Without rules only new flows need their egress; with NAT invalid IPv4 packets too
+    // (nat_invalid: would source NAT have translated it?).
+    if (!classify || (!rules && w.cls != kNew && !(s.nat && w.cls == kInvalid && w.kind == kTrack4))) continue;
     w.needs_egress = 1;
     if (!routed_) continue;
     const PacketMeta& pm = meta(burst.pkts[i]);
@@ -699,7 +703,8 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
           dst_rewritten[i] = 1;
           d = rte_be_to_cpu_32(to.addr);
         }
-      } else if (s.nat && flow::is_pair(w.entry) && w.nat != 0xff) [[unlikely]] {
+      } else if (s.nat && flow::is_pair(w.entry) && !(w.cls == kInvalid && w.reason == Drop::NatUntranslated))
+          [[unlikely]] {
         // The same for a packet of a translated flow (a reply to source NAT, a port
         // forward's client) when the rules see established or related packets: it
         // carries our outside address, which the route stage would take for its own.
@@ -841,6 +846,10 @@ inline void ConntrackStage::act_pass(Burst& burst, BurstScratch& s) {
         continue;
       }
       if (action == Action::Accept) {
+        if (s.nat && w.kind == kTrack4 && !nat_invalid(s, w, m)) [[unlikely]] {
+          drop(burst, m, Drop::NatUntranslated);
+          continue;
+        }
         ++s.invalid_forwarded;
         burst.pkts[kept++] = m;
         continue;
@@ -904,12 +913,34 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
     }
   }
   if (verdict == Action::Accept) {
+    // Its flow's translation (made when nat meets the flow's first packet) applies to it.
+    if (s.nat && w.kind == kTrack4) flow_meta(m) = FlowMeta{w.entry, kNoPort, 0, w.dir};
     ++s.invalid_forwarded;
     return true;
   }
   if (verdict == Action::Reject) reject(burst, m, pm, s.routes);
   else drop(burst, m, w.reason);
   return false;
+}
+
+// An invalid packet the rules (or their absence) let through, with NAT: it must not leave
+// with an address NAT hides. One of a translated flow goes through its pair like the
+// flow's other packets (Linux leaves invalid packets untranslated: an inside address
+// leaks); one of no flow that a source NAT rule would translate is refused (false:
+// dropped as nat_untranslated), as nothing could translate it back.
+bool ConntrackStage::nat_invalid(const BurstScratch& s, const Work& w, rte_mbuf* m) {
+  if (w.entry != kNoEntry) {
+    if (flow::is_pair(w.entry) && w.reason != Drop::NatUntranslated)
+      flow_meta(m) = FlowMeta{w.entry, kNoPort, 0, w.dir};
+    return true;
+  }
+  if (w.needs_egress != 1) return true;  // the route stage answers it, untranslated
+  const PacketMeta& pm = meta(m);
+  const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
+  uint32_t src, dst;
+  std::memcpy(&src, l3 + 12, 4);
+  std::memcpy(&dst, l3 + 16, 4);
+  return s.nat->match_snat(port_id_, w.out_port, src, dst, pm.l4_proto) == nullptr;
 }
 
 // Early drop gave `index` to packet i's new flow: the packets of this burst that met the

@@ -262,6 +262,11 @@ for name, body in nat_seeds.items():
   for policy in range(3):
     open(f"{nat_out}/{name}-{policy}", "wb").write(bytes([policy]) + body)
 PY
+# Inputs that once broke a target (tests/fuzz/regressions/TARGET/, named by what they
+# caught): libFuzzer runs its whole corpus first, so each is replayed every run.
+for dir in "$ROOT"/tests/fuzz/regressions/*/; do
+  [[ -d $dir ]] && cp "$dir"* "$work/$(basename "$dir")/"
+done
 
 status=0
 for target in config parse conntrack nat; do

@@ -76,7 +76,9 @@ constexpr const char* kSections = R"(
     "policies": [{"from": "inside", "to": "outside", "action": "accept"},
                  {"from": "inside", "to": "inside", "action": "accept"}],
     "rules": [{"name": "web-fwd", "from": "outside", "to": "inside", "protocol": "tcp", "dst": "10.1.0.10",
-               "dst_ports": [80], "action": "accept"}]},
+               "dst_ports": [80], "action": "accept"},
+              {"name": "invalid-out", "from": "inside", "to": "outside", "src": "10.1.0.20", "state": ["invalid"],
+               "action": "accept"}]},
   "nat": {"capacity": 1024,
     "snat": [{"name": "one-port", "out_port": "east", "protocol": "udp", "dst": "10.9.1.2",
               "pool": ["10.2.0.100"], "ports": "2000-2000"},
@@ -432,6 +434,29 @@ TEST_F(NatStageTest, PacketToTheInsideHostsUntranslatedAddressIsDroppedAsNatUntr
   ASSERT_EQ(flows.size(), 1u);
   EXPECT_EQ(flow::state_name(flows[0].protocol, flows[0].state), "unreplied")
       << "the flow did not take it as its reply";
+}
+
+TEST_F(NatStageTest, InvalidPacketsTheRulesAcceptNeverLeaveWithTheInsideAddress) {
+  // The rule invalid-out lets kClient2's invalid packets out. An ACK before any SYN/ACK
+  // is invalid for its flow: it still goes through the flow's pair.
+  Sent syn = out(tcp_datagram({.src = kClient2, .sport = 40100, .dport = 7, .flags = kSyn, .seq = kClientIsn}));
+  ASSERT_EQ(syn.east.size(), 1u);
+  const uint16_t port = sport_of(syn.east[0]);
+  Sent early_ack =
+      out(tcp_datagram({.src = kClient2, .sport = 40100, .dport = 7, .flags = kAck, .seq = kClientIsn + 1, .ack = 77}));
+  ASSERT_EQ(early_ack.east.size(), 1u);
+  EXPECT_EQ(count(Side::West, "conntrack", "invalid_forwarded"), 1u);
+  EXPECT_EQ(src_of(early_ack.east[0]), kOutside) << "translated like its flow";
+  EXPECT_EQ(sport_of(early_ack.east[0]), port);
+  expect_checksums(early_ack.east[0], "invalid ACK");
+
+  // An ICMP error about nothing conntrack knows: masquerade would have to hide its
+  // source, and no flow could translate an answer back. Refused, not leaked.
+  const std::vector<uint8_t> never_sent = udp_datagram(kServer, 53, kClient2, 40200);
+  Sent stray = run({frame(test::icmp_error(ip4(kClient2), ip4(kServer), 3, 3, 0, never_sent, 28))});
+  EXPECT_TRUE(stray.east.empty());
+  EXPECT_EQ(drops(stage(Side::West, "conntrack"), Drop::NatUntranslated), 1u);
+  EXPECT_EQ(count(Side::West, "conntrack", "invalid_forwarded"), 1u);
 }
 
 // ---- destination NAT ----
