@@ -1,0 +1,206 @@
+"""The tables and target verdicts tools/bench prints from the rows."""
+import argparse
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+from common import *  # noqa: F401,F403
+
+def fmt(value, spec, empty="-"):
+    return empty if value is None else format(value, spec)
+
+
+def print_table(rows, hz, hz_source, pmu, suite="router"):
+    with_ovs = any(r["app"] in OVS_APPS for r in rows)
+    head = ("case", "app", "Mpps", "cyc/pkt", "vs l3fwd", "by cycles") + (("vs OVS",) if with_ovs else ()) + \
+        ("fwd", "cpu", "notes")
+
+    def times(value):
+        return fmt(value, ".2f", "-") + ("x" if value is not None else "")
+
+    lines = [head]
+    for r in rows:
+        lines.append((r["case"], r["app"], fmt(r.get("mpps"), ".2f"), fmt(r.get("cycles_per_packet"), ".0f"),
+                      times(r.get("ratio_vs_l3fwd")), times(r.get("ratio_vs_l3fwd_cycles")))
+                     + ((times(r.get("ratio_vs_ovs")),) if with_ovs else ())
+                     + (fmt(r.get("forwarded"), ".2f"), fmt(r.get("cpu"), ".0%"), r.get("notes", "")))
+    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head) - 1)]
+    out = []
+    for n, l in enumerate(lines):
+        cells = [str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths))]
+        out.append("  ".join(cells + [str(l[-1])]).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths) + "  -----")
+    print("\n".join(out))
+    why = ("perf stat cannot count cycles here (no PMU in this VM)" if not pmu else
+           "the same method on every machine, though perf stat could count cycles here")
+    print(f"\ncyc/pkt: worker thread CPU time x TSC {hz / 1e6:.0f} MHz ({hz_source}) / packets; {why}.\n"
+          "Sluice's own busy cycles per packet (lcores[] in /stats) are in the notes: TSC cycles of busy polls, "
+          "which count time the thread was preempted.\nvs l3fwd: Mpps / l3fwd's Mpps in the same case (the target: " +
+          {"conntrack": "sluice-ct >= 0.5x with 1M flows). ", "nat": "sluice-nat >= 0.45x with 1M flows). "}
+          .get(suite, "Sluice >= 1.0x). ") +
+          "by cycles: l3fwd's cyc/pkt / this app's,\nthe same ratio without the time other tenants took from the core. "
+          "fwd: port 1 tx / port 0 rx. cpu: worker thread CPU time / wall time." +
+          ("\nvs OVS: Mpps / Open vSwitch's in the same case (sluice-ct, sluice-fw: ovs-ct; sluice-nat: ovs-nat; "
+           "target >= 5x).\nOVS's cyc/pkt and cpu are its PMD thread's." if with_ovs else ""))
+
+
+def print_conntrack(rows):
+    """The flow counters of the conntrack rows, and the issue's targets read from them."""
+    ct = [r for r in rows if r["app"] in CT_APPS and r.get("mpps")]
+    if not ct:
+        return
+    head = ("case", "app", "Mpps", "per CPU-s", "new Mflows/s", "per CPU-s", "created/pkt", "evicted/pkt",
+            "established/pkt", "active/capacity", "B/flow", "expected", "entry B", "B/active flow")
+    lines = [head]
+    for r in ct:
+        per_cpu = r["new_flows_per_cpu_s"] / 1e6 if r.get("new_flows_per_cpu_s") is not None else None
+        lines.append((r["case"], r["app"], fmt(r["mpps"], ".2f"), fmt(r.get("mpps_per_cpu_s"), ".2f"),
+                      fmt(r["new_flows_per_s"] / 1e6, ".2f"), fmt(per_cpu, ".2f"),
+                      fmt(r["created_per_packet"], ".3f"), fmt(r["evicted_per_packet"], ".3f"),
+                      fmt(r["ct_established_per_packet"], ".3f"), f"{r['flows_active']}/{r['capacity']}",
+                      fmt(r["bytes_per_flow"], ".1f"), fmt(r["expected_bytes_per_flow"], ".1f"),
+                      str(r["entry_bytes_ipv4"]), fmt(r["bytes_per_active_flow"], ".1f")))
+    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head))]
+    print("\nConntrack (flows in Sluice's /stats, deltas over the same window):")
+    for n, l in enumerate(lines):
+        cells = (str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths)))
+        print("  ".join(cells).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print("per CPU-s: the same per second of the worker thread's CPU time (what an unshared core would do). "
+          "new Mflows/s:\nflows.created delta / wall time. created, evicted: flows.* deltas / port 0 rx delta; "
+          "established: the conntrack\nstage's established counter / rx. B/flow: flows.memory_bytes / flows.max "
+          "(expected: (capacity x 64 + buckets x 64) / capacity);\nentry B: flows.entry_bytes.ipv4; B/active flow: "
+          "memory_bytes / flows.active.")
+
+    print("\nTargets (issue 4):")
+    big = [r for r in ct if r.get("workload") == "established" and r["flows"] >= 1 << 20]
+    for r in big:
+        if r.get("ratio_vs_l3fwd") is not None:
+            print(f"  {r['case']}, {r['app']}: {r['ratio_vs_l3fwd']:.2f}x l3fwd-lpm, "
+                  f"{fmt(r.get('ratio_vs_l3fwd_cycles'), '.2f')}x by cycles (target >= 0.5x): "
+                  f"{verdict(r['ratio_vs_l3fwd'] >= 0.5)}")
+    for r in (r for r in ct if r.get("workload") == "new"):
+        per_cpu = r.get("new_flows_per_cpu_s") or 0
+        print(f"  {r['case']}, {r['app']}: {r['new_flows_per_s'] / 1e6:.2f}M new flows/s per core, "
+              f"{per_cpu / 1e6:.2f}M per CPU second (target >= 5M): {verdict(r['new_flows_per_s'] >= 5e6)}"
+              + ("" if r['new_flows_per_s'] >= 5e6 or per_cpu < 5e6 else " (met per CPU second: the core was shared)"))
+    entry = max(r["entry_bytes_ipv4"] for r in ct)
+    table = max(r["bytes_per_flow"] for r in ct)
+    print(f"  IPv4 flow entry: {entry} B (target <= 64 B): {verdict(entry <= 64)}; with the bucket index, "
+          f"{table:.0f} B per flow of capacity")
+
+
+def print_rows(title, lines):
+    """A table: the first line is the heading; the first two columns left-aligned."""
+    widths = [max(len(str(l[i])) for l in lines) for i in range(len(lines[0]))]
+    print(f"\n{title}")
+    for n, l in enumerate(lines):
+        cells = (str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths)))
+        print("  ".join(cells).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def nat_heap_per_flow(rows):
+    """The heap beyond the flow table that one more flow of nat.capacity costs: the growth
+    of other_heap_bytes between two NAT rows on the same pcap (the default run's 1M
+    established flows, capacity 2M, and its 1M-flow new-sessions case, capacity 64K) over
+    the growth of the capacity. Fixed allocations and the pcap's own (net_pcap's ring)
+    cancel out."""
+    have = [r for r in rows if r["app"] in NAT_APPS and r.get("other_heap_bytes") is not None]
+    for r in have:
+        smaller = [b for b in have if b["flows"] == r["flows"] and b["capacity"] < r["capacity"]]
+        if smaller:
+            base = min(smaller, key=lambda b: b["capacity"])
+            r["other_heap_bytes_per_nat_flow"] = ((r["other_heap_bytes"] - base["other_heap_bytes"]) /
+                                                  (r["capacity"] - base["capacity"]))
+
+
+def print_nat(rows):
+    """The NAT rows' counters, and the NAT issue's targets read from them."""
+    nat = [r for r in rows if r["app"] in NAT_APPS and r.get("mpps")]
+    if not nat:
+        return
+    lines = [("case", "app", "Mpps", "per CPU-s", "new Msess/s", "per CPU-s", "mapped/pkt", "removed/pkt",
+              "translated/pkt", "active/capacity", "B/flow", "expected", "pair B", "table B/NAT flow",
+              "other heap B/NAT flow")]
+    for r in nat:
+        per_cpu = r["new_flows_per_cpu_s"] / 1e6 if r.get("new_flows_per_cpu_s") is not None else None
+        lines.append((r["case"], r["app"], fmt(r["mpps"], ".2f"), fmt(r.get("mpps_per_cpu_s"), ".2f"),
+                      fmt(r["new_flows_per_s"] / 1e6, ".2f"), fmt(per_cpu, ".2f"),
+                      fmt(r["created_per_packet"], ".3f"), fmt(r["evicted_per_packet"], ".3f"),
+                      fmt(r["translated_per_packet"], ".3f"), f"{r['flows_active']}/{r['capacity']}",
+                      fmt(r["bytes_per_flow"], ".1f"), fmt(r["expected_bytes_per_flow"], ".1f"),
+                      str(r["entry_bytes_nat_ipv4"]), fmt(r["table_bytes_per_nat_flow"], ".1f"),
+                      fmt(r.get("other_heap_bytes_per_nat_flow"), ".1f")))
+    print_rows("NAT (nat and flows in Sluice's /stats, deltas over the same window):", lines)
+    print("new Msess/s: nat.created delta / wall time (a mapping made: a new NAT session). mapped, removed: "
+          "nat.created,\nnat.removed deltas / port 0 rx; translated: the west nat_src stage's source rewrites / rx. "
+          "B/flow: a pair\n(flows.entry_bytes.nat_ipv4) + 2 keys' share of the bucket index, from flows.memory_bytes, "
+          "flows.max_ipv4 and\nnat.max; pair B: the pair alone; table B/NAT flow: flows.memory_bytes / nat.max (the "
+          "conntrack pool every\nnew flow passes through before nat promotes it, included). other heap B/NAT flow: DPDK's "
+          "heap (telemetry /eal/heap_info)\nless mempools and the flow table, its growth from a smaller nat.capacity on "
+          "the same pcap to this one /\nthe capacity's growth: the NAT context's endpoint-independent mapping table, "
+          "reserved for nat.capacity mappings.")
+    print("\nTargets (NAT issue):")
+    for r in nat:
+        if r.get("workload") == "established" and r["flows"] >= 1 << 20 and r.get("ratio_vs_l3fwd") is not None:
+            print(f"  {r['case']}, {r['app']}: {r['ratio_vs_l3fwd']:.2f}x l3fwd-lpm, "
+                  f"{fmt(r.get('ratio_vs_l3fwd_cycles'), '.2f')}x by cycles (target >= 0.45x): "
+                  f"{verdict(r['ratio_vs_l3fwd'] >= 0.45)}")
+    for r in (r for r in nat if r.get("workload") == "new"):
+        per_cpu = r.get("new_flows_per_cpu_s") or 0
+        print(f"  {r['case']}, {r['app']}: {r['new_flows_per_s'] / 1e6:.2f}M new NAT sessions/s per core, "
+              f"{per_cpu / 1e6:.2f}M per CPU second (target >= 3M): {verdict(r['new_flows_per_s'] >= 3e6)}"
+              + ("" if r['new_flows_per_s'] >= 3e6 or per_cpu < 3e6 else " (met per CPU second: the core was shared)"))
+    entry = max(r["entry_bytes_nat_ipv4"] for r in nat)
+    table = max(r["bytes_per_flow"] or 0 for r in nat)
+    print(f"  IPv4 NAT flow (pair): {entry} B (target <= 128 B): {verdict(entry <= 128)}; with its two keys' "
+          f"bucket slots, {table:.0f} B per NAT flow of capacity")
+
+
+def print_ovs(rows, suite):
+    """Open vSwitch's rows, and Sluice's ratio to them (target: >= 5x in every case)."""
+    ovs = [r for r in rows if r["app"] in OVS_APPS and r.get("mpps")]
+    if not ovs:
+        return
+    lines = [("case", "app", "Mpps", "per CPU-s", "new Mconn/s", "per CPU-s", "created/pkt", "conns",
+              "window s", "RSS B/conn", "pool mbufs")]
+    for r in ovs:
+        per_cpu = r["new_flows_per_cpu_s"] / 1e6 if r.get("new_flows_per_cpu_s") is not None else None
+        lines.append((r["case"], r["app"], fmt(r["mpps"], ".2f"), fmt(r.get("mpps_per_cpu_s"), ".2f"),
+                      fmt(r["new_flows_per_s"] / 1e6, ".2f"), fmt(per_cpu, ".2f"),
+                      fmt(r["created_per_packet"], ".3f"), str(r["flows_active"]), fmt(r.get("window_seconds"), ".2f"),
+                      fmt(r.get("bytes_per_flow"), ".0f"), str(r.get("ovs_pool_mbufs") or "-")))
+    print_rows("Open vSwitch (ovs-ofctl dump-ports, dpctl/ct-get-nconns; cycles and cpu of the PMD thread):", lines)
+    print("new Mconn/s: ct-get-nconns delta / wall time. OVS's conntrack refuses new connections when full, it "
+          "does not evict:\nits new-sessions window is the first pass over the pcap (every frame a new 5-tuple), from "
+          "the flow going in\nto 60% of the flows connected. RSS B/conn: ovs-vswitchd's VmRSS growth since before the "
+          "flow / connections\n(100K connections or more). pool mbufs: p0's per-port pool.")
+    sluice = [r for r in rows if r["app"] in OVS_PEER and r.get("mpps")]
+    if not sluice:
+        return
+    print(f"\nTargets (Sluice >= 5x Open vSwitch, {suite}):")
+    for r in sluice:
+        peer = OVS_PEER[r["app"]]
+        if r.get("ratio_vs_ovs") is None:
+            print(f"  {r['case']}, {r['app']}: no {peer} row to compare with")
+            continue
+        line = (f"  {r['case']}, {r['app']}: {r['ratio_vs_ovs']:.2f}x {peer} Mpps, "
+                f"{fmt(r.get('ratio_vs_ovs_cycles'), '.2f')}x by cycles: {verdict(r['ratio_vs_ovs'] >= 5)}")
+        if r.get("ratio_vs_ovs_new_flows") is not None:
+            line += f"; {r['ratio_vs_ovs_new_flows']:.2f}x its new sessions/s: {verdict(r['ratio_vs_ovs_new_flows'] >= 5)}"
+        print(line)
