@@ -8,6 +8,8 @@
 
 #include <rte_byteorder.h>
 
+#include "net/headers.h"
+
 namespace sluice::nat {
 
 namespace {
@@ -249,6 +251,13 @@ const SnatRule* Policy::match_snat(uint16_t in_port, uint16_t out_port, uint32_t
 Policy::Steer Policy::steer(const flow::FlowKey4& key, uint16_t in_port) const {
   Steer out;
   if (outside_.empty() || workers_ <= 1) return out;
+  if (key.proto != net::kIpProtoTcp && key.proto != net::kIpProtoUdp && key.proto != net::kIpProtoIcmp) {
+    // Without ports only the address is translated, and a reply names no port to find
+    // its owner by: every such flow lives on worker 0 (port 0's owner), both ways.
+    out.kind = Steer::kOwner;
+    out.value = 0;
+    return out;
+  }
   for (unsigned s = 0; s < 2; ++s) {
     const OutsideAddress* o = outside(key.addr[s]);
     if (!o) continue;

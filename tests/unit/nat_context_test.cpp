@@ -628,6 +628,23 @@ TEST_F(NatContextTest, SteerSendsOutsideAddressesToTheirPortsOwner) {
   EXPECT_EQ(policy_->steer(inside, kLan).kind, Policy::Steer::kNone);
 }
 
+TEST_F(NatContextTest, SteerKeepsEveryFlowWithoutPortsOnWorkerZero) {
+  configure(kForward, 2);
+  constexpr uint8_t kGre = 47, kEsp = 50;
+  for (uint8_t proto : {kGre, kEsp}) {
+    // Out from inside, where no outside address is in the key, and the reply to the
+    // masquerade address: both on the worker that owns port 0, whatever their hash.
+    FlowKey4 out, reply;
+    flow::make_key4(out, addr4_raw("192.168.1.20"), addr4_raw("8.8.8.8"), 0, 0, proto, 0);
+    flow::make_key4(reply, addr4_raw("8.8.8.8"), addr4_raw("203.0.113.1"), 0, 0, proto, 0);
+    for (const FlowKey4& key : {out, reply}) {
+      const Policy::Steer s = policy_->steer(key, kLan);
+      EXPECT_EQ(s.kind, Policy::Steer::kOwner) << int(proto);
+      EXPECT_EQ(s.value, 0u) << int(proto);
+    }
+  }
+}
+
 TEST_F(NatContextTest, OneWorkerSteersNothing) {
   configure(kForward, 1);
   FlowKey4 reply;
