@@ -1,5 +1,7 @@
 #include "control/nat.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 
 #include <string>
@@ -104,12 +106,17 @@ nlohmann::json nat_json(const runtime::Runtime& runtime) {
     for (const auto& o : policy->outside_addresses()) {
       if (o.slot == nat::kNoSlot) continue;
       uint32_t first = 1024, last = 65535;
-      for (const auto& r : policy->snat())
-        for (uint32_t a : r.pool)
-          if (a == o.addr) {
-            first = r.port_first;
-            last = r.port_last;
-          }
+      // The range of the rule that allocates from it: a pool holding it, or a masquerade
+      // rule on a port whose address it is.
+      for (const auto& r : policy->snat()) {
+        bool allocates = std::find(r.pool.begin(), r.pool.end(), o.addr) != r.pool.end();
+        for (uint16_t port = 0; r.masquerade && !allocates && port < 64; ++port)
+          allocates = ((r.out_ports >> port) & 1) && policy->port_address(port) == o.addr;
+        if (allocates) {
+          first = r.port_first;
+          last = r.port_last;
+        }
+      }
       nlohmann::json per = nlohmann::json::array();
       uint64_t in_use = 0, allocated = 0, exhausted = 0;
       for (unsigned w = 0; w < n_workers; ++w) {
