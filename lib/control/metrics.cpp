@@ -233,7 +233,7 @@ std::string render_prometheus(const nlohmann::json& stats) {
       e.sample("sluice_nat_rule_translated_total", labels, rule["translated"]);
       e.sample("sluice_nat_rule_no_port_total", labels, rule["no_port"]);
     }
-    e.family("sluice_nat_address_ports_in_use", "gauge", "Outside ports of the address held by translated flows, per worker.");
+    e.family("sluice_nat_address_ports_in_use", "gauge", "Translated flows holding an outside port of the address, per worker (endpoint-dependent flows may share a port).");
     e.family("sluice_nat_address_ports", "gauge", "Outside ports of the address in the worker's share.");
     e.family("sluice_nat_address_exhausted_total", "counter", "New flows the worker refused: none of its ports of the address free.");
     for (const auto& a : nat["addresses"]) {

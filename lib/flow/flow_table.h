@@ -311,8 +311,9 @@ class FlowTable {
 
   // Turns plain entry `index` into a pair whose reply key is `reply_key`: its line is
   // copied into a pair from the pair pool, its bucket slot and timer links repointed,
-  // the reply key indexed. A full pair pool gives up its oldest unprotected pair near
-  // the reply key, both buckets of the reply key full their oldest unprotected entry;
+  // the reply key indexed. A full pair pool gives up the unprotected pair nearest its
+  // deadline among kPairEvictionSample from a rotating cursor (pair_to_evict); both
+  // buckets of the reply key full, their oldest unprotected entry;
   // `on_evict(index, main entry)` is told of each, before it goes. Returns the pair's index
   // (its second line's reply_key set, the rest of it zeroed but for address_slot
   // 0xffff), or kNoEntry when no room could be made (the plain entry is left as it is).

@@ -1,5 +1,6 @@
 // nptv6: the inbound half of NPTv6 (RFC 6296), inserted by the pipeline builder after
-// `parse` (before steer and conntrack) on ports with an NPTv6 mapping: a destination in
+// `parse` (before steer and conntrack) on every port whose pipeline lists nat (it passes
+// everything on where no NPTv6 mapping names the port): a destination in
 // the mapping's outside prefix becomes the inside one, so steering, conntrack and the
 // firewall see inside addresses both ways. The outbound half is nat_src's.
 #pragma once

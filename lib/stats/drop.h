@@ -72,7 +72,7 @@ namespace sluice {
   _(NatTableFull, "nat_table_full", "new connection to translate: no room for its translation (NAT pool full, nothing evictable)") \
   _(NatUntranslated, "nat_untranslated", "a translated connection's packet with its untranslated address (not part of it)") \
   _(Nptv6Untranslatable, "nptv6_untranslatable", "NPTv6: the address word to adjust is 0xffff, the address cannot map (RFC 6296 3.5)") \
-  _(FragmentOverlap, "fragment_overlap", "IPv4 fragment overlapping another of its datagram, or misaligned: the datagram dropped") \
+  _(FragmentOverlap, "fragment_overlap", "IPv4 fragment overlapping another of its datagram (the datagram dropped), or misaligned (that fragment dropped)") \
   _(FragmentDuplicate, "fragment_duplicate", "IPv4 fragment identical in place to one held: the duplicate dropped") \
   _(FragmentTooLong, "fragment_too_long", "IPv4 fragment reaching past 65535 bytes: the datagram dropped") \
   _(FragmentTooMany, "fragment_too_many", "more fragments than nat.fragments.max_fragments: the datagram dropped") \
