@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/nat_config.h"
+#include "config/services_config.h"
 #include "net/ip_addr.h"
 
 namespace sluice::config {
@@ -219,6 +220,9 @@ struct Config {
   ConntrackConfig conntrack;
   FirewallConfig firewall;
   NatConfig nat;
+  // Not read from the file yet: the section's reader (services.cpp) is tested on its own
+  // until the load-balancer stage exists to run it (issue 12).
+  std::vector<LbService> services;
   std::string source_path;  // the file it was read from (reload reads it again)
 
   bool routed() const {

@@ -16,15 +16,6 @@ namespace {
 
 const std::vector<std::string> kMappingNames = {"endpoint-dependent", "endpoint-independent"};
 
-bool valid_rule_name(const ObjectReader& r, std::string& name) {
-  if (!r.string("name", name)) return false;
-  static const std::regex rule_name_re(R"(^[A-Za-z0-9_.-]{1,64}$)");
-  if (std::regex_match(name, rule_name_re)) return true;
-  r.error("name", "must be 1..64 characters of A-Z a-z 0-9 _ . -, got '" + name + "'");
-  name.clear();
-  return false;
-}
-
 // IPv4 only: NAT44 translates IPv4; IPv6 is NPTv6's.
 bool ipv4_only(const ObjectReader& r, const std::string& key, const std::vector<net::IpPrefix>& list) {
   for (const auto& p : list) {
@@ -32,27 +23,6 @@ bool ipv4_only(const ObjectReader& r, const std::string& key, const std::vector<
     r.error(key, "IPv4 only: snat and dnat translate IPv4 (IPv6 prefixes are translated by nptv6), got '" + p.str() + "'");
     return false;
   }
-  return true;
-}
-
-// A port range written as 80 or "1024-65535", within 1..65535 and not reversed.
-bool read_range(const ObjectReader& r, const std::string& key, uint16_t& first, uint16_t& last) {
-  if (!r.has(key)) return true;
-  const std::optional<PortRange> range = parse_port_range(r.raw(key));
-  if (!range) {
-    r.error(key, "must be a port (1..65535) or a range \"first-last\", got " + show(r.raw(key)));
-    return false;
-  }
-  if (range->first == 0) {
-    r.error(key, "ports start at 1, got " + show(r.raw(key)));
-    return false;
-  }
-  if (range->first > range->last) {
-    r.error(key, "the range is empty (first port above the last), got " + show(r.raw(key)));
-    return false;
-  }
-  first = range->first;
-  last = range->last;
   return true;
 }
 
@@ -95,7 +65,7 @@ std::optional<net::IpPrefix> read_ipv6_prefix(const ObjectReader& r, const std::
 void read_snat(const ObjectReader& r, const std::string& path, SnatRule& rule, std::vector<std::string>& errors) {
   r.allow_only({"name", "from", "to", "in_port", "out_port", "src", "dst", "protocol", "masquerade", "pool", "ports",
                 "mapping"});
-  valid_rule_name(r, rule.name);
+  read_rule_name(r, rule.name);
   read_name_list(r, "from", "zone name", rule.from_zones, errors);
   read_name_list(r, "to", "zone name", rule.to_zones, errors);
   read_name_list(r, "in_port", "port name", rule.in_ports, errors);
@@ -114,7 +84,7 @@ void read_snat(const ObjectReader& r, const std::string& path, SnatRule& rule, s
     errors.push_back(path + ": masquerade and pool exclude each other: translate to the egress port's address or to a pool");
   else if (!rule.masquerade && !r.has("pool"))
     errors.push_back(path + ": needs \"masquerade\": true (the egress port's address) or \"pool\": [addresses]");
-  read_range(r, "ports", rule.port_first, rule.port_last);
+  read_port_range(r, "ports", rule.port_first, rule.port_last);
   read_enum(r, "mapping", rule.mapping, kMappingNames);
 }
 
@@ -123,7 +93,7 @@ void read_dnat(const ObjectReader& r, const std::string& path, DnatRule& rule, s
   r.required("protocol");
   r.required("port");
   r.required("to_address");
-  valid_rule_name(r, rule.name);
+  read_rule_name(r, rule.name);
   read_name_list(r, "from", "zone name", rule.from_zones, errors);
   read_name_list(r, "in_port", "port name", rule.in_ports, errors);
   if (read_prefix_list(r, "src", rule.src, errors)) ipv4_only(r, "src", rule.src);
@@ -131,7 +101,7 @@ void read_dnat(const ObjectReader& r, const std::string& path, DnatRule& rule, s
     if (auto dst = read_ipv4(r, "dst")) rule.dst = *dst;
   if (r.has("protocol") && read_protocol(r, "protocol", rule.protocol) && rule.protocol != kTcp && rule.protocol != kUdp)
     r.error("protocol", "a port forward is for \"tcp\" or \"udp\", got " + show(r.raw("protocol")));
-  read_range(r, "port", rule.port_first, rule.port_last);
+  read_port_range(r, "port", rule.port_first, rule.port_last);
   if (r.has("to_address"))
     if (auto to = read_ipv4(r, "to_address")) rule.to_address = *to;
   unsigned to_port = 0;
@@ -148,7 +118,7 @@ void read_nptv6(const ObjectReader& r, const std::string& path, Nptv6Rule& rule,
   r.required("port");
   r.required("inside");
   r.required("outside");
-  valid_rule_name(r, rule.name);
+  read_rule_name(r, rule.name);
   if (r.has("port")) read_name(r, "port", rule.port);
   auto inside = read_ipv6_prefix(r, "inside");
   auto outside = read_ipv6_prefix(r, "outside");
@@ -159,30 +129,6 @@ void read_nptv6(const ObjectReader& r, const std::string& path, Nptv6Rule& rule,
                      std::to_string(outside->len) + ": NPTv6 maps prefixes of equal length (RFC 6296)");
   if (inside && outside && inside->len == outside->len && *inside == *outside)
     errors.push_back(path + ": inside and outside are the same prefix: nothing to translate");
-}
-
-// Reads `key` as an array of objects, each with `read`; `what` names one in messages.
-template <typename Rule, typename Read>
-void read_list(const ObjectReader& nat, const std::string& key, const char* what, std::vector<Rule>& out,
-               std::vector<std::string>& errors, Read read) {
-  if (!nat.has(key)) return;
-  const json& list = nat.raw(key);
-  if (!list.is_array()) {
-    nat.error(key, std::string("must be an array of ") + what + "s, got " + type_name(list));
-    return;
-  }
-  if (list.size() > kMaxNatRules) {
-    nat.error(key, "at most " + std::to_string(kMaxNatRules) + " rules, got " + std::to_string(list.size()));
-    return;
-  }
-  for (size_t i = 0; i < list.size(); ++i) {
-    const std::string path = nat.at(key) + "[" + std::to_string(i) + "]";
-    Rule rule;
-    if (!list[i].is_object()) errors.push_back(path + ": must be an object (a " + what + "), got " + type_name(list[i]));
-    else read(ObjectReader(list[i], path, errors), path, rule, errors);
-    if (rule.name.empty() && !(list[i].is_object() && list[i].contains("name"))) rule.name = key + std::to_string(i);
-    out.push_back(rule);
-  }
 }
 
 uint32_t v4(const net::IpAddr& a) { return a.v4_host(); }
@@ -197,9 +143,9 @@ void read_nat(const ObjectReader& top, NatConfig& out, std::vector<std::string>&
   out.enabled = true;
   nat->allow_only({"capacity", "snat", "dnat", "nptv6", "fragments", "log"});
   nat->uint("capacity", out.capacity, 1024, 1u << 24);
-  read_list(*nat, "snat", "snat rule", out.snat, errors, read_snat);
-  read_list(*nat, "dnat", "port forward", out.dnat, errors, read_dnat);
-  read_list(*nat, "nptv6", "NPTv6 mapping", out.nptv6, errors, read_nptv6);
+  read_list(*nat, "snat", "snat rule", kMaxNatRules, out.snat, errors, read_snat);
+  read_list(*nat, "dnat", "port forward", kMaxNatRules, out.dnat, errors, read_dnat);
+  read_list(*nat, "nptv6", "NPTv6 mapping", kMaxNatRules, out.nptv6, errors, read_nptv6);
   if (out.snat.size() + out.dnat.size() > kMaxNatRules)
     nat->error("snat", "snat and dnat together hold at most " + std::to_string(kMaxNatRules) + " rules, got " +
                            std::to_string(out.snat.size() + out.dnat.size()));

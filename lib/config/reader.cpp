@@ -332,5 +332,34 @@ std::vector<std::string> names_of_bits(uint8_t bits, const std::vector<std::stri
   return out;
 }
 
+bool read_rule_name(const ObjectReader& r, std::string& name) {
+  if (!r.string("name", name)) return false;
+  static const std::regex rule_name_re(R"(^[A-Za-z0-9_.-]{1,64}$)");
+  if (std::regex_match(name, rule_name_re)) return true;
+  r.error("name", "must be 1..64 characters of A-Z a-z 0-9 _ . -, got '" + name + "'");
+  name.clear();
+  return false;
+}
+
+bool read_port_range(const ObjectReader& r, const std::string& key, uint16_t& first, uint16_t& last) {
+  if (!r.has(key)) return true;
+  const std::optional<PortRange> range = parse_port_range(r.raw(key));
+  if (!range) {
+    r.error(key, "must be a port (1..65535) or a range \"first-last\", got " + show(r.raw(key)));
+    return false;
+  }
+  if (range->first == 0) {
+    r.error(key, "ports start at 1, got " + show(r.raw(key)));
+    return false;
+  }
+  if (range->first > range->last) {
+    r.error(key, "the range is empty (first port above the last), got " + show(r.raw(key)));
+    return false;
+  }
+  first = range->first;
+  last = range->last;
+  return true;
+}
+
 }  // namespace detail
 }  // namespace sluice::config

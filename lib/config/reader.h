@@ -121,6 +121,40 @@ bool read_port_list(const ObjectReader& reader, const std::string& key, std::vec
 // The list as read_port_list takes it back: a single port as a number, a range as "a-b".
 json port_ranges_json(const std::vector<PortRange>& list);
 
+// "name" of a rule, service or backend: 1..64 characters of A-Z a-z 0-9 _ . -. True when
+// read and valid; an invalid one is reported and `name` left empty.
+bool read_rule_name(const ObjectReader& r, std::string& name);
+
+// A port range under `key` written as 80 or "1024-65535", within 1..65535 and not
+// reversed: reported and left alone otherwise. True when absent or read.
+bool read_port_range(const ObjectReader& r, const std::string& key, uint16_t& first, uint16_t& last);
+
+// Reads `key` of `section` as an array of at most `max` objects, each with
+// `read(reader, path, item, errors)`; `what` names one in messages. An item without a
+// written "name" is named `key` and its index.
+template <typename Item, typename Read>
+void read_list(const ObjectReader& section, const std::string& key, const char* what, size_t max,
+               std::vector<Item>& out, std::vector<std::string>& errors, Read read) {
+  if (!section.has(key)) return;
+  const json& list = section.raw(key);
+  if (!list.is_array()) {
+    section.error(key, std::string("must be an array of ") + what + "s, got " + type_name(list));
+    return;
+  }
+  if (list.size() > max) {
+    section.error(key, "at most " + std::to_string(max) + " " + what + "s, got " + std::to_string(list.size()));
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string path = section.at(key) + "[" + std::to_string(i) + "]";
+    Item item;
+    if (!list[i].is_object()) errors.push_back(path + ": must be an object (a " + what + "), got " + type_name(list[i]));
+    else read(ObjectReader(list[i], path, errors), path, item, errors);
+    if (item.name.empty() && !(list[i].is_object() && list[i].contains("name"))) item.name = key + std::to_string(i);
+    out.push_back(item);
+  }
+}
+
 // IP protocol numbers, and the names a config may write for them.
 constexpr int kIcmp = 1, kTcp = 6, kUdp = 17, kIcmpv6 = 58;
 struct ProtocolName {

@@ -1,6 +1,6 @@
 // The section readers parse_config_text calls, in its order, and the writers to_json
 // calls; one file a section (eal.cpp, ports.cpp, workers.cpp, l3.cpp, conntrack.cpp,
-// firewall.cpp). Private to lib/config.
+// firewall.cpp, nat.cpp, services.cpp). Private to lib/config.
 //
 // read_*: read a section as written, given the top-level object; a section that is
 // absent keeps its defaults. resolve_*: cross-section checks, run once every section has
@@ -76,5 +76,11 @@ void read_nat(const ObjectReader& top, NatConfig& out, std::vector<std::string>&
 // port forwards (no overlap) and NPTv6 ports; fills nat.proxy.
 void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::string>& errors);
 json nat_json(const NatConfig& nat);
+
+// services.cpp: "services".
+void read_services(const ObjectReader& top, std::vector<LbService>& out, std::vector<std::string>& errors);
+// One service a VIP, protocol and port; no VIP on a port's own address.
+void resolve_services(const Config& config, std::vector<std::string>& errors);
+json services_json(const std::vector<LbService>& services);
 
 }  // namespace sluice::config::detail

@@ -180,7 +180,7 @@ const BadConfig kBadConfigs[] = {
     {"CapacityTooBig", with_nat(R"({"capacity": 16777217})"), {"nat.capacity: must be 1024..16777216, got 16777217"}},
     {"CapacityNotInteger", with_nat(R"({"capacity": "64k"})"), {"nat.capacity: must be an integer, got string"}},
     {"TooManySnatRules", with_snat(repeated(R"({"masquerade": true})", 1025)),
-     {"nat.snat: at most 1024 rules, got 1025"}},
+     {"nat.snat: at most 1024 snat rules, got 1025"}},
     {"TooManySnatAndDnatRules",
      with_nat(R"({"snat": )" + repeated(R"({"masquerade": true})", 600) + R"(, "dnat": )" + repeated(kForward, 600) +
               "}"),
