@@ -117,7 +117,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   auto& errors = result.errors;
   ObjectReader top(root, "", errors);
   top.allow_only({"eal", "ports", "workers", "burst_size", "mempool", "control", "logging", "routes", "neighbours",
-                  "icmp", "neighbour", "conntrack", "firewall", "nat"});
+                  "icmp", "neighbour", "conntrack", "firewall", "nat", "polling"});
   top.required("eal");
   top.required("ports");
 
@@ -126,6 +126,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   read_ports(top, config.ports, errors);
   read_workers(top, config, errors);
   top.uint("burst_size", config.burst_size, 1, kMaxBurst);
+  read_polling(top, config.polling);
   read_control(top, config.control);
   read_logging(top, config.logging);
   read_routes(top, config.routes, errors);
@@ -177,6 +178,7 @@ json to_json(const Config& config) {
   out["ports"] = ports_json(config.ports);
   out["workers"] = workers_json(config.workers);
   out["burst_size"] = config.burst_size;
+  out["polling"] = polling_json(config.polling);
   out["mempool"] = mempool_json(config.mempool);
   out["control"] = control_json(config.control);
   out["logging"] = logging_json(config.logging);

@@ -183,6 +183,16 @@ struct WorkerConfig {
   std::vector<RxBinding> rx;
 };
 
+// How a worker waits when its queues are empty: poll on (the default, lowest latency),
+// or back off to short sleeps so that other processes (another Sluice, a test) get the
+// core. A sleep never exceeds max_sleep_us: the longest a packet waits for a sleeping
+// worker, besides what its RX ring holds.
+struct PollingConfig {
+  bool sleep_when_idle = false;       // "idle": "sleep" (else "busy")
+  unsigned sleep_after_polls = 1000;  // consecutive empty rounds before the first sleep
+  unsigned max_sleep_us = 100;        // sleeps double from 1 us up to this
+};
+
 struct MempoolConfig {
   unsigned mbufs = 0;  // 0: sized from ports and workers
   unsigned cache_size = 256;
@@ -210,6 +220,7 @@ struct Config {
   bool workers_auto = true;
   std::vector<WorkerConfig> workers;  // resolved, also when "auto"
   unsigned burst_size = 32;
+  PollingConfig polling;
   MempoolConfig mempool;
   ControlConfig control;
   LoggingConfig logging;

@@ -41,6 +41,9 @@ void read_workers(const ObjectReader& top, Config& config, std::vector<std::stri
 // Lcores and queue ownership; "auto" spread over the worker lcores; each port's TX queues.
 void resolve_workers(Config& config, std::vector<std::string>& errors);
 json workers_json(const std::vector<WorkerConfig>& workers);
+// "polling": how workers wait when idle.
+void read_polling(const ObjectReader& top, PollingConfig& out);
+json polling_json(const PollingConfig& polling);
 
 // l3.cpp: routes, neighbours, icmp, neighbour.
 void read_routes(const ObjectReader& top, std::vector<RouteConfig>& out, std::vector<std::string>& errors);

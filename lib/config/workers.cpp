@@ -133,6 +133,24 @@ void resolve_workers(Config& config, std::vector<std::string>& errors) {
   }
 }
 
+void read_polling(const ObjectReader& top, PollingConfig& out) {
+  std::optional<ObjectReader> storage;
+  const ObjectReader* p = top.object("polling", storage);
+  if (!p) return;
+  p->allow_only({"idle", "sleep_after_polls", "max_sleep_us"});
+  std::string idle;
+  p->one_of("idle", idle, {"busy", "sleep"});
+  if (!idle.empty()) out.sleep_when_idle = idle == "sleep";
+  p->uint("sleep_after_polls", out.sleep_after_polls, 1, 100000000);
+  p->uint("max_sleep_us", out.max_sleep_us, 1, 10000);
+}
+
+json polling_json(const PollingConfig& polling) {
+  return {{"idle", polling.sleep_when_idle ? "sleep" : "busy"},
+          {"sleep_after_polls", polling.sleep_after_polls},
+          {"max_sleep_us", polling.max_sleep_us}};
+}
+
 json workers_json(const std::vector<WorkerConfig>& workers) {
   json out = json::array();
   for (const auto& worker : workers) {

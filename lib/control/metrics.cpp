@@ -119,6 +119,8 @@ std::string render_prometheus(const nlohmann::json& stats) {
       {"rx_packets", "Packets the worker received."},
       {"tx_packets", "Packets the worker's TX queues handed to the PMD."},
       {"busy_cycles", "TSC cycles spent in busy poll rounds."},
+      {"idle_sleeps", "Sleeps the worker took when idle (polling.idle sleep)."},
+      {"idle_sleep_us", "Microseconds of sleep the worker asked for when idle."},
       {"inject_dropped", "Slow-path packets for a port this worker has no TX queue on (freed; a bug if not 0)."},
       {"handoff_received", "Packets other workers steered to this one (software steering)."},
   };

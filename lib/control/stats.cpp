@@ -232,6 +232,8 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
                       {"rx_packets", rx},
                       {"tx_packets", tx_packets},
                       {"busy_cycles", busy_cycles},
+                      {"idle_sleeps", c.idle_sleeps.get()},
+                      {"idle_sleep_us", c.idle_sleep_us.get()},
                       {"inject_dropped", worker->injected_dropped()},
                       {"handoff_received", worker->handoff_received()},
                       {"cycles_per_packet", rx ? double(busy_cycles) / double(rx) : 0.0}});

@@ -213,6 +213,8 @@ bool Runtime::setup(std::string& error) {
   for (size_t w = 0; w < config_.workers.size(); ++w) {
     const config::WorkerConfig& wc = config_.workers[w];
     auto worker = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(config_.burst_size));
+    worker->set_idle_sleep(IdleSleep{config_.polling.sleep_when_idle, config_.polling.sleep_after_polls,
+                                     config_.polling.max_sleep_us});
     for (const auto& port : ports_) worker->add_tx_queue(port->port_id, static_cast<uint16_t>(w));
     pipeline::L3Context l3;
     if (qsbr_) worker->attach_rcu(qsbr_.get(), static_cast<unsigned>(w));

@@ -1,5 +1,10 @@
 #include "runtime/worker.h"
 
+#include <sys/prctl.h>
+#include <time.h>
+
+#include <algorithm>
+
 #include <rte_cycles.h>
 #include <rte_pause.h>
 
@@ -74,6 +79,9 @@ int Worker::run() {
   pipeline::Burst burst;
   if (qsbr_) qsbr_->online(reader_id_);
   const uint64_t tsc_per_ms = rte_get_tsc_hz() / 1000;
+  // Idle sleeping: the kernel's default 50 us timer slack would stretch every sleep.
+  if (idle_.enabled) prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  uint32_t empty_rounds = 0, sleep_us = 1;
   // Locals, committed once per round: the hot loop touches no shared cache line.
   while (!stop_.load(std::memory_order_relaxed)) {
     const uint64_t round_start = rte_rdtsc();
@@ -97,9 +105,22 @@ int Worker::run() {
       counters_.busy_polls.inc();
       counters_.rx_packets.add(received);
       counters_.busy_cycles.add(rte_rdtsc() - round_start);
+      empty_rounds = 0;
+      sleep_us = 1;
     } else {
       counters_.idle_polls.inc();
-      rte_pause();
+      if (idle_.enabled && ++empty_rounds >= idle_.after_polls) [[unlikely]] {
+        // Offline while asleep: an RCU writer (reload, route change) need not wait for it.
+        const timespec pause{0, static_cast<long>(sleep_us) * 1000};
+        if (qsbr_) qsbr_->offline(reader_id_);
+        nanosleep(&pause, nullptr);
+        if (qsbr_) qsbr_->online(reader_id_);
+        counters_.idle_sleeps.inc();
+        counters_.idle_sleep_us.add(sleep_us);
+        sleep_us = std::min(sleep_us * 2, idle_.max_sleep_us);
+      } else {
+        rte_pause();
+      }
     }
   }
   for (auto& tx : tx_queues_) tx->flush();

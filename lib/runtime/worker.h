@@ -17,6 +17,15 @@
 
 namespace sluice::runtime {
 
+// "polling": {"idle": "sleep"}: after `after_polls` empty rounds the worker sleeps,
+// 1 us, then twice as long each empty round up to `max_sleep_us`; a packet brings it
+// back to polling at once.
+struct IdleSleep {
+  bool enabled = false;
+  uint32_t after_polls = 1000;
+  uint32_t max_sleep_us = 100;
+};
+
 struct RxQueueBinding {
   uint16_t port_id;
   uint16_t queue_id;
@@ -47,6 +56,7 @@ class Worker {
   flow::FlowContext* flows() const { return flows_; }
   // NAT: the worker runs its reassembly timeouts.
   void attach_nat(nat::NatContext* nat) { nat_ = nat; }
+  void set_idle_sleep(const IdleSleep& idle) { idle_ = idle; }
   // Software steering: a ring another worker hands this one packets on, and, per
   // ingress port, the pipeline and stage they continue at. `owned` pipelines run only
   // for handed-over packets (this worker polls no queue of that port).
@@ -98,6 +108,7 @@ class Worker {
   unsigned reader_id_ = 0;
   flow::FlowContext* flows_ = nullptr;
   nat::NatContext* nat_ = nullptr;
+  IdleSleep idle_;
   struct HandoffTarget {
     pipeline::Pipeline* pipeline = nullptr;
     size_t first_stage = 0;

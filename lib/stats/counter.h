@@ -43,6 +43,8 @@ struct alignas(64) WorkerCounters {
   Counter idle_polls;
   Counter rx_packets;
   Counter busy_cycles;  // TSC cycles spent in rounds that received packets
+  Counter idle_sleeps;  // sleeps taken when idle ("polling": {"idle": "sleep"})
+  Counter idle_sleep_us;  // microseconds asked of them
 };
 
 }  // namespace sluice

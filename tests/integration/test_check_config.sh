@@ -77,7 +77,7 @@ $(cat "$IT_TMP/err")"
 }
 bad 'del(.eal.lcores)' "eal: missing required key 'lcores'"
 bad 'del(.ports)' "config: missing required key 'ports'"
-bad '.bogus = 1' "bogus: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, neighbours, icmp, neighbour, conntrack, firewall, nat)"
+bad '.bogus = 1' "bogus: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, neighbours, icmp, neighbour, conntrack, firewall, nat, polling)"
 bad '.burst_size = 0' "burst_size: must be 1..64, got 0"
 bad '.burst_size = "32"' "burst_size: must be an integer, got string"
 bad '.ports[0].mtu = 50' "ports[0].mtu: must be 68..9600, got 50"

@@ -179,7 +179,7 @@ const BadConfig kBadConfigs[] = {
      {"conntrack: no port's pipeline has the conntrack stage"}},
     {"TopLevelUnknownKeyListsTheNewSections", with_top(R"("conntrak": {})"),
      {"conntrak: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, "
-      "neighbours, icmp, neighbour, conntrack, firewall, nat)"}},
+      "neighbours, icmp, neighbour, conntrack, firewall, nat, polling)"}},
 
     // "firewall": the section.
     {"FirewallNotObject", with_firewall("[]"), {"firewall: must be an object, got array"}},

@@ -65,7 +65,15 @@ const BadConfig kBadConfigs[] = {
     {"EmptyObject", "{}", {"config: missing required key 'eal'", "config: missing required key 'ports'"}},
     {"UnknownTopLevelKey", R"({$EAL, "ports": [$W, $E], "wrokers": "auto"})",
      {"wrokers: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, "
-      "neighbours, icmp, neighbour, conntrack, firewall, nat)"}},
+      "neighbours, icmp, neighbour, conntrack, firewall, nat, polling)"}},
+
+    // polling
+    {"PollingIdleUnknown", R"({$EAL, "ports": [$W, $E], "polling": {"idle": "nap"}})",
+     {"polling.idle: must be one of busy, sleep, got 'nap'"}},
+    {"PollingMaxSleepTooLong", R"({$EAL, "ports": [$W, $E], "polling": {"idle": "sleep", "max_sleep_us": 20000}})",
+     {"polling.max_sleep_us: must be 1..10000, got 20000"}},
+    {"PollingUnknownKey", R"({$EAL, "ports": [$W, $E], "polling": {"sleep_us": 5}})",
+     {"polling.sleep_us: unknown key (expected one of: idle, sleep_after_polls, max_sleep_us)"}},
 
     // burst_size
     {"BurstSizeZero", R"({$EAL, "ports": [$W, $E], "burst_size": 0})", {"burst_size: must be 1..64, got 0"}},
@@ -495,6 +503,18 @@ TEST(ConfigTest, MacIsParsed) {
       {"name": "west", "device": "net_ring0", "mac": "02:AB:cd:00:00:01", "pipeline": [{"stage": "xconnect", "peer": "east"}]}, $E]})");
   ASSERT_TRUE(c.ports[0].mac.has_value());
   EXPECT_EQ(*c.ports[0].mac, (std::array<uint8_t, 6>{0x02, 0xab, 0xcd, 0x00, 0x00, 0x01}));
+}
+
+TEST(ConfigTest, PollingIsBusyUnlessTold) {
+  const Config busy = parse_ok(R"({$EAL, "ports": [$W, $E]})");
+  EXPECT_FALSE(busy.polling.sleep_when_idle);
+  const Config sleepy =
+      parse_ok(R"({$EAL, "ports": [$W, $E], "polling": {"idle": "sleep", "sleep_after_polls": 50, "max_sleep_us": 20}})");
+  EXPECT_TRUE(sleepy.polling.sleep_when_idle);
+  EXPECT_EQ(sleepy.polling.sleep_after_polls, 50u);
+  EXPECT_EQ(sleepy.polling.max_sleep_us, 20u);
+  EXPECT_EQ(to_json(sleepy)["polling"],
+            nlohmann::json::parse(R"({"idle": "sleep", "sleep_after_polls": 50, "max_sleep_us": 20})"));
 }
 
 TEST(ConfigTest, MbufsZeroMeansAutomatic) {
