@@ -196,10 +196,16 @@ void FlowContext::serve_mailbox(uint32_t budget) {
   if (finished) mb.served.store(posted, std::memory_order_release);
 }
 
-uint32_t FlowContext::sweep() {
-  uint32_t n = table4_->sweep([this](const FlowEntry4& e) { account_removed(e, counters_.swept); });
-  if (table6_) n += table6_->sweep([this](const FlowEntry6& e) { account_removed(e, counters_.swept); });
+uint32_t FlowContext::sweep(uint32_t from, uint32_t count) {
+  const uint32_t to = count > UINT32_MAX - from ? UINT32_MAX : from + count;
+  uint32_t n = table4_->sweep([this](const FlowEntry4& e) { account_removed(e, counters_.swept); }, from, to);
+  if (table6_) n += table6_->sweep([this](const FlowEntry6& e) { account_removed(e, counters_.swept); }, from, to);
   return n;
+}
+
+uint32_t FlowContext::sweep_extent() const {
+  const uint32_t four = table4_->scan_end(), six = table6_ ? table6_->scan_end() : 0;
+  return four > six ? four : six;
 }
 
 }  // namespace sluice::flow

@@ -139,8 +139,11 @@ class FlowContext {
   void service();
   // Worker side of a mailbox request, a bounded slice at a time; public for tests.
   void serve_mailbox(uint32_t budget);
-  // Shutdown: empties both tables.
-  uint32_t sweep();
+  // Shutdown: empties both tables; with a range, only their scan positions [from,
+  // from + count) (a caller that must empty the NAT event ring between chunks).
+  uint32_t sweep(uint32_t from = 0, uint32_t count = UINT32_MAX);
+  // One past the last scan position of either table.
+  uint32_t sweep_extent() const;
 
   uint32_t active() const { return table4_->active() + (table6_ ? table6_->active() : 0); }
   uint32_t capacity() const {

@@ -478,11 +478,13 @@ class FlowTable {
     return i;
   }
 
-  // Frees everything (shutdown); `on_remove(entry)` first. Returns how many.
+  // Frees everything at scan positions [from, to) (shutdown: all of them);
+  // `on_remove(entry)` first. Returns how many.
   template <typename OnRemove>
-  uint32_t sweep(OnRemove&& on_remove) {
+  uint32_t sweep(OnRemove&& on_remove, uint32_t from = 0, uint32_t to = UINT32_MAX) {
     uint32_t removed = 0;
-    for (uint32_t i = 0; i < scan_end(); ++i) {
+    const uint32_t end = to < scan_end() ? to : scan_end();
+    for (uint32_t i = from; i < end; ++i) {
       const uint32_t index = i < capacity_ ? i : kPairBit | (i - capacity_);
       Entry& e = at(index);
       if (!(e.body.flags & kFlowInUse)) continue;

@@ -10,6 +10,8 @@
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
 
+#include "flow/flow_context.h"
+
 namespace sluice::nat {
 
 namespace {
@@ -93,6 +95,18 @@ uint64_t EventLog::drain() {
   if (n_total) std::fflush(file_);
   written_ += n_total;
   return n_total;
+}
+
+uint32_t sweep_logged(flow::FlowContext& flows, EventLog* log) {
+  // Half a ring of scan positions: at most that many pairs, one removal event each.
+  constexpr uint32_t kChunk = EventRing::kSize / 2;
+  uint32_t removed = 0;
+  const uint32_t end = flows.sweep_extent();
+  for (uint32_t from = 0; from < end; from += kChunk) {
+    removed += flows.sweep(from, kChunk);
+    if (log) log->drain();
+  }
+  return removed;
 }
 
 }  // namespace sluice::nat

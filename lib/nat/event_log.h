@@ -14,6 +14,10 @@
 
 #include "stats/counter.h"
 
+namespace sluice::flow {
+class FlowContext;
+}
+
 namespace sluice::nat {
 
 struct NatEvent {
@@ -85,5 +89,10 @@ class EventLog {
   uint64_t start_tsc_ = 0;
   int64_t start_unix_ns_ = 0;
 };
+
+// Shutdown: empties `flows` a chunk at a time, draining `log` (if any) after each, so
+// that every translated flow's removal is logged: one chunk's events fit the worker's
+// ring, the whole table's would not. Returns the flows removed.
+uint32_t sweep_logged(flow::FlowContext& flows, EventLog* log);
 
 }  // namespace sluice::nat

@@ -400,7 +400,8 @@ bool Runtime::shutdown() {
   }
   if (nat_log_) nat_log_->drain();
   for (size_t w = 0; w < flow_contexts_.size(); ++w) {
-    uint32_t swept = flow_contexts_[w]->sweep();
+    // Every translated flow's removal reaches the NAT event log, however many there are.
+    uint32_t swept = nat::sweep_logged(*flow_contexts_[w], nat_log_.get());
     if (swept) spdlog::info("conntrack: lcore {}: {} flow(s) removed at shutdown", workers_[w]->lcore_id(), swept);
   }
   for (auto& port : ports_) {

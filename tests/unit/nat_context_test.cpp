@@ -4,8 +4,11 @@
 // where software steering sends translated packets. Configs are parsed from JSON as an
 // operator writes them; ports lan (id 0, zone inside) and wan (id 1, zone outside).
 #include <arpa/inet.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -16,6 +19,7 @@
 
 #include "config/config.h"
 #include "flow/flow_context.h"
+#include "nat/event_log.h"
 #include "nat/nat_context.h"
 #include "nat/policy.h"
 #include "nat/translate.h"
@@ -54,13 +58,13 @@ class NatContextTest : public ::testing::Test {
   };
 
   // The ports, then `nat` as the section's members.
-  void configure(const std::string& nat, unsigned workers = 1) {
+  void configure(const std::string& nat, unsigned workers = 1, unsigned capacity = 1024) {
     const std::string text = R"({"eal": {"lcores": "0-1"}, "ports": [
         {"name": "lan", "device": "net_ring0", "zone": "inside", "ipv4": ["192.168.1.1/24"],
          "pipeline": ["parse", "conntrack", "nat", "route"]},
         {"name": "wan", "device": "net_ring1", "zone": "outside", "ipv4": ["203.0.113.1/24"],
          "pipeline": ["parse", "conntrack", "nat", "route"]}],
-      "nat": {"capacity": 1024, )" + nat + "}}";
+      "nat": {"capacity": )" + std::to_string(capacity) + ", " + nat + "}}";
     config::ParseResult parsed = config::parse_config_text(text, "nat_context_test.json");
     ASSERT_TRUE(parsed.ok()) << ::testing::PrintToString(parsed.errors) << "\n" << text;
     config_ = *parsed.config;
@@ -70,7 +74,7 @@ class NatContextTest : public ::testing::Test {
     ASSERT_TRUE(policy_) << error;
     for (unsigned w = 0; w < workers; ++w) {
       Worker worker;
-      worker.flows = flow::FlowContext::create(w, 4096, 0, SOCKET_ID_ANY, error, config_.nat.capacity);
+      worker.flows = flow::FlowContext::create(w, std::max(4096u, capacity), 0, SOCKET_ID_ANY, error, config_.nat.capacity);
       ASSERT_TRUE(worker.flows) << error;
       worker.nat = NatContext::create(w, workers, config_.nat, *worker.flows, SOCKET_ID_ANY, error);
       ASSERT_TRUE(worker.nat) << error;
@@ -643,6 +647,42 @@ TEST_F(NatContextTest, SteerKeepsEveryFlowWithoutPortsOnWorkerZero) {
       EXPECT_EQ(s.value, 0u) << int(proto);
     }
   }
+}
+
+TEST_F(NatContextTest, EveryRemovalAtShutdownReachesTheEventLogBeyondOneRingsWorth) {
+  configure(kMasquerade, 1, 16384);
+  Worker& w = worker();
+  w.nat->enable_events();
+  char path[] = "/tmp/sluice-nat-events-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::string error;
+  std::unique_ptr<EventLog> log = EventLog::open(path, error);
+  ASSERT_TRUE(log) << error;
+  log->add_ring(w.nat->events());
+  // More translated flows than the worker's ring holds (EventRing::kSize), the log
+  // drained as the control thread drains it while they are made.
+  const unsigned flows = EventRing::kSize + 1808;
+  for (unsigned i = 0; i < flows; ++i) {
+    const std::string host = "192.168.1." + std::to_string(2 + i % 250);
+    ASSERT_FALSE(map(kLan, kWan, tuple(host.c_str(), static_cast<uint16_t>(1024 + i / 250), "8.8.8.8", static_cast<uint16_t>(1000 + i % 1000)), kUdp).refused)
+        << "flow " << i;
+    if (i % 4096 == 4095) log->drain();
+  }
+  EXPECT_EQ(sweep_logged(*w.flows, log.get()), flows);
+  EXPECT_EQ(w.flows->active(), 0u);
+  EXPECT_EQ(w.nat->events()->dropped(), 0u) << "no removal lost to a full ring";
+  log.reset();  // closes the file
+  std::ifstream in(path);
+  unsigned created = 0, removed = 0;
+  for (std::string line; std::getline(in, line);) {
+    created += line.find(" created ") != std::string::npos;
+    removed += line.find(" removed ") != std::string::npos;
+  }
+  unlink(path);
+  EXPECT_EQ(created, flows);
+  EXPECT_EQ(removed, flows);
 }
 
 TEST_F(NatContextTest, OneWorkerSteersNothing) {
