@@ -84,6 +84,7 @@
 #include "nat/policy.h"
 #include "pipeline/packet_meta.h"
 #include "pipeline/pipeline.h"
+#include "ring_frames.h"
 #include "pipeline/route.h"
 #include "router/router.h"
 
@@ -214,62 +215,9 @@ bool g_verbose = false;    // FUZZ_NAT_VERBOSE
   __builtin_trap();
 }
 
-// An ethdev over two rings; what it sends lands in `tx_ring`.
-uint16_t ring_port(const char* name, rte_ring*& tx_ring) {
-  const std::string n = name;
-  rte_ring* rx = rte_ring_create((n + "_rx").c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  rte_ring* tx = rte_ring_create((n + "_tx").c_str(), 4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  if (!rx || !tx) __builtin_trap();
-  const int id = rte_eth_from_rings(name, &rx, 1, &tx, 1, static_cast<unsigned>(rte_socket_id()));
-  if (id < 0) __builtin_trap();
-  const auto port = static_cast<uint16_t>(id);
-  rte_eth_conf conf{};
-  if (rte_eth_dev_configure(port, 1, 1, &conf) != 0 ||
-      rte_eth_rx_queue_setup(port, 0, 128, SOCKET_ID_ANY, nullptr, g->pool) != 0 ||
-      rte_eth_tx_queue_setup(port, 0, 128, SOCKET_ID_ANY, nullptr) != 0 || rte_eth_dev_start(port) != 0)
-    __builtin_trap();
-  tx_ring = tx;
-  return port;
-}
-
-// One segment's bytes in a heap block of exactly their size, attached to an mbuf as an
-// external buffer (freed with the mbuf by the callback, which does nothing: the block
-// belongs to the input).
-struct Segment {
-  std::unique_ptr<uint8_t[]> bytes;
-  rte_mbuf_ext_shared_info shinfo{};
-};
-
-void keep_block(void*, void*) {}
-
-rte_mbuf* segment_mbuf(const uint8_t* data, size_t size, std::vector<std::unique_ptr<Segment>>& segments) {
-  auto s = std::make_unique<Segment>();
-  s->bytes.reset(new uint8_t[size]);
-  std::memcpy(s->bytes.get(), data, size);
-  rte_mbuf* m = rte_pktmbuf_alloc(g->pool);
-  if (!m) __builtin_trap();  // every iteration gives all its mbufs back: the pool never runs dry
-  s->shinfo.free_cb = keep_block;
-  rte_mbuf_ext_refcnt_set(&s->shinfo, 1);
-  // IOVA as VA: rte_mbuf_check() refuses an IO address of 0.
-  rte_pktmbuf_attach_extbuf(m, s->bytes.get(), reinterpret_cast<rte_iova_t>(s->bytes.get()),
-                            static_cast<uint16_t>(size), &s->shinfo);
-  m->data_len = static_cast<uint16_t>(size);
-  m->pkt_len = static_cast<uint32_t>(size);
-  segments.push_back(std::move(s));
-  return m;
-}
-
-rte_mbuf* frame_mbuf(const uint8_t* data, size_t size, bool two_segments,
-                     std::vector<std::unique_ptr<Segment>>& segments) {
-  if (!two_segments || size < 2) return segment_mbuf(data, size, segments);
-  const size_t split = size / 2;
-  rte_mbuf* head = segment_mbuf(data, split, segments);
-  rte_mbuf* tail = segment_mbuf(data + split, size - split, segments);
-  head->next = tail;
-  head->nb_segs = 2;
-  head->pkt_len = static_cast<uint32_t>(size);
-  return head;
-}
+using fuzz::frame_mbuf;
+using fuzz::ring_port;
+using fuzz::Segment;
 
 // ---- checksums, computed here from the bytes (not with the code under test)
 
@@ -607,8 +555,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g = new Harness();
   g->pool = rte_pktmbuf_pool_create("fuzz_nat", kPoolSize, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
   if (!g->pool) __builtin_trap();
-  g->ports[0] = ring_port("fz_west", g->tx_rings[0]);
-  g->ports[1] = ring_port("fz_east", g->tx_rings[1]);
+  g->ports[0] = ring_port("fz_west", g->pool, g->tx_rings[0]);
+  g->ports[1] = ring_port("fz_east", g->pool, g->tx_rings[1]);
   const std::map<std::string, uint16_t> ids = {{"west", g->ports[0]}, {"east", g->ports[1]}};
   l3::RouteTable::PortMacs macs{};
   for (unsigned i = 0; i < 2; ++i) {
@@ -709,7 +657,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (length >= 6 && !(frame[0] & 1)) std::memcpy(frame.data(), g->macs[dir].addr_bytes, 6);
     const IpView v = view_of(frame.data(), static_cast<uint32_t>(frame.size()));
     g_facts->add(v);
-    rte_mbuf* m = frame_mbuf(frame.data(), frame.size(), two_segments, segments);
+    rte_mbuf* m = frame_mbuf(g->pool, frame.data(), frame.size(), two_segments, segments);
     if (nic_checked && v.ipv4)
       m->ol_flags |= v.header_ok ? RTE_MBUF_F_RX_IP_CKSUM_GOOD : RTE_MBUF_F_RX_IP_CKSUM_BAD;
     if (nic_checked && (v.proto == 6 || v.proto == 17) && (v.l4 == L4Sum::Valid || v.l4 == L4Sum::Invalid))
