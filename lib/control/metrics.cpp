@@ -120,7 +120,6 @@ std::string render_prometheus(const nlohmann::json& stats) {
       {"tx_packets", "Packets the worker's TX queues handed to the PMD."},
       {"busy_cycles", "TSC cycles spent in busy poll rounds."},
       {"idle_sleeps", "Sleeps the worker took when idle (polling.idle sleep)."},
-      {"idle_sleep_us", "Microseconds of sleep the worker asked for when idle."},
       {"inject_dropped", "Slow-path packets for a port this worker has no TX queue on (freed; a bug if not 0)."},
       {"handoff_received", "Packets other workers steered to this one (software steering)."},
   };
@@ -129,6 +128,11 @@ std::string render_prometheus(const nlohmann::json& stats) {
     e.family(metric, "counter", help);
     for (const auto& lc : stats["lcores"]) e.sample(metric, {{"lcore", std::to_string(lc["lcore"].get<unsigned>())}}, field(lc, key));
   }
+  // In seconds, as Prometheus names time (/stats keeps the microseconds).
+  e.family("sluice_lcore_idle_sleep_seconds_total", "counter", "Time the worker asked to sleep when idle.");
+  for (const auto& lc : stats["lcores"])
+    e.sample("sluice_lcore_idle_sleep_seconds_total", {{"lcore", std::to_string(lc["lcore"].get<unsigned>())}},
+             double(field(lc, "idle_sleep_us").get<uint64_t>()) / 1e6);
 
   e.family("sluice_stage_packets_in_total", "counter", "Packets that entered the stage.");
   e.family("sluice_stage_packets_out_total", "counter", "Packets the stage passed on (in minus drops).");
