@@ -1065,8 +1065,6 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--wait", type=float, default=0.35, help="seconds to wait for each packet (default 0.35)")
     ap.add_argument("--http", type=int, default=DEFAULT_HTTP_PORT, help="Sluice's HTTP port (flush, --explain)")
-    ap.add_argument("--retries", type=int, default=2,
-                    help="reruns of a mismatching case; it passes as flaky only if all of them match (default 2)")
     ap.add_argument("--explain", action="store_true", help="after each case, show each router's flows")
     ap.add_argument("--json", metavar="FILE", help="write the decisions as JSON")
     args = ap.parse_args()
@@ -1089,24 +1087,11 @@ def main() -> int:
     runner.prepare()
 
     totals = {"ok": 0, "intended": 0, "MISMATCH": 0}
-    failed_cases, flaky_cases, dump = [], [], {}
+    failed_cases, dump = [], {}
     packets = 0
     for c in selected:
+        # Each case runs once: a mismatch fails, no rerun turns it into a pass.
         res = runner.run_case(c)
-        if len(names) == 2:
-            def mismatches(r):
-                return sum(verdict(c.name, k, a, b)[0] == "MISMATCH" for k, (a, b) in
-                           enumerate(zip(r["linux"]["decisions"], r["sluice"]["decisions"]), start=1))
-            # A lost or late packet can fake a difference once; a real one repeats. A case
-            # that mismatched counts as flaky only when every rerun matches.
-            if mismatches(res) and args.retries > 0:
-                reruns = [runner.run_case(c) for _ in range(args.retries)]
-                if not any(mismatches(r) for r in reruns):
-                    flaky_cases.append(c.name)
-                    print(f"\nwarning: {c.name}: mismatched once, then matched on {args.retries} reruns; "
-                          f"the first run:")
-                    print_case(c, res, names, sys.stdout)
-                    res = reruns[-1]
         counts = print_case(c, res, names, sys.stdout)
         for k in totals:
             totals[k] += counts[k]
@@ -1125,8 +1110,6 @@ def main() -> int:
         return 0
     print(f"decisions: {totals['ok']} match, {totals['intended']} intended differences, "
           f"{totals['MISMATCH']} mismatches")
-    if flaky_cases:
-        print(f"warning: matched only on a rerun: {' '.join(flaky_cases)}")
     if failed_cases:
         print(f"FAIL: unexpected differences in: {' '.join(failed_cases)}")
         return 1
