@@ -208,15 +208,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
 
   size_t at = 1;
-  while (at + 3 <= size) {
-    const uint8_t ctl = data[at];
-    size_t length = size_t(data[at + 1]) << 8 | data[at + 2];
-    at += 3;
-    length = std::min({length, size - at, kMaxFrame});
-    const unsigned dir = ctl >> 7;
-    const bool two_segments = ctl & 0x40;
-    const bool checksums_good = ctl & 0x20;
-    const uint32_t step = ctl & 0x1f;
+  fuzz::Record rec;
+  while (fuzz::next_record(data, size, at, kMaxFrame, rec)) {
+    const unsigned dir = rec.direction;
+    const bool checksums_good = rec.nic_flag;
+    const uint32_t step = rec.step;
     if (step || dir != direction || burst.count == pipeline::kMaxBurst) {
       run();
       direction = dir;
@@ -226,11 +222,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       flows.set_now(g->now_ms);
       flows.service();
     }
-    if (length == 0) continue;
-    rte_mbuf* m = frame_mbuf(g->pool, data + at, length, two_segments, segments);
+    if (rec.length == 0) continue;
+    rte_mbuf* m = frame_mbuf(g->pool, rec.frame, rec.length, rec.two_segments, segments);
     if (checksums_good) m->ol_flags |= RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
     burst.pkts[burst.count++] = m;
-    at += length;
   }
   run();
   check_flows();

@@ -631,15 +631,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
 
   size_t at = 1;
-  while (at + 3 <= size) {
-    const uint8_t ctl = data[at];
-    size_t length = size_t(data[at + 1]) << 8 | data[at + 2];
-    at += 3;
-    length = std::min({length, size - at, kMaxFrame});
-    const unsigned dir = ctl >> 7;
-    const bool two_segments = ctl & 0x40;
-    const bool nic_checked = ctl & 0x20;
-    const uint32_t step = ctl & 0x1f;
+  fuzz::Record rec;
+  while (fuzz::next_record(data, size, at, kMaxFrame, rec)) {
+    const unsigned dir = rec.direction;
+    const bool nic_checked = rec.nic_flag;
+    const uint32_t step = rec.step;
     if (step || dir != direction || burst.count == pipeline::kMaxBurst) {
       run();
       direction = dir;
@@ -651,13 +647,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       nat.service(rte_rdtsc() + rte_get_tsc_hz() / 1000 * step * kStepMs);
       check_flows();
     }
-    if (length == 0) continue;
-    frame.assign(data + at, data + at + length);
-    at += length;
-    if (length >= 6 && !(frame[0] & 1)) std::memcpy(frame.data(), g->macs[dir].addr_bytes, 6);
+    if (rec.length == 0) continue;
+    frame.assign(rec.frame, rec.frame + rec.length);
+    if (rec.length >= 6 && !(frame[0] & 1)) std::memcpy(frame.data(), g->macs[dir].addr_bytes, 6);
     const IpView v = view_of(frame.data(), static_cast<uint32_t>(frame.size()));
     g_facts->add(v);
-    rte_mbuf* m = frame_mbuf(g->pool, frame.data(), frame.size(), two_segments, segments);
+    rte_mbuf* m = frame_mbuf(g->pool, frame.data(), frame.size(), rec.two_segments, segments);
     if (nic_checked && v.ipv4)
       m->ol_flags |= v.header_ok ? RTE_MBUF_F_RX_IP_CKSUM_GOOD : RTE_MBUF_F_RX_IP_CKSUM_BAD;
     if (nic_checked && (v.proto == 6 || v.proto == 17) && (v.l4 == L4Sum::Valid || v.l4 == L4Sum::Invalid))

@@ -3,6 +3,7 @@
 // read past a segment's end.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -74,6 +75,35 @@ inline rte_mbuf* frame_mbuf(rte_mempool* pool, const uint8_t* data, size_t size,
   head->nb_segs = 2;
   head->pkt_len = static_cast<uint32_t>(size);
   return head;
+}
+
+// One record of a pipeline fuzz input (after its first, policy byte): ctl (bit 7: into
+// the second port; bit 6: two segments; bit 5: the target's NIC checksum flag; bits
+// 0-4: clock steps before it), a 2-byte big-endian length, the frame (cut to what is
+// left and to `max_frame`).
+struct Record {
+  unsigned direction;
+  bool two_segments;
+  bool nic_flag;
+  uint32_t step;
+  const uint8_t* frame;
+  size_t length;
+};
+
+// The record at `at`, which moves past it; false when fewer than 3 bytes are left.
+inline bool next_record(const uint8_t* data, size_t size, size_t& at, size_t max_frame, Record& r) {
+  if (at + 3 > size) return false;
+  const uint8_t ctl = data[at];
+  const size_t written = size_t(data[at + 1]) << 8 | data[at + 2];
+  at += 3;
+  r.direction = ctl >> 7;
+  r.two_segments = ctl & 0x40;
+  r.nic_flag = ctl & 0x20;
+  r.step = ctl & 0x1f;
+  r.frame = data + at;
+  r.length = std::min({written, size - at, max_frame});
+  at += r.length;
+  return true;
 }
 
 }  // namespace sluice::fuzz
