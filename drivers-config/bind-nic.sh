@@ -36,8 +36,8 @@ DEVICE: PCI address (0000:01:00.0, 01:00.0) or kernel interface name (enp1s0f0).
 Examples:
   bind-nic.sh status
   bind-nic.sh bind 0000:01:00.0 0000:01:00.1 --dry-run
-  sudo bind-nic.sh bind enp1s0f0 enp1s0f1
-  sudo bind-nic.sh unbind 0000:01:00.0 0000:01:00.1
+  bind-nic.sh bind enp1s0f0 enp1s0f1
+  bind-nic.sh unbind 0000:01:00.0 0000:01:00.1
 EOF
 }
 

@@ -32,8 +32,8 @@ Usage: hugepages.sh status
 
 Examples:
   hugepages.sh status
-  sudo hugepages.sh reserve 512              # 1 GiB of 2 MiB pages
-  sudo hugepages.sh reserve 2 --size 1G      # 1 GiB pages: best at boot, see persist
+  hugepages.sh reserve 512              # 1 GiB of 2 MiB pages
+  hugepages.sh reserve 2 --size 1G      # 1 GiB pages: best at boot, see persist
   hugepages.sh persist 1024
 EOF
 }

@@ -31,8 +31,8 @@ readonly IPERF_SECONDS=5
 
 usage() {
   cat <<EOF
-Usage: sudo tools/demo.sh [--tap] [--keep] [--no-build]
-       sudo tools/demo.sh --stop
+Usage: tools/demo.sh [--tap] [--keep] [--no-build]
+       tools/demo.sh --stop
 
 Builds Sluice, joins two network namespaces (${PREFIX}w 10.99.0.1, ${PREFIX}e 10.99.0.2)
 through it, runs ping ($PING_COUNT packets) and iperf3 TCP (${IPERF_SECONDS} s), prints
@@ -304,7 +304,7 @@ Sluice (pid $sluice_pid) is still forwarding between netns ${PREFIX}w and ${PREF
   ip netns exec ${PREFIX}w ping 10.99.0.2               # more traffic
   tail -f $LOG
 
-Stop it and remove everything: sudo tools/demo.sh --stop
+Stop it and remove everything: tools/demo.sh --stop
 EOF
   exit 0
 fi

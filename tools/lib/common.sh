@@ -28,7 +28,7 @@ warn() { printf '\033[33mwarning:\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 require_root() {
-  [[ $(id -u) -eq 0 ]] || die "$(basename "$0") needs root (DPDK, hugepages and network namespaces); run it with sudo"
+  [[ $(id -u) -eq 0 ]] || die "$(basename "$0") needs root (DPDK, hugepages and network namespaces); run it as root"
 }
 
 # Installs whatever of SLUICE_PACKAGES (plus any arguments) is missing.
