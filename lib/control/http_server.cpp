@@ -4,8 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include "control/flows.h"
-#include "control/nat.h"
 #include "control/metrics.h"
+#include "control/nat.h"
+#include "control/services.h"
 #include "control/stats.h"
 
 namespace sluice::control {
@@ -18,7 +19,7 @@ constexpr size_t kKeepAliveRequests = 100;
 constexpr size_t kMaxPayload = 64 * 1024;     // nothing here takes a body
 
 constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config", "/neighbours", "/routes", "/flows",
-                                  "/flows/flush", "/nat", "/reload"};
+                                  "/flows/flush", "/nat", "/services", "/reload"};
 // Paths that change state take POST only; the rest are read with GET/HEAD.
 constexpr const char* kPostPaths[] = {"/flows/flush", "/reload"};
 
@@ -90,6 +91,12 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     if (nat.is_null()) json_reply(res, {{"error", "no port runs the nat stage"}}, 404);
     else json_reply(res, nat);
   });
+  // Load balancer: services, their backends' state, traffic and health probes.
+  srv.Get("/services", [this](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json services = services_json(runtime_);
+    if (services.is_null()) json_reply(res, {{"error", "no services configured"}}, 404);
+    else json_reply(res, {{"services", std::move(services)}});
+  });
   // Connection tracking: a page of flows from every worker, and a flush.
   srv.Get("/flows", [this](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json out;
@@ -118,10 +125,10 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     res.set_header("Connection", "close");
     return httplib::Server::HandlerResponse::Handled;
   });
+  // httplib calls this for every status >= 400: keep the body of a route's own 404 (/nat).
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404)
-      json_reply(res, {{"error", "no such path: " + req.path}, {"paths", kPaths}},
-                 404);
+    if (res.status == 404 && res.body.empty())
+      json_reply(res, {{"error", "no such path: " + req.path}, {"paths", kPaths}}, 404);
   });
   srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "unknown error";
@@ -142,8 +149,8 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     return false;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows /nat (GET), /flows/flush /reload "
-               "(POST) on http://{}:{}",
+  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows /nat /services (GET), "
+               "/flows/flush /reload (POST) on http://{}:{}",
                config.address, config.port);
   return true;
 }

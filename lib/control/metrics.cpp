@@ -260,6 +260,48 @@ std::string render_prometheus(const nlohmann::json& stats) {
     e.sample("sluice_nat_reassembly_in_progress", {}, r["in_progress"]);
   }
 
+  if (stats.contains("services")) {
+    e.family("sluice_lb_service_connections_total", "counter", "New connections the service gave a backend.");
+    e.family("sluice_lb_service_no_backend_total", "counter",
+             "New connections the service refused: no backend up (drop lb_no_backend).");
+    e.family("sluice_lb_backend_up", "gauge", "1 when the backend is up (always, without health checks), 0 when down.");
+    e.family("sluice_lb_backend_weight", "gauge", "The backend's configured weight.");
+    e.family("sluice_lb_backend_active_connections", "gauge", "Connections to the backend in the flow tables.");
+    e.family("sluice_lb_backend_connections_total", "counter", "New connections given to the backend.");
+    e.family("sluice_lb_backend_packets_total", "counter", "Packets of the backend's connections, both directions.");
+    e.family("sluice_lb_backend_bytes_total", "counter", "Bytes of the backend's connections, both directions.");
+    e.family("sluice_lb_backend_probes_total", "counter",
+             "Health probes by outcome: answered good, answered failed, or timed out.");
+    e.family("sluice_lb_backend_transitions_total", "counter", "Times health checks turned the backend up or down.");
+    for (const auto& service : stats["services"]) {
+      const std::string name = service["name"];
+      e.sample("sluice_lb_service_connections_total", {{"service", name}}, field(service, "connections"));
+      e.sample("sluice_lb_service_no_backend_total", {{"service", name}}, field(service, "no_backend"));
+      for (const auto& b : service["backends"]) {
+        std::vector<std::pair<std::string, std::string>> labels = {{"service", name}, {"backend", b["id"]}};
+        e.sample("sluice_lb_backend_up", labels, b["state"] == "up");
+        e.sample("sluice_lb_backend_weight", labels, field(b, "weight"));
+        e.sample("sluice_lb_backend_active_connections", labels, field(b, "active_connections"));
+        e.sample("sluice_lb_backend_connections_total", labels, field(b, "connections"));
+        e.sample("sluice_lb_backend_packets_total", labels, field(b, "packets"));
+        e.sample("sluice_lb_backend_bytes_total", labels, field(b, "bytes"));
+        // Only health-checked backends have probes and transitions to count.
+        if (!b.contains("probe")) continue;
+        const nlohmann::json& probe = b["probe"];
+        for (const auto& [result, key] : {std::pair{"good", "good"}, {"failed", "failed"}, {"timeout", "timeouts"}}) {
+          auto l = labels;
+          l.emplace_back("result", result);
+          e.sample("sluice_lb_backend_probes_total", l, field(probe, key));
+        }
+        for (const auto& [to, key] : {std::pair{"up", "went_up"}, {"down", "went_down"}}) {
+          auto l = labels;
+          l.emplace_back("to", to);
+          e.sample("sluice_lb_backend_transitions_total", l, field(probe, key));
+        }
+      }
+    }
+  }
+
   e.family("sluice_mempool_size", "gauge", "Mbufs in the pool.");
   e.family("sluice_mempool_in_use", "gauge", "Mbufs currently taken from the pool.");
   e.family("sluice_mempool_free", "gauge", "Mbufs available in the pool (caches included).");

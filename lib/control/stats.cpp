@@ -8,6 +8,7 @@
 #include <rte_ethdev.h>
 
 #include "control/nat.h"
+#include "control/services.h"
 
 namespace sluice::control {
 
@@ -300,6 +301,8 @@ nlohmann::json collect_stats(const runtime::Runtime& runtime) {
     nlohmann::json nat = nat_json(runtime);
     if (!nat.is_null()) out["nat"] = std::move(nat);
   }
+  nlohmann::json services = services_json(runtime);
+  if (!services.is_null()) out["services"] = std::move(services);
 
   nlohmann::json pools = nlohmann::json::array();
   for (const auto& mp : runtime.mempools()) {

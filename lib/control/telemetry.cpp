@@ -10,6 +10,7 @@
 
 #include "control/flows.h"
 #include "control/nat.h"
+#include "control/services.h"
 #include "control/stats.h"
 
 namespace sluice::control {
@@ -209,6 +210,41 @@ int nat_cmd(const char*, const char*, rte_tel_data* d) {
   return 0;
 }
 
+// "/sluice/services" lists every service, one nested dict each; "/sluice/services,NAME"
+// shows one with a nested dict per backend (its probe counters as probe_*).
+int services_cmd(const char*, const char* params, rte_tel_data* d) {
+  std::string want = params ? params : "";
+  std::shared_lock lock(g_runtime_mutex);
+  if (g_runtime == nullptr) return -EAGAIN;
+  rte_tel_data_start_dict(d);
+  const nlohmann::json services = services_json(*g_runtime);
+  if (services.is_null()) {
+    add_value(d, "error", std::string("no services configured"));
+    return 0;
+  }
+  for (const auto& s : services) {
+    if (want.empty()) {
+      nlohmann::json row = s;
+      uint64_t up = 0;
+      for (const auto& b : s["backends"]) up += b["state"] == "up";
+      row["backends"] = s["backends"].size();
+      row["backends_up"] = up;
+      add_nested(d, "service_" + s["name"].get<std::string>(), row);
+    } else if (want == s["name"].get<std::string>()) {
+      add_flat(d, s);
+      for (const auto& b : s["backends"]) {
+        nlohmann::json row = b;
+        row.erase("maglev_share");  // a fraction: telemetry would print 0 (maglev_entries says it)
+        if (b.contains("probe"))
+          for (const auto& [key, value] : b["probe"].items()) row["probe_" + key] = value;
+        add_nested(d, "backend_" + b["id"].get<std::string>(), row);
+      }
+      return 0;
+    }
+  }
+  return want.empty() ? 0 : -EINVAL;
+}
+
 }  // namespace
 
 void register_telemetry(const runtime::Runtime& runtime) {
@@ -236,6 +272,8 @@ void register_telemetry(const runtime::Runtime& runtime) {
                              "Sluice flow totals and firewall rule counters. Takes no parameters");
   rte_telemetry_register_cmd("/sluice/nat", nat_cmd,
                              "Sluice NAT: mappings, rule counters, outside addresses' ports in use. Takes no parameters");
+  rte_telemetry_register_cmd("/sluice/services", services_cmd,
+                             "Sluice load-balanced services and their backends. Parameters: optional service name");
 }
 
 void unregister_telemetry() {

@@ -142,6 +142,49 @@ TEST(RenderPrometheusTest, EveryFamilyHasHelpAndTypeOnceBeforeItsSamples) {
   EXPECT_EQ(types["sluice_drops_total"], "counter");
 }
 
+// The "services" part of /stats, shaped like LoadBalancer::services_json().
+TEST(RenderPrometheusTest, ServicesGiveLbFamiliesPerServiceAndBackend) {
+  nlohmann::json stats = snapshot();
+  stats["services"] = nlohmann::json::parse(R"([
+    {"name": "web", "vip": "192.0.2.10", "protocol": "tcp", "port": 80, "mode": "dnat", "scheduler": "maglev",
+     "health": "tcp", "connections": 40, "no_backend": 2, "removed_backend_drops": 0, "picked_up": 1,
+     "table_size": 13, "active_connections": 7,
+     "backends": [
+       {"id": "a\"1", "name": "a\"1", "address": "10.0.0.1", "port": 80, "weight": 3, "state": "up",
+        "active_connections": 7, "connections": 30, "packets": 300, "bytes": 45000, "maglev_entries": 10,
+        "maglev_share": 0.77,
+        "probe": {"probes": 9, "good": 6, "failed": 1, "timeouts": 1, "went_up": 1, "went_down": 1,
+                  "last_result": "good", "last_transition_seconds_ago": 4.5}},
+       {"id": "10.0.0.2:80", "address": "10.0.0.2", "port": 80, "weight": 1, "state": "down",
+        "active_connections": 0, "connections": 10, "packets": 20, "bytes": 1200}]}])");
+  const std::string text = render_prometheus(stats);
+  const std::string a = "service=\"web\",backend=\"a\\\"1\"";  // the backend id, escaped
+  const std::string b = "service=\"web\",backend=\"10.0.0.2:80\"";
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_service_connections_total{service=\"web\"} 40\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_service_no_backend_total{service=\"web\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_up{" + a + "} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_up{" + b + "} 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_weight{" + a + "} 3\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_active_connections{" + a + "} 7\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_connections_total{" + b + "} 10\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_packets_total{" + a + "} 300\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_bytes_total{" + b + "} 1200\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_probes_total{" + a + ",result=\"good\"} 6\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_probes_total{" + a + ",result=\"failed\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_probes_total{" + a + ",result=\"timeout\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_transitions_total{" + a + ",to=\"up\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nsluice_lb_backend_transitions_total{" + a + ",to=\"down\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("sluice_lb_backend_probes_total{" + b))) << "no health check, no probe samples";
+  for (const char* counter : {"sluice_lb_service_connections_total", "sluice_lb_service_no_backend_total",
+                              "sluice_lb_backend_connections_total", "sluice_lb_backend_packets_total",
+                              "sluice_lb_backend_bytes_total", "sluice_lb_backend_probes_total",
+                              "sluice_lb_backend_transitions_total"})
+    EXPECT_THAT(text, HasSubstr(std::string("\n# TYPE ") + counter + " counter\n"));
+  for (const char* gauge : {"sluice_lb_backend_up", "sluice_lb_backend_weight", "sluice_lb_backend_active_connections"})
+    EXPECT_THAT(text, HasSubstr(std::string("\n# TYPE ") + gauge + " gauge\n"));
+  EXPECT_THAT(render_prometheus(snapshot()), Not(HasSubstr("sluice_lb_"))) << "no services, no lb families";
+}
+
 TEST(RenderPrometheusTest, EmptySnapshotStillDeclaresFamilies) {
   nlohmann::json empty = {{"uptime_seconds", 0.0}, {"ports", nlohmann::json::array()},
                           {"lcores", nlohmann::json::array()}, {"stages", nlohmann::json::array()},
