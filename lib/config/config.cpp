@@ -117,7 +117,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   auto& errors = result.errors;
   ObjectReader top(root, "", errors);
   top.allow_only({"eal", "ports", "workers", "burst_size", "mempool", "control", "logging", "routes", "neighbours",
-                  "icmp", "neighbour", "conntrack", "firewall", "nat", "polling"});
+                  "icmp", "neighbour", "conntrack", "firewall", "nat", "polling", "services"});
   top.required("eal");
   top.required("ports");
 
@@ -136,6 +136,9 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
   read_conntrack(top, config.conntrack);
   read_firewall(top, config.firewall, errors);
   read_nat(top, config.nat, errors);
+  read_services(top, config.services, errors);
+  // The load balancer's connections are NAT pairs: services alone bring NAT's defaults.
+  if (!config.services.empty() && !top.has("nat")) config.nat.enabled = true;
 
   // Checks across sections run only on sections read cleanly: they index what was
   // written (resolve_firewall walks each rule's lists, for one).
@@ -149,6 +152,7 @@ ParseResult parse_config_text(const std::string& text, const std::string& source
     resolve_firewall(top, config, errors);
     resolve_nat(top, config, errors);
   }
+  if (errors.empty()) resolve_services(config, errors);
   if (errors.empty()) result.config = std::move(config);
   return result;
 }
@@ -191,6 +195,7 @@ json to_json(const Config& config) {
   if (config.tracked()) out["conntrack"] = conntrack_json(config.conntrack);
   if (config.firewall.enabled) out["firewall"] = firewall_json(config.firewall);
   if (config.nat.enabled) out["nat"] = nat_json(config.nat);
+  if (!config.services.empty()) out["services"] = services_json(config.services);
   return out;
 }
 

@@ -61,6 +61,7 @@ struct PortConfig {
   bool routed() const { return has_stage("route"); }
   bool tracked() const { return has_stage("conntrack"); }
   bool translated() const { return has_stage("nat"); }
+  bool balanced() const { return has_stage("lb"); }
   bool has_stage(const char* stage_name) const {
     for (const auto& s : pipeline)
       if (s.stage == stage_name) return true;
@@ -231,9 +232,7 @@ struct Config {
   ConntrackConfig conntrack;
   FirewallConfig firewall;
   NatConfig nat;
-  // Not read from the file yet: the section's reader (services.cpp) is tested on its own
-  // until the load-balancer stage exists to run it (issue 12).
-  std::vector<LbService> services;
+  std::vector<LbService> services;  // the load balancer's (ports with the lb stage run them)
   std::string source_path;  // the file it was read from (reload reads it again)
 
   bool routed() const {

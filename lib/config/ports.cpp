@@ -24,7 +24,7 @@ const std::vector<std::string> kSteeringNames = {"auto", "hardware", "software"}
 
 namespace {
 
-const std::vector<std::string> kStages = {"parse", "conntrack", "nat", "xconnect", "route"};
+const std::vector<std::string> kStages = {"parse", "conntrack", "lb", "nat", "xconnect", "route"};
 const std::vector<std::string> kOutputStages = {"xconnect", "route"};
 
 bool is_pci_address(const std::string& device) {
@@ -72,6 +72,8 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
       errors.push_back(path + ": " + stage.stage + " sends packets out and must be the last stage");
     if (stage.stage == "conntrack" && !out.has_stage("parse"))
       errors.push_back(path + ": the conntrack stage needs the parse stage before it");
+    if (stage.stage == "lb" && !out.has_stage("conntrack"))
+      errors.push_back(path + ": the lb stage needs the conntrack stage before it (it balances the connections conntrack opens)");
     if (stage.stage == "nat" && !out.has_stage("conntrack"))
       errors.push_back(path + ": the nat stage needs the conntrack stage before it (it translates the flows conntrack finds)");
     for (const auto& earlier : out.pipeline)
@@ -84,6 +86,16 @@ void read_pipeline(const ObjectReader& port, PortConfig& out, std::vector<std::s
       port.error("pipeline", "must end with an output stage (xconnect or route), got '" + last + "'");
     if (out.pipeline.front().stage != "parse" && last == "route")
       port.error("pipeline", "the route stage needs the parse stage first");
+    if (out.has_stage("lb") && !out.has_stage("nat"))
+      port.error("pipeline", "the lb stage needs the nat stage after it (nat and nat_src rewrite its connections)");
+    if (out.has_stage("lb") && out.has_stage("nat")) {
+      size_t lb_at = 0, nat_at = 0;
+      for (size_t k = 0; k < out.pipeline.size(); ++k) {
+        if (out.pipeline[k].stage == "lb") lb_at = k;
+        if (out.pipeline[k].stage == "nat") nat_at = k;
+      }
+      if (lb_at > nat_at) port.error("pipeline", "the lb stage comes before the nat stage");
+    }
     if (out.has_stage("nat") && last != "route")
       port.error("pipeline", "the nat stage needs the route stage after it (translation is for routed traffic)");
   }

@@ -83,7 +83,7 @@ json nat_json(const NatConfig& nat);
 // services.cpp: "services".
 void read_services(const ObjectReader& top, std::vector<LbService>& out, std::vector<std::string>& errors);
 // One service a VIP, protocol and port; no VIP on a port's own address.
-void resolve_services(const Config& config, std::vector<std::string>& errors);
+void resolve_services(Config& config, std::vector<std::string>& errors);
 json services_json(const std::vector<LbService>& services);
 
 }  // namespace sluice::config::detail

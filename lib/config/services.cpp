@@ -214,7 +214,49 @@ void read_services(const ObjectReader& top, std::vector<LbService>& out, std::ve
   }
 }
 
-void resolve_services(const Config& config, std::vector<std::string>& errors) {
+void resolve_services(Config& config, std::vector<std::string>& errors) {
+  bool any_lb_port = false;
+  for (const auto& pc : config.ports) any_lb_port = any_lb_port || pc.balanced();
+  if (config.services.empty()) {
+    for (size_t i = 0; i < config.ports.size(); ++i)
+      if (config.ports[i].balanced())
+        errors.push_back("ports[" + std::to_string(i) + "].pipeline: the lb stage needs a \"services\" section");
+    return;
+  }
+  if (!any_lb_port) errors.push_back("services: no port's pipeline has the lb stage (\"parse\", \"conntrack\", \"lb\", \"nat\", \"route\")");
+  for (size_t i = 0; i < config.services.size(); ++i) {
+    const LbService& s = config.services[i];
+    const std::string path = "services[" + std::to_string(i) + "]";
+    // What this build runs: NAT pairs (its translated flows) are IPv4, and DSR is to come.
+    if (s.vip.family == 6)
+      errors.push_back(path + ".vip: IPv6 services are not supported yet (translated flows are IPv4), got " + s.vip.str());
+    if (s.mode == LbMode::Ipip)
+      errors.push_back(path + ".mode: ipip (direct server return) is not supported yet: use fullnat or dnat");
+    // With several workers a DNAT reply (backend -> client) must find the worker that
+    // holds its connection: software steering computes it from the Maglev table.
+    if (s.mode == LbMode::Dnat && s.scheduler != LbScheduler::Maglev && config.workers.size() > 1)
+      errors.push_back(path + ".scheduler: dnat with " + std::to_string(config.workers.size()) +
+                       " workers needs maglev (steering finds a connection's worker from its backend, which "
+                       "round-robin and least-connections do not tell): use maglev, fullnat, or one worker");
+  }
+  // Sluice answers ARP for each VIP (and full-NAT local address) on the ports whose
+  // subnets hold it, as for NAT's outside addresses.
+  auto proxy = [&](const net::IpAddr& addr) {
+    for (const auto& pc : config.ports) {
+      if (!pc.balanced() && !pc.translated()) continue;
+      for (const auto& p : pc.ipv4)
+        if (addr.family == 4 && p.contains(addr)) {
+          NatProxyAddress a{pc.name, addr};
+          if (std::find(config.nat.proxy.begin(), config.nat.proxy.end(), a) == config.nat.proxy.end())
+            config.nat.proxy.push_back(a);
+        }
+    }
+  };
+  for (const auto& s : config.services) {
+    proxy(s.vip);
+    for (const auto& p : s.local_addresses)
+      if (p.addr.family == 4 && p.len == 32) proxy(p.addr);
+  }
   // One service a VIP, protocol and port; a service of every port owns its VIP and protocol.
   for (size_t i = 0; i < config.services.size(); ++i) {
     const LbService& a = config.services[i];

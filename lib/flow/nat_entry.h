@@ -17,6 +17,7 @@ inline constexpr uint8_t kNatDestination = 0x02;  // the responder's address (DN
 inline constexpr uint8_t kNatEim = 0x04;          // holds a reference on an endpoint-independent mapping
 inline constexpr uint8_t kNatHairpin = 0x08;      // a port forward reached from the inside, source translated too
 inline constexpr uint8_t kNatInbound = 0x10;      // opened from outside through an EIM mapping (EIF)
+inline constexpr uint8_t kNatLb = 0x20;           // a load-balanced connection: rule is its service's slot
 
 // One direction's tuple as it appears on the wire. Addresses and "ports" in network
 // order; ports as the flow key has them (TCP/UDP ports; an ICMP query's identifier on
@@ -39,7 +40,9 @@ struct NatExt4 {
   uint8_t kind;              // kNat*
   uint8_t reply_sender_slot;  // the slot of reply_key the responder's packets hold
   uint8_t rewrites;           // what a packet of each direction has rewritten (nat_rewrite_bits)
-  uint8_t pad[17];
+  uint8_t pad0;
+  uint16_t backend;           // kNatLb: the backend's slot (lib/lb)
+  uint8_t pad[14];
 };
 static_assert(sizeof(NatExt4) == 64);
 

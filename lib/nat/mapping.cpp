@@ -135,24 +135,50 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
     }
   }
   if (!(kind & (flow::kNatSource | flow::kNatDestination))) return result;  // no rule: untranslated
+  // The new flow's reference first: promote() may evict the only pair holding the
+  // mapping, which would free it under us.
+  if (mapping) ++mapping->refs;
+  PairSpec spec{orig, reply, proto, reply_zone, kind, rule_id, slot, 0, reply_checked};
+  promote_pair(plain_index, spec, now_ms, result);
+  if (result.refused) {
+    if (mapping) eim_release(mapping->inside_addr, mapping->inside_port, proto);  // ours back
+    if (result.reason == Drop::NatNoPort && rule_id) rules_[rule_id].no_port.inc();
+  }
+  return result;
+}
 
+void NatContext::promote_pair(uint32_t plain_index, const PairSpec& spec, uint32_t now_ms, Mapped& result) {
   flow::FlowKey4 reply_key;
-  const uint8_t reply_sender_slot =
-      static_cast<uint8_t>(flow::make_key4(reply_key, reply.src, reply.dst, reply.sport, reply.dport, proto, reply_zone));
+  const flow::NatTuple4& reply = spec.reply;
+  const uint8_t reply_sender_slot = static_cast<uint8_t>(
+      flow::make_key4(reply_key, reply.src, reply.dst, reply.sport, reply.dport, spec.proto, spec.reply_zone));
   const uint32_t reply_hash = reply_key.hash();
   flow::FlowTable4& table = flows_.table4();
   // A port forward's reply tuple can collide with a flow of its own (the server talking
   // to that client port by itself): Linux would pick another port; this one refuses.
   // (An endpoint-dependent source port was chosen for a free reply tuple already.)
-  if (!reply_checked && table.find(reply_key, reply_hash) != flow::kNoEntry) {
-    if (mapping && mapping->refs == 0) eim_release(mapping->inside_addr, mapping->inside_port, proto);
-    counters_.no_port.inc();
-    if (rule_id) rules_[rule_id].no_port.inc();
-    return refuse(Drop::NatNoPort);
+  if (!spec.reply_checked) {
+    const uint32_t held = table.find(reply_key, reply_hash);
+    if (held != flow::kNoEntry) {
+      // A TCP connection that has ended (TIME_WAIT, CLOSE) gives its tuple up, as a SYN
+      // reopens such a flow in nf_conntrack: a client reusing its port for a service's
+      // other VIP meets the same backend tuple within seconds.
+      const flow::FlowEntry4& e = table.at(held);
+      const auto state = static_cast<flow::TcpState>(e.body.state);
+      if (!spec.reclaim_closed || e.key.proto != 6 ||
+          (state != flow::TcpState::TimeWait && state != flow::TcpState::Close)) {
+        counters_.no_port.inc();
+        result.refused = true;
+        result.reason = Drop::NatNoPort;
+        return;
+      }
+      flows_.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+      flows_.counters().reopened.inc();
+      const uint32_t main = flow::main_index(held);
+      table.remove(held);
+      result.evicted[result.n_evicted++] = main;
+    }
   }
-  // The new flow's reference first: promote() may evict the only pair holding the
-  // mapping, which would free it under us.
-  if (mapping) ++mapping->refs;
   flow::FlowContext& flows = flows_;
   auto on_evict = [&flows, &result](uint32_t victim_index, const flow::FlowEntry4& victim) {
     flows.counters().state_leave(flow::state_slot(victim.key.proto, victim.body.state));
@@ -161,21 +187,22 @@ NatContext::Mapped NatContext::map_flow(const Policy& policy, uint16_t in_port, 
   };
   const uint32_t index = table.promote(plain_index, reply_key, reply_hash, now_ms, on_evict);
   if (index == flow::kNoEntry) {
-    if (mapping) eim_release(mapping->inside_addr, mapping->inside_port, proto);  // ours back: a new one goes
     counters_.no_room.inc();
-    return refuse(Drop::NatTableFull);
+    result.refused = true;
+    result.reason = Drop::NatTableFull;
+    return;
   }
   flow::NatExt4& ext = table.ext(index);
-  ext.orig = orig;
+  ext.orig = spec.orig;
   ext.reply = reply;
-  ext.rule = rule_id;
-  ext.address_slot = slot;
-  ext.kind = kind;
+  ext.rule = spec.rule;
+  ext.address_slot = spec.address_slot;
+  ext.kind = spec.kind;
   ext.reply_sender_slot = reply_sender_slot;
+  ext.backend = spec.backend;
   ext.rewrites = flow::nat_rewrite_bits(ext);
   pair_created(table.at(index), ext);
   result.index = index;
-  return result;
 }
 
 }  // namespace sluice::nat

@@ -198,7 +198,7 @@ void NatContext::log_event(const flow::FlowEntry4& main, const flow::NatExt4& ex
   e.protocol = main.key.proto;
   e.kind = ext.kind;
   e.worker = static_cast<uint8_t>(worker_);
-  e.rule = ext.rule;
+  e.rule = ext.kind & flow::kNatLb ? 0 : ext.rule;  // a service's slot is no NAT rule
   e.orig_src = ext.orig.src;
   e.orig_dst = ext.orig.dst;
   e.orig_sport = ext.orig.sport;
@@ -216,7 +216,7 @@ void NatContext::pair_created(const flow::FlowEntry4& main, const flow::NatExt4&
     addresses_[ext.address_slot].in_use.inc();
     addresses_[ext.address_slot].allocated.inc();
   }
-  if (ext.rule) rules_[ext.rule].translated.inc();
+  if (ext.rule && !(ext.kind & flow::kNatLb)) rules_[ext.rule].translated.inc();
   if (events_) log_event(main, ext, true);
 }
 
@@ -229,6 +229,7 @@ void NatContext::pair_removed(void* self, const flow::NatPair4& pair) {
     if (pair.ext.kind & flow::kNatInbound) ctx->eim_release(pair.ext.reply.src, pair.ext.reply.sport, pair.main.key.proto);
     else ctx->eim_release(pair.ext.orig.src, pair.ext.orig.sport, pair.main.key.proto);
   }
+  if ((pair.ext.kind & flow::kNatLb) && ctx->lb_observer_) ctx->lb_observer_(ctx->lb_observer_user_, pair);
   if (ctx->events_) ctx->log_event(pair.main, pair.ext, false);
 }
 

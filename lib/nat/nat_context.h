@@ -51,11 +51,12 @@ struct RuleCounters {
 // endpoint-independent mapping sends it elsewhere (the firewall and the egress
 // lookup see this one). Addresses network order.
 struct Destination {
-  enum Kind : uint8_t { kNone = 0, kForward, kMapping };
+  enum Kind : uint8_t { kNone = 0, kForward, kMapping, kService };
   Kind kind = kNone;
   uint32_t addr = 0;
   uint16_t port = 0;  // network order ("port" as the flow key has it)
   const DnatRule* rule = nullptr;
+  uint16_t service = 0, backend = 0;  // kService: the load balancer's pick (lib/lb)
 };
 
 // One endpoint-independent mapping (RFC 4787 EIM): inside endpoint <-> outside endpoint.
@@ -130,13 +131,37 @@ class NatContext {
     uint32_t index = flow::kNoEntry;
     bool refused = false;
     Drop reason = Drop::NatNoPort;
-    uint32_t evicted[2] = {flow::kNoEntry, flow::kNoEntry};
+    uint32_t evicted[3] = {flow::kNoEntry, flow::kNoEntry, flow::kNoEntry};
     unsigned n_evicted = 0;
   };
   // `dnat_possible` false: conntrack already found that no port forward or inbound EIM
   // mapping takes it (no second look).
   Mapped map_flow(const Policy& policy, uint16_t in_port, uint16_t out_port, uint32_t plain_index,
                   const flow::NatTuple4& orig, uint8_t proto, uint32_t now_ms, bool dnat_possible = true);
+
+  // What promote_pair makes of a plain entry: its two tuples and what the pair records.
+  struct PairSpec {
+    flow::NatTuple4 orig, reply;
+    uint8_t proto;
+    uint16_t reply_zone;   // conntrack zone of the reply key
+    uint8_t kind;          // flow::kNat*
+    uint16_t rule;         // NAT rule id, or the load balancer's service slot (kNatLb)
+    uint16_t address_slot; // the outside address's usage slot, kNoSlot none
+    uint16_t backend;      // the load balancer's backend slot (kNatLb)
+    bool reply_checked;    // the allocator found the reply tuple free already
+    bool reclaim_closed = false;  // an ended TCP flow holding the reply tuple gives it up
+  };
+  // Turns plain entry `plain_index` into the pair `spec` describes (map_flow's last step,
+  // also the load balancer's): `result` gets the pair, or refused with its reason, and the
+  // entries evicted for room.
+  void promote_pair(uint32_t plain_index, const PairSpec& spec, uint32_t now_ms, Mapped& result);
+
+  // The load balancer's accounting of its pairs' ends (lib/lb sits beside lib/nat).
+  using LbPairObserver = void (*)(void* user, const flow::NatPair4& pair);
+  void set_lb_observer(LbPairObserver observer, void* user) {
+    lb_observer_ = observer;
+    lb_observer_user_ = user;
+  }
 
   // Endpoint-independent mappings.
   EimMapping* eim_by_inside(uint32_t addr, uint16_t port, uint8_t proto) const;
@@ -175,6 +200,8 @@ class NatContext {
   std::array<RuleCounters, config::kMaxNatRules + 1> rules_{};
   std::atomic<uint32_t> rule_generation_{0};
   uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+  LbPairObserver lb_observer_ = nullptr;
+  void* lb_observer_user_ = nullptr;
   // EIM: mappings in a fixed pool, found by either endpoint through two rte_hash tables.
   rte_hash* eim_inside_ = nullptr;
   rte_hash* eim_outside_ = nullptr;

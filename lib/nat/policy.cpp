@@ -214,6 +214,31 @@ std::unique_ptr<Policy> Policy::build(const config::Config& config, const PortId
     p.nptv6_.push_back(map);
   }
 
+  // The load balancer's full-NAT sources are outside addresses too: their ports are
+  // allocated like a pool's, and steering sends replies to the port's owner.
+  for (const auto& service : config.services) {
+    if (service.mode != config::LbMode::FullNat) continue;
+    for (const auto& prefix : service.local_addresses) {
+      if (prefix.addr.family != 4) continue;
+      const Prefix4 range = prefix4(prefix);
+      const uint64_t count = uint64_t(1) << (32 - prefix.len);
+      for (uint64_t k = 0; k < count; ++k)
+        if (p.add_outside(htonl(range.addr + static_cast<uint32_t>(k)), registry).slot == kNoSlot) {
+          error = "services: more than " + std::to_string(config::kMaxNatAddresses) +
+                  " outside addresses with NAT's";
+          return nullptr;
+        }
+    }
+  }
+
+  // The load balancer's health probes leave from the ports' own addresses on these TCP
+  // ports and with this echo ident (lib/runtime/load_balancer.h): NAT leaves them alone.
+  if (!config.services.empty())
+    for (auto& o : p.outside_) {
+      o.reserved.push_back({6, kLbProbePortFirst, kLbProbePortLast});
+      o.reserved.push_back({1, kLbProbeEchoIdent, kLbProbeEchoIdent});
+    }
+
   if (!p.outside_.empty()) {
     const size_t size = std::bit_ceil(p.outside_.size() * 2);
     p.outside_index_.assign(size, -1);

@@ -20,6 +20,12 @@ namespace sluice::nat {
 
 inline constexpr uint16_t kNoSlot = 0xffff;
 
+// What the load balancer's health probes use on Sluice's own addresses: TCP source
+// ports and an ICMP echo ident NAT never allocates (lib/runtime/load_balancer.h).
+inline constexpr uint16_t kLbProbePortFirst = 65024;
+inline constexpr uint16_t kLbProbePortLast = 65535;
+inline constexpr uint16_t kLbProbeEchoIdent = 0x51ce;
+
 // An IPv4 prefix in host order, for matching.
 struct Prefix4 {
   uint32_t addr = 0;

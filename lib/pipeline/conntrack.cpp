@@ -189,6 +189,8 @@ struct ConntrackStage::Work {
   uint8_t dir;         // of a packet that found its flow: 0 from the opener, 1 from the responder
   uint8_t nat;         // nat::Destination::Kind of a new flow whose destination NAT translates
   uint8_t nat_checked;  // pass 4 asked NAT where this new flow goes
+  uint16_t lb_service;  // nat kService: the load balancer's service slot and backend index
+  uint16_t lb_backend;
   uint32_t hash;
   uint32_t entry;      // its flow: pass 2's candidate, pass 3's find, pass 5's insert (kNoEntry: none)
   uint32_t rule;       // firewall rule (1-based) or 0
@@ -199,13 +201,14 @@ struct ConntrackStage::Work {
 // byte stored into a Work may alias any of them, so the compiler would reload them.
 struct ConntrackStage::BurstScratch {
   BurstScratch(const firewall::Policy& policy, flow::FlowContext& flows, const l3::RouteTable* route_table,
-               const nat::Policy* nat_rules, uint16_t count)
+               const nat::Policy* nat_rules, const lb::ServiceTable* service_table, uint16_t count)
       : rules(policy.rules.get()),
         settings(policy.flow),
         table4(flows.table4()),
         table6(flows.table6()),
         routes(route_table),
         nat(nat_rules),
+        services(service_table && !service_table->empty() ? service_table : nullptr),
         now(flows.now()),
         n(count) {}
 
@@ -226,6 +229,7 @@ struct ConntrackStage::BurstScratch {
   flow::FlowTable6* const table6;
   const l3::RouteTable* const routes;
   const nat::Policy* const nat;  // the NAT rules when a nat stage follows, else null
+  const lb::ServiceTable* const services;  // the load balancer's, when it has any
   const uint32_t now;
   const uint16_t n;
 
@@ -434,7 +438,8 @@ bool ConntrackStage::resolve_egress(Work& w, rte_mbuf* m, const PacketMeta& pm, 
 
 void ConntrackStage::process(Burst& burst) {
   BurstScratch s(*ctx_.policy->get(), *ctx_.flows, routed_ ? l3_.routes->get() : nullptr,
-                 nat_.policy ? nat_.policy->get() : nullptr, burst.count);
+                 nat_.policy ? nat_.policy->get() : nullptr, nat_.services ? nat_.services->get() : nullptr,
+                 burst.count);
   flow::FlowContext& flows = *ctx_.flows;
   if (s.rules && s.rules->generation() != flows.rule_generation()) [[unlikely]] {
     // A reload: the counters now count the new rules, from zero.
@@ -653,7 +658,30 @@ nat::Destination ConntrackStage::nat_destination(const BurstScratch& s, const rt
   std::memcpy(&tuple.dst, l3 + 16, 4);
   std::memcpy(&tuple.sport, l4, 2);
   std::memcpy(&tuple.dport, l4 + 2, 2);
-  return nat_.nat->destination_of(*s.nat, port_id_, tuple, pm.l4_proto);
+  const nat::Destination d = nat_.nat->destination_of(*s.nat, port_id_, tuple, pm.l4_proto);
+  if (d.kind || !s.services) return d;
+  return lb_destination(*s.services, tuple, pm.l4_proto);
+}
+
+// The backend a new connection to a load-balanced service goes to (kind kNone: no VIP,
+// or no backend up: the lb stage drops it, counted).
+nat::Destination ConntrackStage::lb_destination(const lb::ServiceTable& services, const flow::NatTuple4& tuple,
+                                                uint8_t proto) const {
+  nat::Destination d;
+  const int index = services.find(tuple.dst, proto, tuple.dport);
+  if (index < 0) [[likely]]
+    return d;
+  const lb::Service& service = services.service(static_cast<uint16_t>(index));
+  const uint16_t backend =
+      nat_.lb->pick(service, lb::flow_hash(tuple.src, tuple.dst, tuple.sport, tuple.dport, proto));
+  if (backend == lb::kNoBackend) return d;
+  const lb::Backend& b = service.backends[backend];
+  d.kind = nat::Destination::kService;
+  d.addr = b.addr;
+  d.port = b.port ? b.port : tuple.dport;
+  d.service = service.slot;
+  d.backend = backend;
+  return d;
 }
 
 // Pass 4: the egress of the packets the rules will see (and of every new one on a routed
@@ -698,6 +726,8 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
         w.nat_checked = 1;
         if (to.kind) {
           w.nat = to.kind;
+          w.lb_service = to.service;
+          w.lb_backend = to.backend;
           nat_dst[i] = to.addr;
           nat_dport[i] = to.port;
           dst_rewritten[i] = 1;
@@ -890,6 +920,10 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
     if (s.nat) {
       const uint8_t flags = kFlowMetaNew | (w.nat_checked && !w.nat ? kFlowMetaDestinationKept : 0);
       flow_meta(m) = FlowMeta{w.kind == kTrack4 ? w.entry : kNoEntry, w.out_port, flags, 0};
+      if (w.nat == nat::Destination::kService) {
+        flow_meta(m).lb_service = w.lb_service;
+        flow_meta(m).lb_backend = w.lb_backend;
+      }
     }
     return true;
   }

@@ -68,6 +68,7 @@ class ConntrackStage final : public Stage {
   // NAT, when a nat stage follows: each packet's flow for it, and a new flow's real destination.
   void record_flow(rte_mbuf* m, const Work& w);
   nat::Destination nat_destination(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm) const;
+  nat::Destination lb_destination(const lb::ServiceTable& services, const flow::NatTuple4& tuple, uint8_t proto) const;
   template <typename Entry>
   void track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta& pm, const flow::FlowSettings& settings,
                  flow::FlowTable<Entry>& table);

@@ -13,37 +13,17 @@ namespace sluice::pipeline {
 using flow::kNoEntry;
 
 
-namespace {
-
-// A packet's tuple as the flow key has it: TCP/UDP ports; an ICMP query's identifier
-// and code word (only queries open ICMP flows); nothing for other protocols.
-flow::NatTuple4 tuple_of(const nat::Ipv4Packet& p) {
-  flow::NatTuple4 t{};
-  t.src = net::load32(p.ip + 12);
-  t.dst = net::load32(p.ip + 16);
-  if (!p.l4) return t;
-  if ((p.proto == net::kIpProtoTcp || p.proto == net::kIpProtoUdp) && p.l4_available >= 4) {
-    t.sport = net::load16(p.l4);
-    t.dport = net::load16(p.l4 + 2);
-  } else if (p.proto == net::kIpProtoIcmp && p.l4_available >= 8) {
-    t.sport = net::load16(p.l4 + 4);
-    t.dport = rte_cpu_to_be_16(p.l4[1]);
-  }
-  return t;
-}
-
-}  // namespace
 
 NatStage::NatStage(uint16_t port_id, const NatStageContext& context) : Stage("nat"), port_id_(port_id), ctx_(context) {}
 
 // The translation of the flow `m` just opened: its pair's index, kNoEntry when no rule
 // applies, or refused (the entry is removed; the caller drops the packet).
 NatStage::Outcome NatStage::map_new(const FlowMeta& fm, const nat::Ipv4Packet& p, const nat::Policy& policy,
-                                    Changes& changes) {
+                                    PairChanges& changes) {
   nat::NatContext& nat = *ctx_.nat;
   flow::FlowContext& flows = nat.flows();
   const uint32_t plain = fm.entry;
-  const nat::NatContext::Mapped mapped = nat.map_flow(policy, port_id_, fm.egress, plain, tuple_of(p), p.proto,
+  const nat::NatContext::Mapped mapped = nat.map_flow(policy, port_id_, fm.egress, plain, nat_tuple(p), p.proto,
                                                       flows.now(), !(fm.flags & kFlowMetaDestinationKept));
   for (unsigned k = 0; k < mapped.n_evicted; ++k) changes.add(mapped.evicted[k], kNoEntry, Drop::NatTableFull);
   if (mapped.refused) {
@@ -67,7 +47,7 @@ void NatStage::process(Burst& burst) {
   nat::NatContext& nat = *ctx_.nat;
   nat.see_policy(policy);
   flow::FlowTable4& table = nat.flows().table4();
-  Changes changes;
+  PairChanges changes;
   uint32_t translated = 0, errors = 0;
   uint16_t kept = 0;
   const uint16_t n = burst.count;
@@ -85,7 +65,7 @@ void NatStage::process(Burst& burst) {
     }
     if (!flow::is_pair(index)) {
       // A flow of this burst: follow what happened to its entry, or make its translation.
-      if (const Change* change = changes.find(index)) {
+      if (const PairChange* change = changes.find(index)) {
         if (change->now == kNoEntry) {
           drop(burst, m, change->reason);
           continue;
@@ -96,7 +76,8 @@ void NatStage::process(Burst& burst) {
         const Outcome made = map_new(fm, ipv4_packet(m), policy, changes);
         for (unsigned k = before; k < changes.count; ++k)
           if (flow::is_pair(changes.list[k].plain)) [[unlikely]]
-            forget_pair(burst, kept, changes, before, changes.list[k].plain);
+            changes.forget_pair(burst, kept, before, changes.list[k].plain,
+                                [&](rte_mbuf* gone) { drop(burst, gone, Drop::NatTableFull); });
         if (made.refused) {
           drop(burst, m, made.reason);
           continue;
@@ -134,24 +115,6 @@ void NatStage::process(Burst& burst) {
     errors_translated_.add(errors);
     nat.counters().icmp_errors.add(errors);
   }
-}
-
-// Pair `pair` was evicted to make room for a new flow's translation, and that flow has its
-// place now: the packets of the burst translated by it so far would leave with what
-// nat_src then finds there, and a flow promoted into it earlier in the burst is gone.
-void NatStage::forget_pair(Burst& burst, uint16_t& kept, Changes& changes, unsigned before, uint32_t pair) {
-  for (unsigned k = 0; k < before; ++k) {
-    if (changes.list[k].now != pair) continue;
-    changes.list[k].now = kNoEntry;
-    changes.list[k].reason = Drop::NatTableFull;
-  }
-  uint16_t still = 0;
-  for (uint16_t j = 0; j < kept; ++j) {
-    rte_mbuf* m = burst.pkts[j];
-    if (flow::main_index(flow_meta(m).entry) == pair) drop(burst, m, Drop::NatTableFull);
-    else burst.pkts[still++] = m;
-  }
-  kept = still;
 }
 
 void NatStage::read_counters(NamedCounters& out) const {

@@ -8,14 +8,19 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 
 #include <rte_ethdev.h>
 
 #include "l3/rcu.h"
+#include "lb/lb_context.h"
+#include "lb/probe.h"
+#include "lb/service_table.h"
 #include "nat/nat_context.h"
 #include "nat/policy.h"
 #include "nat/translate.h"
 #include "pipeline/packet_meta.h"
+#include "pipeline/pair_changes.h"
 #include "pipeline/stage.h"
 
 namespace sluice::pipeline {
@@ -46,12 +51,33 @@ inline nat::Ipv4Packet ipv4_packet_whole(rte_mbuf* m) {
   return p;
 }
 
+// A packet's tuple as the flow key has it: TCP/UDP ports; an ICMP query's identifier
+// and code word (only queries open ICMP flows); nothing for other protocols.
+inline flow::NatTuple4 nat_tuple(const nat::Ipv4Packet& p) {
+  flow::NatTuple4 t{};
+  std::memcpy(&t.src, p.ip + 12, 4);
+  std::memcpy(&t.dst, p.ip + 16, 4);
+  if (!p.l4) return t;
+  if ((p.proto == 6 || p.proto == 17) && p.l4_available >= 4) {
+    std::memcpy(&t.sport, p.l4, 2);
+    std::memcpy(&t.dport, p.l4 + 2, 2);
+  } else if (p.proto == 1 && p.l4_available >= 8) {
+    std::memcpy(&t.sport, p.l4 + 4, 2);
+    t.dport = rte_cpu_to_be_16(p.l4[1]);
+  }
+  return t;
+}
+
 // What one worker's NAT stages share.
 struct NatStageContext {
   nat::NatContext* nat = nullptr;
   const l3::Published<nat::Policy>* policy = nullptr;
   // The TX offloads each port negotiated (nat_src leaves the checksums it can to them).
   const std::array<uint64_t, RTE_MAX_ETHPORTS>* tx_offloads = nullptr;
+  // The load balancer's services and this worker's state (null: no services section).
+  const l3::Published<lb::ServiceTable>* services = nullptr;
+  lb::LbContext* lb = nullptr;
+  lb::ProbeMatch probe_match{};  // the health probes' ports and ident (probe intake)
 };
 
 class NatStage final : public Stage {
@@ -61,37 +87,12 @@ class NatStage final : public Stage {
   void read_counters(NamedCounters& out) const override;
 
  private:
-  // An entry of this burst's flows whose index changed under it: promoted to a pair, or
-  // removed (translation refused, or evicted to make room for another's translation).
-  struct Change {
-    uint32_t plain;
-    uint32_t now;  // the pair, or kNoEntry when the flow is gone
-    Drop reason;
-  };
-  struct Changes {
-    // Each new flow promotes (or removes) one entry and may evict two: room for all.
-    Change list[kMaxBurst * 3];
-    unsigned count = 0;
-    uint64_t seen = 0;  // bit (plain index % 64) of every entry listed: most lookups end here
-    void add(uint32_t plain, uint32_t now, Drop reason) {
-      list[count++] = Change{plain, now, reason};
-      seen |= uint64_t(1) << (plain & 63);
-    }
-    const Change* find(uint32_t plain) const {
-      if (!((seen >> (plain & 63)) & 1)) [[likely]]
-        return nullptr;
-      for (unsigned k = 0; k < count; ++k)
-        if (list[k].plain == plain) return &list[k];
-      return nullptr;
-    }
-  };
   struct Outcome {
     uint32_t index;
     bool refused;
     Drop reason;
   };
-  Outcome map_new(const FlowMeta& fm, const nat::Ipv4Packet& p, const nat::Policy& policy, Changes& changes);
-  void forget_pair(Burst& burst, uint16_t& kept, Changes& changes, unsigned before, uint32_t pair);
+  Outcome map_new(const FlowMeta& fm, const nat::Ipv4Packet& p, const nat::Policy& policy, PairChanges& changes);
 
   uint16_t port_id_;
   NatStageContext ctx_;

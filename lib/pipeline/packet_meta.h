@@ -44,13 +44,18 @@ enum FlowMetaFlags : uint8_t {
   kFlowMetaDestinationKept = 1 << 2,  // new: conntrack found no port forward or mapping taking it
   kFlowMetaEvicted = 1 << 3,  // its flow was evicted for a later packet's new flow in this burst (entry kNoEntry)
 };
+inline constexpr uint16_t kNoLbService = 0xffff;
 struct FlowMeta {
   uint32_t entry;   // flow table index (IPv4 table) the packet belongs to; flow::kNoEntry: none
   uint16_t egress;  // a new flow's egress port, as conntrack resolved it
   uint8_t flags;    // FlowMetaFlags
   uint8_t dir;      // 0: sent by the flow's opener, 1: by its responder
+  // A new connection to a load-balanced service: the service (index in the published
+  // table conntrack read) and the backend conntrack planned its egress and rules for.
+  uint16_t lb_service = kNoLbService;
+  uint16_t lb_backend = 0;
 };
-static_assert(sizeof(FlowMeta) == 8);
+static_assert(sizeof(FlowMeta) == 12);
 
 // Registers both fields, once per process, before any port starts; false on failure.
 bool register_packet_meta();

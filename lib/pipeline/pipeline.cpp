@@ -4,8 +4,10 @@
 
 #include <rte_ethdev.h>
 
+#include "pipeline/lb.h"
 #include "pipeline/nat_src.h"
 #include "pipeline/nptv6.h"
+#include "pipeline/probe_intake.h"
 #include "pipeline/parse.h"
 #include "pipeline/reassemble.h"
 #include "pipeline/steer.h"
@@ -37,6 +39,8 @@ std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
                                                       steer->rings, translated ? nat->policy : nullptr));
     } else if (stage.stage == "conntrack") {
       if (!conntrack) throw std::logic_error("conntrack stage without a conntrack context");
+      // Health probes' answers never meet conntrack: they are the control thread's.
+      if (port.balanced() && l3) stages.push_back(std::make_unique<ProbeIntakeStage>(port_id, *l3, nat->probe_match));
       uint16_t peer = kNoPort;
       for (const auto& s : port.pipeline)
         if (s.stage == "xconnect") peer = port_ids.at(s.peer);
@@ -46,6 +50,9 @@ std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
       stages.push_back(std::make_unique<ConntrackStage>(port_id, static_cast<uint16_t>(port.conntrack_zone), *conntrack,
                                                         port.routed() ? l3 : nullptr, peer, tx_queues, mac,
                                                         translated ? nat : nullptr));
+    } else if (stage.stage == "lb") {
+      if (!nat || !nat->services || !nat->lb) throw std::logic_error("lb stage without the load balancer's context");
+      stages.push_back(std::make_unique<LbStage>(port_id, *nat));
     } else if (stage.stage == "nat") {
       stages.push_back(std::make_unique<NatStage>(port_id, *nat));
     } else if (stage.stage == "route") {

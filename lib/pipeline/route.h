@@ -19,7 +19,7 @@
 namespace sluice::pipeline {
 
 // Why the slow path gets a packet (PacketMeta::aux).
-enum PuntReason : uint16_t { kPuntArp = 1, kPuntNd = 2, kPuntResolve = 3 };
+enum PuntReason : uint16_t { kPuntArp = 1, kPuntNd = 2, kPuntResolve = 3, kPuntProbe = 4 };
 
 // What one worker lcore's route stages share: the published tables, its punt ring to
 // the control thread and its ICMP token bucket.

@@ -222,6 +222,10 @@ void Router::handle(rte_mbuf* m, uint64_t now) {
     case pipeline::kPuntArp: handle_arp(m, now); break;
     case pipeline::kPuntNd: handle_nd(m, now); break;
     case pipeline::kPuntResolve: handle_resolve(m, now); break;
+    case pipeline::kPuntProbe:
+      if (probe_sink_) probe_sink_(probe_sink_user_, m, now);
+      else drop(m, Drop::LocalUnhandled);
+      break;
     default: drop(m, Drop::LocalUnhandled); break;
   }
 }
@@ -388,6 +392,30 @@ void Router::handle_nd(rte_mbuf* m, uint64_t now) {
   }
   counters_.packets_out.inc();
   rte_pktmbuf_free(m);
+}
+
+bool Router::source_for_destination(const net::IpAddr& dst, net::IpAddr& src) const {
+  std::lock_guard lock(mutex_);
+  const l3::NextHop* hop = routes_->get()->lookup(dst, 0);
+  if (!hop || hop->kind != l3::HopKind::Neighbour) return false;
+  const uint8_t* bytes = source_for(hop->port_id, NeighbourKey::of(hop->port_id, hop->gateway.is_set() ? hop->gateway : dst));
+  if (!bytes) return false;
+  src = dst.family == 4 ? net::IpAddr::v4(uint32_t(bytes[0]) << 24 | uint32_t(bytes[1]) << 16 | uint32_t(bytes[2]) << 8 | bytes[3])
+                        : net::IpAddr::v6(bytes);
+  return true;
+}
+
+void Router::originate(rte_mbuf* m) {
+  std::lock_guard lock(mutex_);
+  pipeline::PacketMeta& pm = meta(m);
+  pm = pipeline::PacketMeta{};
+  pm.l3_offset = sizeof(EthernetHeader);
+  const uint8_t version = *rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset) >> 4;
+  pm.l3 = version == 4 ? pipeline::L3::Ipv4 : pipeline::L3::Ipv6;
+  pm.l3_length = static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - pm.l3_offset);
+  pm.out_port = pipeline::kNoPort;
+  counters_.packets_in.inc();
+  handle_resolve(m, now_ms());
 }
 
 void Router::handle_resolve(rte_mbuf* m, uint64_t now) {

@@ -50,6 +50,20 @@ class Router {
   l3::Qsbr& qsbr() { return *qsbr_; }
   const l3::Published<l3::RouteTable>& routes() const { return *routes_; }
 
+  // Packets Sluice itself originates (the load balancer's health probes): `dst`'s egress
+  // port and the source address to send from there; false without a route.
+  bool source_for_destination(const net::IpAddr& dst, net::IpAddr& src) const;
+  // Sends an IP packet built with a zeroed Ethernet header: routed, its next hop resolved
+  // (or queued for it) like a forwarded packet's. Any thread.
+  void originate(rte_mbuf* m);
+  // Where punted health-probe replies go (the control thread's load balancer); they are
+  // the sink's to free. Set before workers launch.
+  using ProbeSink = void (*)(void* user, rte_mbuf* m, uint64_t now_ms);
+  void set_probe_sink(ProbeSink sink, void* user) {
+    probe_sink_ = sink;
+    probe_sink_user_ = user;
+  }
+
   // Control loop: drains the punt rings and runs the neighbour timers.
   void poll();
   // poll() at a given steady-clock time in ms: a seam for tests that drive the timers.
@@ -78,6 +92,8 @@ class Router {
   void send(rte_mbuf* m, uint16_t port);
   void drop(rte_mbuf* m, Drop reason);
   const uint8_t* source_for(uint16_t port, const l3::NeighbourKey& target) const;
+  ProbeSink probe_sink_ = nullptr;
+  void* probe_sink_user_ = nullptr;
 
   const config::Config& config_;
   rte_mempool* pool_;

@@ -1,5 +1,7 @@
 #include "runtime/runtime.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <bit>
 #include <map>
@@ -23,6 +25,7 @@ Runtime::~Runtime() {
     for (auto& port : ports_) stop_and_close(*port);
     ports_.clear();
     workers_.clear();
+    lb_.reset();  // it holds the router's probe sink
     router_.reset();
     free_handoff_rings();
     nat_log_.reset();
@@ -207,6 +210,15 @@ bool Runtime::setup(std::string& error) {
     }
   }
 
+  // The load balancer: its services published like the NAT rules, its counters per
+  // worker, its pairs' ends told to it through each worker's NAT context.
+  if (!config_.services.empty()) {
+    lb_ = LoadBalancer::create(config_, *qsbr_, worker_count, mempools_.front().pool, router_.get(), error);
+    if (!lb_) return false;
+    for (unsigned w = 0; w < worker_count; ++w)
+      nat_contexts_[w]->set_lb_observer(&lb::LbContext::pair_removed, lb_->context(w));
+  }
+
   if (config_.tracked() && !resolve_steering(error)) return false;
 
   // Worker i owns TX queue i on every port: no TX queue is ever shared.
@@ -234,6 +246,11 @@ bool Runtime::setup(std::string& error) {
       nat.nat = nat_contexts_[w].get();
       nat.policy = nat_policy_.get();
       nat.tx_offloads = &tx_offloads_;
+      if (lb_) {
+        nat.services = lb_->table();
+        nat.lb = lb_->context(static_cast<unsigned>(w));
+        nat.probe_match = LoadBalancer::probe_match();
+      }
       worker->attach_nat(nat.nat);
     }
     pipeline::SteerContext steer;
@@ -392,6 +409,7 @@ void Runtime::stop_workers() {
 bool Runtime::shutdown() {
   stop_workers();
   if (router_) router_->drain();
+  if (lb_) lb_->drain();
   free_handoff_rings();
   for (auto& nat : nat_contexts_) {
     const unsigned held = nat->reassembler().flush();
@@ -444,10 +462,18 @@ nlohmann::json restart_part(const config::Config& config) {
   if (j.contains("nat")) {
     for (const char* key : {"snat", "dnat", "nptv6"}) j["nat"].erase(key);
   }
+  // Services reload whole (backends, weights, modes, health checks).
+  j.erase("services");
   return j;
 }
 
 }  // namespace
+
+uint64_t Runtime::steady_now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 
 std::shared_ptr<const config::Config> Runtime::active_config() const {
   std::lock_guard lock(policy_mutex_);
@@ -468,7 +494,7 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
       if (!after.contains(it.key())) changed += (changed.empty() ? "" : ", ") + it.key();
     error = "reload refused: " + changed +
             " changed, which needs a restart (a reload applies routes, firewall, conntrack timeouts/tcp_liberal/"
-            "tcp_loose/later_fragments, nat rules and logging); nothing was applied";
+            "tcp_loose/later_fragments, nat rules, services and logging); nothing was applied";
     return false;
   }
   generation = 0;
@@ -491,6 +517,10 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
       return false;
     }
   }
+  if (lb_ && !lb_->prepare(*next, error)) {
+    error = "reload refused: " + error + "; the running services stay";
+    return false;
+  }
   // NAT's outside addresses are in the route table too (Sluice answers for them).
   const bool routes_changed =
       to_json(current)["routes"] != to_json(*next)["routes"] || current.nat.proxy != next->nat.proxy;
@@ -503,6 +533,7 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
     policy_->publish(std::move(policy));  // returns once no worker can hold the old one
   }
   if (nat_policy) nat_policy_->publish(std::move(nat_policy));
+  if (lb_) lb_->commit();
   reloaded_ = std::move(next);
   return true;
 }

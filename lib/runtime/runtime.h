@@ -20,6 +20,7 @@
 #include "nat/nat_context.h"
 #include "nat/policy.h"
 #include "router/router.h"
+#include "runtime/load_balancer.h"
 #include "runtime/port.h"
 #include "runtime/worker.h"
 
@@ -48,7 +49,10 @@ class Runtime {
   // Control thread, every loop (about 1 ms): the router's slow path and timers.
   void poll_router() {
     if (router_) router_->poll();
+    if (lb_) lb_->poll(steady_now_ms());
   }
+  // The load balancer's control side (null without services).
+  const LoadBalancer* load_balancer() const { return lb_.get(); }
   const router::Router* router() const { return router_.get(); }
 
   // Connection tracking: one flow context per worker (index = worker index), empty
@@ -120,7 +124,9 @@ class Runtime {
   std::unique_ptr<l3::Published<nat::Policy>> nat_policy_;
   std::vector<std::unique_ptr<nat::NatContext>> nat_contexts_;
   std::unique_ptr<nat::EventLog> nat_log_;
+  std::unique_ptr<LoadBalancer> lb_;
   std::vector<std::unique_ptr<l3::TokenBucket>> reject_buckets_;
+  static uint64_t steady_now_ms();
   bool software_steering_ = false;
   std::vector<std::vector<rte_ring*>> handoff_rings_;  // [from][to], null on the diagonal
   bool resolve_steering(std::string& error);

@@ -78,7 +78,9 @@ namespace sluice {
   _(FragmentTooMany, "fragment_too_many", "more fragments than nat.fragments.max_fragments: the datagram dropped") \
   _(ReassemblyFull, "reassembly_full", "nat.fragments.max_datagrams datagrams in reassembly already: the fragment dropped") \
   _(ReassemblyTimeout, "reassembly_timeout", "fragment of a datagram not completed within nat.fragments.timeout_ms") \
-  _(ReassemblyFailed, "reassembly_failed", "fragments of a complete datagram that could not be chained (mbuf limits)")
+  _(ReassemblyFailed, "reassembly_failed", "fragments of a complete datagram that could not be chained (mbuf limits)") \
+  _(LbNoBackend, "lb_no_backend", "new connection to a load-balanced service: no backend up (or every weight 0)") \
+  _(LbBackendRemoved, "lb_backend_removed", "packet of a connection whose backend left its service (on_backend_removed: drop)")
 
 enum class Drop : uint8_t {
 #define SLUICE_DROP_ENUM(sym, name, desc) sym,

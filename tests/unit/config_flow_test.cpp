@@ -111,7 +111,7 @@ const BadConfig kBadConfigs[] = {
     {"ConntrackStageWithPeer", ports_lan("", R"(["parse", {"stage": "conntrack", "peer": "wan"}, "route"])"),
      {"ports[0].pipeline[1].peer: only the xconnect stage takes a peer"}},
     {"UnknownStageListsConntrack", ports_lan("", R"(["parse", "conntrak", "route"])"),
-     {"ports[0].pipeline[1]: unknown stage 'conntrak' (known: parse, conntrack, nat, xconnect, route)"}},
+     {"ports[0].pipeline[1]: unknown stage 'conntrak' (known: parse, conntrack, lb, nat, xconnect, route)"}},
 
     // Port keys.
     {"ZoneBadSyntax", ports_lan(R"("zone": "in side")"),
@@ -179,7 +179,7 @@ const BadConfig kBadConfigs[] = {
      {"conntrack: no port's pipeline has the conntrack stage"}},
     {"TopLevelUnknownKeyListsTheNewSections", with_top(R"("conntrak": {})"),
      {"conntrak: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, "
-      "neighbours, icmp, neighbour, conntrack, firewall, nat, polling)"}},
+      "neighbours, icmp, neighbour, conntrack, firewall, nat, polling, services)"}},
 
     // "firewall": the section.
     {"FirewallNotObject", with_firewall("[]"), {"firewall: must be an object, got array"}},

@@ -213,6 +213,7 @@ TEST(ConfigServicesTest, OneServiceAVipProtocolAndPortAndNoVipOnAPortsAddress) {
   PortConfig wan;
   wan.name = "wan";
   wan.ipv4.push_back(*net::parse_prefix("192.0.2.1/24"));
+  wan.pipeline = {{"parse", ""}, {"conntrack", ""}, {"lb", ""}, {"nat", ""}, {"route", ""}};
   config.ports.push_back(wan);
   const Read r = read(
       "[{\"name\": \"a\", " + kWeb + kBackend + "}, " +

@@ -65,7 +65,7 @@ const BadConfig kBadConfigs[] = {
     {"EmptyObject", "{}", {"config: missing required key 'eal'", "config: missing required key 'ports'"}},
     {"UnknownTopLevelKey", R"({$EAL, "ports": [$W, $E], "wrokers": "auto"})",
      {"wrokers: unknown key (expected one of: eal, ports, workers, burst_size, mempool, control, logging, routes, "
-      "neighbours, icmp, neighbour, conntrack, firewall, nat, polling)"}},
+      "neighbours, icmp, neighbour, conntrack, firewall, nat, polling, services)"}},
 
     // polling
     {"PollingIdleUnknown", R"({$EAL, "ports": [$W, $E], "polling": {"idle": "nap"}})",
@@ -204,8 +204,8 @@ const BadConfig kBadConfigs[] = {
      {"ports[0].pipeline: must be a non-empty array of stages, got []"}},
     {"PipelineWithoutOutput", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["parse"]}, $E]})",
      {"ports[0].pipeline: must end with an output stage (xconnect or route), got 'parse'"}},
-    {"PipelineUnknownStage", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["lb"]}, $E]})",
-     {"ports[0].pipeline[0]: unknown stage 'lb' (known: parse, conntrack, nat, xconnect, route)"}},
+    {"PipelineUnknownStage", R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": ["lbx"]}, $E]})",
+     {"ports[0].pipeline[0]: unknown stage 'lbx' (known: parse, conntrack, lb, nat, xconnect, route)"}},
     {"PipelineStageNotStringOrObject",
      R"({$EAL, "ports": [{"name": "west", "device": "net_ring0", "pipeline": [5, {"stage": "xconnect", "peer": "east"}]}, $E]})",
      {R"(ports[0].pipeline[0]: must be a stage name or an object {"stage": ...}, got integer)"}},

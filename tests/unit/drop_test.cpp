@@ -64,7 +64,8 @@ TEST(DropTest, KnownNamesMatchTheContract) {
   EXPECT_EQ(drop_name(Drop::NatTableFull), "nat_table_full");
   EXPECT_EQ(drop_name(Drop::FragmentOverlap), "fragment_overlap");
   EXPECT_EQ(drop_name(Drop::ReassemblyTimeout), "reassembly_timeout");
-  EXPECT_EQ(static_cast<size_t>(Drop::ReassemblyFailed), kDropCount - 1) << "ReassemblyFailed is the last entry";
+  EXPECT_EQ(drop_name(Drop::LbNoBackend), "lb_no_backend");
+  EXPECT_EQ(static_cast<size_t>(Drop::LbBackendRemoved), kDropCount - 1) << "LbBackendRemoved is the last entry";
 }
 
 TEST(CounterTest, AddsIncrementsAndResets) {

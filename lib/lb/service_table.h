@@ -1,0 +1,133 @@
+// The load balancer's services as the data plane reads them: compiled from the
+// `services` section and the health checks' verdicts on the control thread, published
+// by RCU (a reload or a backend going up or down builds a new one). Workers read it
+// for new connections only (which backend) and to learn whether an established
+// connection's backend is still in its service: a connection's backend is in its flow
+// entry, never looked up again.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "lb/maglev.h"
+
+namespace sluice::lb {
+
+// Stable slots: a service's (by name) and a backend's (by service and identity) keep
+// theirs for the process's life, so per-worker counters survive reloads and a flow's
+// entry can name its backend across table versions.
+inline constexpr uint16_t kMaxServiceSlots = config::kMaxServices;
+inline constexpr uint16_t kMaxBackendSlots = 16384;
+inline constexpr uint16_t kNoSlot = 0xffff;
+
+class SlotRegistry {
+ public:
+  // kNoSlot when every slot is taken.
+  uint16_t service(const std::string& name);
+  uint16_t backend(const std::string& service, const std::string& id);
+  size_t backends_used() const { return backends_.size(); }
+
+ private:
+  std::map<std::string, uint16_t> services_;
+  std::map<std::pair<std::string, std::string>, uint16_t> backends_;
+};
+
+// A backend's identity: its name, else "address:port" (what Maglev hashes).
+std::string backend_id(const config::LbBackend& b, uint16_t service_port);
+
+struct Backend {
+  uint32_t addr = 0;    // network order (IPv4)
+  uint16_t port = 0;    // network order; 0: the client's port (an "all" service)
+  uint16_t slot = kNoSlot;
+  uint32_t weight = 1;
+  bool up = true;       // the health checks' verdict (always up without checks)
+};
+
+struct Service {
+  uint16_t slot = kNoSlot;
+  std::string name;
+  config::LbMode mode = config::LbMode::FullNat;
+  config::LbScheduler scheduler = config::LbScheduler::Maglev;
+  uint8_t protocol = 6;
+  uint32_t vip = 0;    // network order
+  uint16_t port = 0;   // network order; 0: every port
+  bool drop_on_removed = false;
+  std::vector<Backend> backends;  // config order; "backend index" below is an index here
+  MaglevTable maglev;              // entries are backend indices (up, weight > 0)
+  std::vector<uint16_t> eligible;  // the small-pool schedulers' candidates: up, weight > 0
+  std::vector<uint32_t> local;     // full-NAT source addresses, network order
+  uint16_t port_first = 1024, port_last = 65535;  // full-NAT source ports, host order
+};
+
+class ServiceTable {
+ public:
+  // Whether backend `slot` is up (health checks); every backend is up without them.
+  using UpFn = std::function<bool(uint16_t slot)>;
+  // Null with `error` set when a table cannot be built (slots exhausted).
+  static std::unique_ptr<ServiceTable> build(const std::vector<config::LbService>& services, SlotRegistry& registry,
+                                             const UpFn& up, std::string& error);
+
+  bool empty() const { return services_.empty(); }
+  const std::vector<Service>& services() const { return services_; }
+  const Service& service(uint16_t index) const { return services_[index]; }
+
+  // The service a new connection to `vip` (network order) is for: its index, or -1.
+  // `dport` network order.
+  int find(uint32_t vip, uint8_t proto, uint16_t dport) const {
+    if (!mask_) return -1;
+    int s = probe(vip, proto, dport);
+    return s >= 0 ? s : probe(vip, proto, 0);
+  }
+  // Whether `addr` (network order) is a VIP of any service: the route stage leaves it alone.
+  bool is_vip(uint32_t addr) const;
+  // The service of `slot`, or -1 when this table has none (removed by a reload).
+  int service_of_slot(uint16_t slot) const { return slot < by_slot_.size() ? by_slot_[slot] : -1; }
+  // Whether backend `slot` is in its service in this table (drain and drop: removed ones are not).
+  bool has_backend_slot(uint16_t slot) const { return slot < backend_present_.size() && backend_present_[slot]; }
+  // Whether any service drops its removed backends' connections (else none is checked).
+  bool drops_removed() const { return drops_removed_; }
+
+ private:
+  int probe(uint32_t vip, uint8_t proto, uint16_t port) const {
+    for (uint32_t i = hash(vip, proto, port) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = index_[i];
+      if (s.service < 0) return -1;
+      if (s.vip == vip && s.proto == proto && s.port == port) return s.service;
+    }
+  }
+  static uint32_t hash(uint32_t vip, uint8_t proto, uint16_t port) {
+    return static_cast<uint32_t>(((uint64_t(vip) << 24 | uint64_t(port) << 8 | proto) * 0x9e3779b97f4a7c15ull) >> 40);
+  }
+
+  struct Slot {
+    uint32_t vip = 0;
+    uint16_t port = 0;
+    uint8_t proto = 0;
+    int32_t service = -1;
+  };
+  std::vector<Service> services_;
+  std::vector<Slot> index_;  // open addressing, power-of-two size, at most half full
+  uint32_t mask_ = 0;
+  std::vector<int16_t> by_slot_;
+  std::vector<uint8_t> backend_present_;
+  bool drops_removed_ = false;
+};
+
+// A connection's hash for Maglev: a fixed function of its 5-tuple (as the client sent
+// it), the same on every Sluice so that another box picks the same backend.
+inline uint32_t flow_hash(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto) {
+  uint64_t h = (uint64_t(src) << 32 | dst) ^ (uint64_t(sport) << 48 | uint64_t(dport) << 32 | proto);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h);
+}
+
+}  // namespace sluice::lb

@@ -1,0 +1,203 @@
+#include "pipeline/lb.h"
+
+#include <rte_byteorder.h>
+
+#include "net/headers.h"
+
+namespace sluice::pipeline {
+
+using flow::kNoEntry;
+
+namespace {
+
+// The local address a client's connections start from: a hash of the client, so that
+// one client's connections share an address while it has ports (as NAT pools do).
+uint32_t local_start(uint32_t client, size_t count) {
+  return static_cast<uint32_t>((uint64_t(client * 0x9e3779b1u) * count) >> 32);
+}
+
+constexpr unsigned kLocalAddressesTried = 4;  // bounded work when the preferred address is full
+
+}  // namespace
+
+LbStage::LbStage(uint16_t port_id, const NatStageContext& context) : Stage("lb"), port_id_(port_id), ctx_(context) {}
+
+void LbStage::process(Burst& burst) {
+  const lb::ServiceTable* services = ctx_.services->get();
+  flow::FlowTable4& table = ctx_.nat->flows().table4();
+  PairChanges changes;
+  uint16_t kept = 0;
+  const uint16_t n = burst.count;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    FlowMeta& fm = flow_meta(m);
+    uint32_t index = fm.entry;
+    if (index == kNoEntry || meta(m).l3 != L3::Ipv4) [[unlikely]] {
+      burst.pkts[kept++] = m;  // untracked here; an evicted flow's packet is the nat stage's to drop
+      continue;
+    }
+    if (!flow::is_pair(index)) {
+      if (const PairChange* change = changes.find(index)) {
+        // 1. A later packet of a connection this burst opened (or lost).
+        if (change->now == kNoEntry) {
+          drop(burst, m, change->reason);
+          continue;
+        }
+        index = fm.entry = change->now;
+      } else if ((fm.flags & kFlowMetaNew) && fm.lb_service != kNoLbService) {
+        // 2. A new connection to a service.
+        const unsigned before = changes.count;
+        const Opened opened = open_connection(m, fm, *services, changes);
+        for (unsigned k = before; k < changes.count; ++k)
+          if (flow::is_pair(changes.list[k].plain)) [[unlikely]]
+            changes.forget_pair(burst, kept, before, changes.list[k].plain,
+                                [&](rte_mbuf* gone) { drop(burst, gone, Drop::NatTableFull); });
+        if (opened.index == kNoEntry) {
+          drop(burst, m, opened.reason);
+          continue;
+        }
+        index = fm.entry = opened.index;
+      } else {
+        burst.pkts[kept++] = m;  // not load-balanced
+        continue;
+      }
+    } else if (changes.find(flow::main_index(index))) [[unlikely]] {
+      drop(burst, m, Drop::NatTableFull);  // its pair was evicted in this burst for a new connection
+      continue;
+    }
+    // 3. Account it to its backend.
+    const flow::NatExt4& ext = table.ext(index);
+    if ((ext.kind & flow::kNatLb) && !account(m, ext, *services, index)) {
+      drop(burst, m, Drop::LbBackendRemoved);
+      continue;
+    }
+    burst.pkts[kept++] = m;
+  }
+  burst.count = kept;
+}
+
+// Counts a load-balanced packet for its backend; false when its backend left a service
+// that drops such connections (the connection is removed with it).
+inline bool LbStage::account(rte_mbuf* m, const flow::NatExt4& ext, const lb::ServiceTable& services,
+                             uint32_t index) {
+  if (services.drops_removed() && !services.has_backend_slot(ext.backend)) [[unlikely]] {
+    const int s = services.service_of_slot(ext.rule);
+    if (s >= 0 && services.service(static_cast<uint16_t>(s)).drop_on_removed) {
+      ctx_.lb->service(ext.rule).removed.inc();
+      flow::FlowContext& flows = ctx_.nat->flows();
+      const flow::FlowEntry4& e = flows.table4().at(index);
+      flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+      flows.table4().remove(index);
+      return false;
+    }
+  }
+  lb::BackendCounters& b = ctx_.lb->backend(ext.backend);
+  b.packets.inc();
+  b.bytes.add(rte_pktmbuf_pkt_len(m));
+  return true;
+}
+
+// Makes the pair of a new connection to a service: the backend conntrack planned for,
+// and in full-NAT a local address and port of this worker's share. Refused (the entry
+// removed, the packet to drop) when no backend takes it or no port or room is left.
+LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services,
+                                         PairChanges& changes) {
+  nat::NatContext& nat = *ctx_.nat;
+  flow::FlowContext& flows = nat.flows();
+  flow::FlowTable4& table = flows.table4();
+  const uint32_t plain = fm.entry;
+  auto refuse = [&](Drop reason) {
+    const flow::FlowEntry4& e = table.at(plain);
+    flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+    flows.counters().unmapped.inc();
+    table.remove(plain);
+    changes.add(plain, kNoEntry, reason);
+    return Opened{kNoEntry, reason};
+  };
+
+  const int service_index = services.service_of_slot(fm.lb_service);
+  if (service_index < 0) return refuse(Drop::LbNoBackend);  // removed by a reload since conntrack looked
+  const lb::Service& s = services.service(static_cast<uint16_t>(service_index));
+  const nat::Ipv4Packet p = ipv4_packet(m);
+  const flow::NatTuple4 orig = nat_tuple(p);
+  uint16_t backend = fm.lb_backend;
+  if (backend >= s.backends.size()) backend = ctx_.lb->pick(s, lb::flow_hash(orig.src, orig.dst, orig.sport, orig.dport, p.proto));
+  if (backend == lb::kNoBackend) {
+    ctx_.lb->service(s.slot).no_backend.inc();
+    return refuse(Drop::LbNoBackend);
+  }
+  const lb::Backend& b = s.backends[backend];
+  const nat::Policy& policy = *ctx_.policy->get();
+  const uint16_t reply_zone = policy.conntrack_zone(fm.egress);
+
+  nat::NatContext::PairSpec spec{};
+  spec.orig = orig;
+  spec.reply = flow::NatTuple4{b.addr, orig.src, b.port ? b.port : orig.dport, orig.sport};
+  spec.proto = p.proto;
+  spec.reply_zone = reply_zone;
+  spec.kind = flow::kNatDestination | flow::kNatLb;
+  spec.rule = s.slot;
+  spec.address_slot = nat::kNoSlot;
+  spec.backend = b.slot;
+  spec.reclaim_closed = true;
+  if (s.mode == config::LbMode::FullNat) {
+    const flow::NatTuple4 toward{orig.src, spec.reply.src, orig.sport, spec.reply.sport};
+    uint32_t address = 0;
+    const int port = full_nat_source(s, policy, toward, p.proto, reply_zone, address, spec.address_slot);
+    if (port < 0) {
+      nat.counters().no_port.inc();
+      return refuse(Drop::NatNoPort);
+    }
+    spec.reply.dst = address;
+    spec.reply.dport = static_cast<uint16_t>(port);
+    spec.kind |= flow::kNatSource;
+    spec.reply_checked = true;
+  }
+  nat::NatContext::Mapped made;
+  nat.promote_pair(plain, spec, flows.now(), made);
+  for (unsigned k = 0; k < made.n_evicted; ++k) changes.add(made.evicted[k], kNoEntry, Drop::NatTableFull);
+  if (made.refused) return refuse(made.reason);
+  changes.add(plain, made.index, Drop::NatTableFull);
+
+  lb::BackendCounters& bc = ctx_.lb->backend(b.slot);
+  bc.connections.inc();
+  bc.active.inc();
+  lb::ServiceCounters& sc = ctx_.lb->service(s.slot);
+  sc.connections.inc();
+  opened_.inc();
+  if (p.proto == net::kIpProtoTcp && p.l4 && !(p.l4[13] & 0x02)) {
+    sc.picked_up.inc();  // mid-stream (tcp_loose): another box's connection, same backend
+    picked_up_.inc();
+  }
+  return Opened{made.index, Drop::NatTableFull};
+}
+
+// A full-NAT source for `toward` (client -> backend): a local address from the client's
+// place among the service's, and a free port of this worker's share on it. The port
+// (network order), or -1 when none is free within the bound.
+int LbStage::full_nat_source(const lb::Service& s, const nat::Policy& policy, const flow::NatTuple4& toward,
+                             uint8_t proto, uint16_t reply_zone, uint32_t& address, uint16_t& address_slot) {
+  const size_t count = s.local.size();
+  if (!count) return -1;
+  const uint32_t start = local_start(toward.src, count);
+  for (unsigned k = 0; k < kLocalAddressesTried && k < count; ++k) {
+    const uint32_t candidate = s.local[(start + k) % count];
+    const nat::OutsideAddress* outside = policy.outside(candidate);
+    const int port =
+        ctx_.nat->allocate_port(policy, outside, candidate, s.port_first, s.port_last, toward, proto, reply_zone);
+    if (port >= 0) {
+      address = candidate;
+      address_slot = outside ? outside->slot : nat::kNoSlot;
+      return port;
+    }
+    if (outside && outside->slot != nat::kNoSlot) ctx_.nat->address(outside->slot).exhausted.inc();
+  }
+  return -1;
+}
+
+void LbStage::read_counters(NamedCounters& out) const {
+  out.emplace_back("connections", opened_.get());
+  out.emplace_back("picked_up", picked_up_.get());
+}
+
+}  // namespace sluice::pipeline

@@ -1,0 +1,43 @@
+// lb: the L4 load balancer, after conntrack and before nat. Conntrack has already asked
+// the published services where a new connection to a VIP goes (its egress and the
+// firewall's rules are the backend's) and left the pick in the packet's FlowMeta; this
+// stage makes that connection's entry a NAT pair whose reply side is the backend (and,
+// in full-NAT, a local address and port of this worker's share), so the nat and
+// nat_src stages rewrite every later packet from the pair and no packet of the
+// connection consults the services again. Per burst:
+//   1. follow: packets of entries this burst changed go with their pair, or are dropped;
+//   2. open: a new connection to a service gets its pair (open_connection);
+//   3. account: every packet of a load-balanced pair counts for its backend, and one
+//      whose backend left a service that drops removed backends' connections is dropped.
+#pragma once
+
+#include "lb/lb_context.h"
+#include "lb/service_table.h"
+#include "pipeline/nat.h"
+#include "pipeline/pair_changes.h"
+#include "pipeline/stage.h"
+
+namespace sluice::pipeline {
+
+class LbStage final : public Stage {
+ public:
+  LbStage(uint16_t port_id, const NatStageContext& context);
+  void process(Burst& burst) override;
+  void read_counters(NamedCounters& out) const override;
+
+ private:
+  struct Opened {
+    uint32_t index;  // the pair; kNoEntry when refused
+    Drop reason;
+  };
+  Opened open_connection(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services, PairChanges& changes);
+  int full_nat_source(const lb::Service& s, const nat::Policy& policy, const flow::NatTuple4& toward, uint8_t proto,
+                      uint16_t reply_zone, uint32_t& address, uint16_t& address_slot);
+  bool account(rte_mbuf* m, const flow::NatExt4& ext, const lb::ServiceTable& services, uint32_t index);
+
+  uint16_t port_id_;
+  NatStageContext ctx_;
+  Counter opened_, picked_up_;
+};
+
+}  // namespace sluice::pipeline

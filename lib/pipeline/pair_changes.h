@@ -1,0 +1,60 @@
+// What the stages that make NAT pairs (nat, lb) keep for one burst: the entries whose
+// index changed under the packets that follow (promoted to a pair, removed, or evicted
+// to make room), so that those packets follow their flow or are dropped with it.
+#pragma once
+
+#include <cstdint>
+
+#include "flow/flow_table.h"
+#include "pipeline/burst.h"
+#include "pipeline/packet_meta.h"
+#include "stats/drop.h"
+
+namespace sluice::pipeline {
+
+struct PairChange {
+  uint32_t plain;
+  uint32_t now;  // the pair, or kNoEntry when the flow is gone
+  Drop reason;
+};
+
+struct PairChanges {
+  // Each new flow promotes (or removes) one entry and may evict three (two for room,
+  // one ended flow holding its reply tuple): room for all.
+  PairChange list[kMaxBurst * 4];
+  unsigned count = 0;
+  uint64_t seen = 0;  // bit (plain index % 64) of every entry listed: most lookups end here
+  void add(uint32_t plain, uint32_t now, Drop reason) {
+    list[count++] = PairChange{plain, now, reason};
+    seen |= uint64_t(1) << (plain & 63);
+  }
+  const PairChange* find(uint32_t plain) const {
+    if (!((seen >> (plain & 63)) & 1)) [[likely]]
+      return nullptr;
+    for (unsigned k = 0; k < count; ++k)
+      if (list[k].plain == plain) return &list[k];
+    return nullptr;
+  }
+
+  // Pair `pair` was evicted to make room for a new flow's translation, and that flow has
+  // its place now: the packets of the burst kept so far that belong to it would leave
+  // with what the later stages then find there, and a flow promoted into it earlier in
+  // the burst (a change before `before`) is gone. `drop(m)` drops one packet.
+  template <typename DropFn>
+  void forget_pair(Burst& burst, uint16_t& kept, unsigned before, uint32_t pair, DropFn&& drop) {
+    for (unsigned k = 0; k < before; ++k) {
+      if (list[k].now != pair) continue;
+      list[k].now = flow::kNoEntry;
+      list[k].reason = Drop::NatTableFull;
+    }
+    uint16_t still = 0;
+    for (uint16_t j = 0; j < kept; ++j) {
+      rte_mbuf* m = burst.pkts[j];
+      if (flow::main_index(flow_meta(m).entry) == pair) drop(m);
+      else burst.pkts[still++] = m;
+    }
+    kept = still;
+  }
+};
+
+}  // namespace sluice::pipeline

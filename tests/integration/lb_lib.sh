@@ -1,0 +1,263 @@
+# shellcheck shell=bash
+# Shared by test_lb_af_packet.sh and test_lb_tap.sh: the L4 load balancer with real
+# clients and servers. Source tools/lib/common.sh, then lib.sh, then this; then
+# it_init PREFIX PORT and lb_main DRIVER.
+#
+#   netns ${p}w (clients): 10.1.0.2/24, gw 10.1.0.1  <->  Sluice west 10.1.0.1 [parse, conntrack, lb, nat, route]
+#   netns ${p}e (backends): 10.2.0.2/24 and .11 .12 .13 .14, gw 10.2.0.1  <->  Sluice east 10.2.0.1 (same pipeline)
+#
+# Backends b1..b4 (10.2.0.11-14) are separate processes (tests/integration/lb/backend.py):
+# HTTP on :8000 answering "<name> <client address>", a byte-counting sink on :9000.
+# Services (VIPs in the clients' subnet: Sluice answers ARP for them):
+#   full   10.1.0.100 tcp 8000 fullnat (local 10.2.0.200) b1 b2 b3, tcp health checks every 300 ms
+#   sink   10.1.0.100 tcp 9000 fullnat (local 10.2.0.200) b1 b2 b3, tcp health checks on port 8000
+#   dnat   10.1.0.101 tcp 8000 dnat b1 b2 b3 (the backends route back through Sluice)
+#   weigh  10.1.0.102 tcp 8000 fullnat b1 (weight 1), b2 (weight 2)
+#   rr     10.1.0.103 tcp 8000 dnat round-robin b1 b2 b3, icmp health checks
+# The topology and the reporting helpers are firewall_lib.sh's.
+
+source "$(dirname "${BASH_SOURCE[0]}")/firewall_lib.sh"
+
+LB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/lb" && pwd)
+declare -A LB_BACKEND_PID=()
+LB_INTERVAL=300
+LB_TIMEOUT=250
+LB_FALL=3
+LB_RISE=2
+
+lb_write_config() { # file [jq-filter...]
+  local file=$1 west east
+  shift
+  case $FW_DRIVER in
+    af_packet) west="iface=${IT_NS}w1" east="iface=${IT_NS}e1" ;;
+    tap) west="iface=${IT_NS}w0" east="iface=${IT_NS}e0" ;;
+    *) fail "lb_write_config: unknown driver '$FW_DRIVER'" ;;
+  esac
+  jq -n --arg fp "$IT_FP" --argjson port "$IT_PORT" --arg drv "net_$FW_DRIVER" --arg w "$west" --arg e "$east" \
+    --argjson interval $LB_INTERVAL --argjson timeout $LB_TIMEOUT --argjson fall $LB_FALL --argjson rise $LB_RISE '
+    def b(n): {name: ("b" + (n | tostring)), address: ("10.2.0.1" + (n | tostring))};
+    def health(t; p): {type: t, interval_ms: $interval, timeout_ms: $timeout, fall: $fall, rise: $rise}
+                      + (if p then {port: p} else {} end);
+    {
+    eal: {lcores: "0-1", memory_mb: 256, file_prefix: $fp},
+    ports: [
+      {name: "west", device: ($drv + "0"), devargs: $w, zone: "clients",
+       ipv4: ["10.1.0.1/24"], ipv6: ["fd00:1::1/64"], pipeline: ["parse", "conntrack", "lb", "nat", "route"]},
+      {name: "east", device: ($drv + "1"), devargs: $e, zone: "backends",
+       ipv4: ["10.2.0.1/24"], ipv6: ["fd00:2::1/64"], pipeline: ["parse", "conntrack", "lb", "nat", "route"]}
+    ],
+    conntrack: {capacity: 65536, capacity_ipv6: 1024},
+    nat: {capacity: 65536},
+    services: [
+      {name: "full", vip: "10.1.0.100", protocol: "tcp", port: 8000, mode: "fullnat",
+       local_addresses: ["10.2.0.200/32"], backends: [b(1), b(2), b(3)], health: health("tcp"; null)},
+      {name: "sink", vip: "10.1.0.100", protocol: "tcp", port: 9000, mode: "fullnat",
+       local_addresses: ["10.2.0.200/32"], backends: [b(1), b(2), b(3)], health: health("tcp"; 8000)},
+      {name: "dnat", vip: "10.1.0.101", protocol: "tcp", port: 8000, mode: "dnat", backends: [b(1), b(2), b(3)]},
+      {name: "weigh", vip: "10.1.0.102", protocol: "tcp", port: 8000, mode: "fullnat",
+       local_addresses: ["10.2.0.200/32"], backends: [b(1) + {weight: 1}, b(2) + {weight: 2}]},
+      {name: "rr", vip: "10.1.0.103", protocol: "tcp", port: 8000, mode: "dnat", scheduler: "round-robin",
+       backends: [b(1), b(2), b(3)], health: health("icmp"; null)}
+    ],
+    workers: "auto",
+    control: {http: {address: "127.0.0.1", port: $port}, telemetry: true},
+    logging: {level: "info"}
+  }' >"$file" || fail "cannot write $file"
+  local f
+  for f in "$@"; do
+    jq "$f" "$file" >"$file.new" && mv "$file.new" "$file" || fail "jq '$f' on $file failed"
+  done
+  "$SLUICE_BIN" --config "$file" --check-config >/dev/null 2>"$IT_TMP/check-config.err" ||
+    fail "the test's own config $file does not pass --check-config: $(cat "$IT_TMP/check-config.err")"
+}
+
+lb_backend_start() { # n
+  local n=$1
+  # ip netns exec execs python: $! is the server itself (a shell function would fork).
+  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/backend.py" "b$n" "10.2.0.1$n" >"$IT_TMP/b$n.log" 2>&1 &
+  LB_BACKEND_PID[$n]=$!
+  local deadline=$((SECONDS + 10))
+  until nse ss -Hltn "src 10.2.0.1$n:8000" | grep -q . && nse ss -Hltn "src 10.2.0.1$n:9000" | grep -q .; do
+    ((SECONDS < deadline)) || fail "backend b$n does not listen on 10.2.0.1$n:8000 and :9000 ($(cat "$IT_TMP/b$n.log"))"
+    sleep 0.1
+  done
+}
+
+lb_backend_stop() { # n
+  local n=$1
+  kill "${LB_BACKEND_PID[$n]}" 2>/dev/null || true
+  wait "${LB_BACKEND_PID[$n]}" 2>/dev/null || true
+  LB_BACKEND_PID[$n]=""
+}
+
+lb_services() {
+  fw_http GET /services
+  [[ $HTTP_CODE == 200 ]] || fail "GET /services: HTTP $HTTP_CODE: $HTTP_BODY"
+  printf '%s' "$HTTP_BODY"
+}
+
+# One backend's state ("up"/"down") in a service.
+lb_state() { # service backend
+  lb_services | jq -r --arg s "$1" --arg b "$2" '.services[] | select(.name == $s) | .backends[] | select(.id == $b) | .state'
+}
+
+# Waits until backend B of service S is STATE; prints how long it took (ms).
+lb_wait_state() { # service backend state timeout_ms
+  local start end deadline
+  start=$(date +%s%3N)
+  deadline=$((start + $4))
+  while :; do
+    [[ $(lb_state "$1" "$2") == "$3" ]] && break
+    end=$(date +%s%3N)
+    ((end < deadline)) || fail "service $1 backend $2 not $3 within $4 ms: $(lb_services | jq -c --arg s "$1" '.services[] | select(.name == $s)')"
+    sleep 0.05
+  done
+  end=$(date +%s%3N)
+  echo $((end - start))
+}
+
+lb_spread() { # vip port n -> JSON
+  nsw "$SLUICE_PY" "$LB_DIR/client.py" spread "$1" "$2" "$3"
+}
+
+# Asserts each named backend got within +-PCT% of its expected share of N connections.
+lb_expect_shares() { # json n pct name=weight...
+  local json=$1 n=$2 pct=$3 total=0 pair name w got expect
+  shift 3
+  for pair in "$@"; do total=$((total + ${pair#*=})); done
+  for pair in "$@"; do
+    name=${pair%%=*} w=${pair#*=}
+    got=$(printf '%s' "$json" | jq -r --arg b "$name" '.backends[$b] // 0')
+    expect=$((n * w / total))
+    expect_num "$got" -ge $((expect * (100 - pct) / 100)) "connections to $name (expected ~$expect)"
+    expect_num "$got" -le $((expect * (100 + pct) / 100)) "connections to $name (expected ~$expect)"
+  done
+}
+
+lb_start() {
+  fw_start "$1" "$2"
+}
+
+# ---------------------------------------------------------------- the checks
+
+lb_check_spread() {
+  step "(a) 3000 connections to a fullnat VIP over 3 equal backends: each within +-15%, backends see 10.2.0.200"
+  local r
+  r=$(lb_spread 10.1.0.100 8000 3000)
+  expect_jq "$r" '.errors == 0' "every connection answered"
+  lb_expect_shares "$r" 3000 15 b1=1 b2=1 b3=1
+  expect_jq "$r" '.sources == {"10.2.0.200": 3000}' "backends saw only the local address 10.2.0.200 (fullnat)"
+  echo "    spread: $(printf '%s' "$r" | jq -c .backends)"
+
+  step "(b) 1:2 weights: 1500 connections"
+  r=$(lb_spread 10.1.0.102 8000 1500)
+  expect_jq "$r" '.errors == 0' "every connection answered"
+  lb_expect_shares "$r" 1500 15 b1=1 b2=2
+  echo "    weights 1:2: $(printf '%s' "$r" | jq -c .backends)"
+
+  step "(c) dnat: backends see the client's own address"
+  r=$(lb_spread 10.1.0.101 8000 300)
+  expect_jq "$r" '.errors == 0' "every connection answered"
+  expect_jq "$r" '.sources == {"10.1.0.2": 300}' "backends saw the client 10.1.0.2 (dnat)"
+  lb_expect_shares "$r" 300 30 b1=1 b2=1 b3=1
+
+  step "(d) round-robin with icmp health checks: exact turns"
+  r=$(lb_spread 10.1.0.103 8000 300)
+  expect_jq "$r" '.errors == 0' "every connection answered"
+  expect_jq "$r" '.backends == {"b1": 100, "b2": 100, "b3": 100}' "round-robin: 100 each"
+
+  step "(e) /services: connections, shares, probes"
+  local s
+  s=$(lb_services)
+  expect_jq "$s" '.services[] | select(.name == "full") | .connections >= 3000' "service full counted its connections"
+  expect_jq "$s" '[.services[] | select(.name == "full") | .backends[] | .maglev_entries] | add == 65537' \
+    "the Maglev table's entries add up to its size"
+  expect_jq "$s" '[.services[] | select(.name == "full") | .backends[] | .probe.good > 0] | all' "tcp probes answered"
+  expect_jq "$s" '[.services[] | select(.name == "rr") | .backends[] | .probe.good > 0] | all' "icmp probes answered"
+  expect_jq "$s" '[.services[] | select(.name == "full") | .backends[] | .packets > 0 and .bytes > 0] | all' \
+    "backends counted packets and bytes"
+}
+
+lb_check_health() {
+  step "(f) kill b2's server: down within fall x interval + timeout, new connections avoid it, a long stream to another backend loses nothing"
+  local budget=$((LB_FALL * LB_INTERVAL + LB_TIMEOUT + 400)) took r stream
+  # A long-lived connection to a backend other than b2, through the VIP, for the whole step.
+  nsw "$SLUICE_PY" "$LB_DIR/client.py" stream 10.1.0.100 9000 6 b2 >"$IT_TMP/stream.json" 2>"$IT_TMP/stream.err" &
+  stream=$!
+  local deadline=$((SECONDS + 10))
+  until grep -q READY "$IT_TMP/stream.err"; do
+    ((SECONDS < deadline)) || fail "the stream client never started: $(cat "$IT_TMP/stream.err")"
+    sleep 0.1
+  done
+  lb_backend_stop 2
+  took=$(lb_wait_state full b2 down "$budget")
+  echo "    b2 marked down after ${took} ms (budget ${budget} ms = fall x interval + timeout + 400 ms of polling)"
+  expect_contains "$(cat "$SLUICE_LOG")" "backend b2 (10.2.0.12) is DOWN" "the transition is logged"
+  r=$(lb_spread 10.1.0.100 8000 300)
+  expect_jq "$r" '.errors == 0 and (.backends.b2 // 0) == 0' "300 new connections: none to b2, none failed"
+  wait "$stream" || fail "stream client failed: $(cat "$IT_TMP/stream.err")"
+  r=$(cat "$IT_TMP/stream.json")
+  expect_jq "$r" '.ok == true' "the long stream to $(printf '%s' "$r" | jq -r .backend) arrived whole"
+  echo "    stream: $(printf '%s' "$r" | jq -c .)"
+
+  step "(g) restart b2's server: it rises within rise x interval"
+  lb_backend_start 2
+  took=$(lb_wait_state full b2 up $((LB_RISE * LB_INTERVAL + LB_INTERVAL + 400)))
+  echo "    b2 up again after ${took} ms"
+  expect_contains "$(cat "$SLUICE_LOG")" "backend b2 (10.2.0.12) is UP" "the transition is logged"
+  r=$(lb_spread 10.1.0.100 8000 600)
+  expect_jq "$r" '.errors == 0 and .backends.b2 > 100' "b2 takes new connections again"
+}
+
+lb_check_reload() {
+  step "(h) reload adding b4 under a long stream: no established connection lost, b4 takes new ones"
+  local cfg=$1 stream r
+  nsw "$SLUICE_PY" "$LB_DIR/client.py" stream 10.1.0.100 9000 4 none >"$IT_TMP/stream2.json" 2>"$IT_TMP/stream2.err" &
+  stream=$!
+  local deadline=$((SECONDS + 10))
+  until grep -q READY "$IT_TMP/stream2.err"; do
+    ((SECONDS < deadline)) || fail "the stream client never started: $(cat "$IT_TMP/stream2.err")"
+    sleep 0.1
+  done
+  lb_write_config "$cfg" '(.services[] | select(.name == "full" or .name == "sink") | .backends) += [{name: "b4", address: "10.2.0.14"}]'
+  fw_http POST /reload
+  [[ $HTTP_CODE == 200 ]] || fail "POST /reload: HTTP $HTTP_CODE: $HTTP_BODY"
+  r=$(lb_spread 10.1.0.100 8000 800)
+  expect_jq "$r" '.errors == 0 and .backends.b4 > 100' "b4 takes about a quarter of new connections"
+  wait "$stream" || fail "stream client failed: $(cat "$IT_TMP/stream2.err")"
+  r=$(cat "$IT_TMP/stream2.json")
+  expect_jq "$r" '.ok == true' "the long stream across the reload arrived whole"
+}
+
+lb_check_drops() {
+  step "(i) no unexplained drops"
+  local d
+  d=$(fw_stat '.drops | with_entries(select(.value > 0))')
+  # not_routable: the hosts' IPv6 multicast (MLD, solicitations); no_route: the hosts' resolver queries
+  # (ping's reverse lookups) to an address nothing routes.
+  expect_jq "$d" 'del(.not_routable, .no_route) == {}' \
+    "only drops a killed backend explains: $d"
+}
+
+lb_main() { # driver
+  fw_init "$1"
+  require_cmd ss
+  local cfg=$IT_TMP/sluice.json n
+  # Four backend addresses on the east host; each backend is its own process.
+  for n in 1 2 3 4; do ip -n "${IT_NS}e" addr add "10.2.0.1$n/24" dev "${IT_NS}e0" 2>/dev/null || true; done
+  it_on_exit 'for p in "${LB_BACKEND_PID[@]}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done; true'
+  step "start Sluice on net_$FW_DRIVER with five services"
+  lb_write_config "$cfg"
+  lb_start "$cfg" "$IT_TMP/sluice.log"
+  # tap: the east host's interface is new after each start.
+  for n in 1 2 3 4; do ip -n "${IT_NS}e" addr add "10.2.0.1$n/24" dev "${IT_NS}e0" 2>/dev/null || true; done
+  for n in 1 2 3 4; do lb_backend_start "$n"; done
+  local t
+  for t in 1 2 3; do lb_wait_state full "b$t" up 5000 >/dev/null; done
+  lb_check_spread
+  lb_check_health
+  lb_check_reload "$cfg"
+  lb_check_drops
+  step "(j) SIGTERM: exit 0, every mbuf returned"
+  stop_sluice TERM
+}
