@@ -231,7 +231,9 @@ void resolve_nat(const ObjectReader& top, Config& config, std::vector<std::strin
   std::vector<std::string> zones;
   for (const auto& port : config.ports)
     if (std::find(zones.begin(), zones.end(), port.zone) == zones.end()) zones.push_back(port.zone);
-  const json& written = top.raw("nat");
+  // No "nat" section: services brought NAT's defaults, and there are no rules to name.
+  static const json kNoSection = json::object();
+  const json& written = top.has("nat") ? top.raw("nat") : kNoSection;
   auto item = [&](const char* list, size_t i, const char* key, size_t j) {
     std::string path = std::string("nat.") + list + "[" + std::to_string(i) + "]." + key;
     return written.at(list).at(i).at(key).is_array() ? path + "[" + std::to_string(j) + "]" : path;

@@ -86,9 +86,20 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
       error = "service '" + cs.name + "': " + error;
       return nullptr;
     }
+    // A DNAT service's backends with their own port, for replies met mid-stream: a
+    // backend shared by two such services is ambiguous and left out.
+    if (s.mode == config::LbMode::Dnat && s.scheduler == config::LbScheduler::Maglev && s.port)
+      for (size_t k = 0; k < s.backends.size(); ++k) {
+        const Backend& b = s.backends[k];
+        const uint64_t key = backend_key(b.addr, b.port ? b.port : s.port, s.protocol);
+        const uint32_t value = uint32_t(table->services_.size()) << 16 | static_cast<uint32_t>(k);
+        auto [it, fresh] = table->dnat_backends_.emplace(key, value);
+        if (!fresh) it->second = 0xffffffffu;  // ambiguous
+      }
     table->by_slot_[s.slot] = static_cast<int16_t>(table->services_.size());
     table->services_.push_back(std::move(s));
   }
+  std::erase_if(table->dnat_backends_, [](const auto& kv) { return kv.second == 0xffffffffu; });
   if (!table->services_.empty()) {
     uint32_t size = 8;
     while (size < table->services_.size() * 2) size <<= 1;

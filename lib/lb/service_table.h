@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
@@ -89,6 +90,17 @@ class ServiceTable {
   int service_of_slot(uint16_t slot) const { return slot < by_slot_.size() ? by_slot_[slot] : -1; }
   // Whether backend `slot` is in its service in this table (drain and drop: removed ones are not).
   bool has_backend_slot(uint16_t slot) const { return slot < backend_present_.size() && backend_present_[slot]; }
+  // A DNAT service's backend by its address and port (network order), for a reply met
+  // mid-stream (tcp_loose): the service and backend index, or false.
+  bool has_dnat_backends() const { return !dnat_backends_.empty(); }
+  bool find_dnat_backend(uint32_t addr, uint16_t port, uint8_t proto, uint16_t& service, uint16_t& backend) const {
+    if (dnat_backends_.empty()) return false;
+    auto it = dnat_backends_.find(backend_key(addr, port, proto));
+    if (it == dnat_backends_.end()) return false;
+    service = static_cast<uint16_t>(it->second >> 16);
+    backend = static_cast<uint16_t>(it->second);
+    return true;
+  }
   // Whether any service drops its removed backends' connections (else none is checked).
   bool drops_removed() const { return drops_removed_; }
 
@@ -116,6 +128,10 @@ class ServiceTable {
   std::vector<int16_t> by_slot_;
   std::vector<uint8_t> backend_present_;
   bool drops_removed_ = false;
+  static uint64_t backend_key(uint32_t addr, uint16_t port, uint8_t proto) {
+    return uint64_t(addr) << 32 | uint64_t(port) << 8 | proto;
+  }
+  std::unordered_map<uint64_t, uint32_t> dnat_backends_;  // (service << 16 | backend); only unambiguous ones
 };
 
 // A connection's hash for Maglev: a fixed function of its 5-tuple (as the client sent

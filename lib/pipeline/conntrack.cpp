@@ -674,8 +674,9 @@ nat::Destination ConntrackStage::lb_destination(const lb::ServiceTable& services
   const lb::Service& service = services.service(static_cast<uint16_t>(index));
   const uint16_t backend =
       nat_.lb->pick(service, lb::flow_hash(tuple.src, tuple.dst, tuple.sport, tuple.dport, proto));
-  if (backend == lb::kNoBackend) return d;
-  const lb::Backend& b = service.backends[backend];
+  // No backend up: planned as the first backend's (a route exists for it), so that the
+  // connection reaches the lb stage, which drops and counts it (lb_no_backend).
+  const lb::Backend& b = service.backends[backend == lb::kNoBackend ? 0 : backend];
   d.kind = nat::Destination::kService;
   d.addr = b.addr;
   d.port = b.port ? b.port : tuple.dport;

@@ -57,6 +57,20 @@ void LbStage::process(Burst& burst) {
           continue;
         }
         index = fm.entry = opened.index;
+      } else if ((fm.flags & kFlowMetaNew) && services->has_dnat_backends()) [[unlikely]] {
+        // 2b. Maybe a DNAT backend's reply met mid-stream (tcp_loose, after a flush or
+        // another box's failure): the connection it belongs to, if the table says so.
+        const unsigned before = changes.count;
+        const Opened opened = pick_up_reply(m, fm, *services, changes);
+        for (unsigned k = before; k < changes.count; ++k)
+          if (flow::is_pair(changes.list[k].plain)) [[unlikely]]
+            changes.forget_pair(burst, kept, before, changes.list[k].plain,
+                                [&](rte_mbuf* gone) { drop(burst, gone, Drop::NatTableFull); });
+        if (opened.index == kNoEntry) {
+          burst.pkts[kept++] = m;  // not a backend's: untranslated
+          continue;
+        }
+        index = fm.entry = opened.index;
       } else {
         burst.pkts[kept++] = m;  // not load-balanced
         continue;
@@ -169,6 +183,46 @@ LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const 
     sc.picked_up.inc();  // mid-stream (tcp_loose): another box's connection, same backend
     picked_up_.inc();
   }
+  return Opened{made.index, Drop::NatTableFull};
+}
+
+// A TCP segment (not a SYN) from a DNAT service's backend to a client, on a flow conntrack
+// just made (tcp_loose): the reply side of a connection this box never saw open, or lost
+// (a flush; another box's failure). It is that service's when the Maglev table sends the
+// client's tuple to this backend: the entry becomes the pair the client's SYN would have
+// made, seen from the backend's side (its source rewritten to the VIP). kNoEntry: not one.
+LbStage::Opened LbStage::pick_up_reply(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services,
+                                       PairChanges& changes) {
+  const nat::Ipv4Packet p = ipv4_packet(m);
+  if (p.proto != net::kIpProtoTcp || !p.l4 || (p.l4[13] & 0x02)) return Opened{kNoEntry, Drop::NatTableFull};
+  const flow::NatTuple4 orig = nat_tuple(p);  // backend -> client
+  uint16_t service_index = 0, backend = 0;
+  if (!services.find_dnat_backend(orig.src, orig.sport, p.proto, service_index, backend))
+    return Opened{kNoEntry, Drop::NatTableFull};
+  const lb::Service& s = services.service(service_index);
+  const lb::Backend& b = s.backends[backend];
+  if (s.maglev.lookup(lb::flow_hash(orig.dst, s.vip, orig.dport, s.port, p.proto)) != backend)
+    return Opened{kNoEntry, Drop::NatTableFull};  // the client's connection is another backend's
+  nat::NatContext& nat = *ctx_.nat;
+  flow::FlowContext& flows = nat.flows();
+  nat::NatContext::PairSpec spec{};
+  spec.orig = orig;
+  spec.reply = flow::NatTuple4{orig.dst, s.vip, orig.dport, s.port};  // the client's packets, as sent
+  spec.proto = p.proto;
+  spec.reply_zone = ctx_.policy->get()->conntrack_zone(fm.egress);
+  spec.kind = flow::kNatSource | flow::kNatLb;
+  spec.rule = s.slot;
+  spec.address_slot = nat::kNoSlot;
+  spec.backend = b.slot;
+  spec.reclaim_closed = true;
+  nat::NatContext::Mapped made;
+  nat.promote_pair(fm.entry, spec, flows.now(), made);
+  for (unsigned k = 0; k < made.n_evicted; ++k) changes.add(made.evicted[k], kNoEntry, Drop::NatTableFull);
+  if (made.refused) return Opened{kNoEntry, made.reason};  // stays a plain flow: the nat stage decides
+  changes.add(fm.entry, made.index, Drop::NatTableFull);
+  ctx_.lb->backend(b.slot).active.inc();
+  ctx_.lb->service(s.slot).picked_up.inc();
+  picked_up_.inc();
   return Opened{made.index, Drop::NatTableFull};
 }
 

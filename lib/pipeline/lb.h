@@ -6,7 +6,8 @@
 // nat_src stages rewrite every later packet from the pair and no packet of the
 // connection consults the services again. Per burst:
 //   1. follow: packets of entries this burst changed go with their pair, or are dropped;
-//   2. open: a new connection to a service gets its pair (open_connection);
+//   2. open: a new connection to a service gets its pair (open_connection), and a DNAT
+//      backend's reply met mid-stream (tcp_loose) the pair of its connection (pick_up_reply);
 //   3. account: every packet of a load-balanced pair counts for its backend, and one
 //      whose backend left a service that drops removed backends' connections is dropped.
 #pragma once
@@ -31,6 +32,7 @@ class LbStage final : public Stage {
     Drop reason;
   };
   Opened open_connection(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services, PairChanges& changes);
+  Opened pick_up_reply(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services, PairChanges& changes);
   int full_nat_source(const lb::Service& s, const nat::Policy& policy, const flow::NatTuple4& toward, uint8_t proto,
                       uint16_t reply_zone, uint32_t& address, uint16_t& address_slot);
   bool account(rte_mbuf* m, const flow::NatExt4& ext, const lb::ServiceTable& services, uint32_t index);

@@ -36,7 +36,8 @@ std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
       if (steer && port.tracked())
         stages.push_back(std::make_unique<SteerStage>(port_id, static_cast<uint16_t>(port.conntrack_zone), steer->self,
                                                       steer->workers, conntrack && conntrack->flows->table6(),
-                                                      steer->rings, translated ? nat->policy : nullptr));
+                                                      steer->rings, translated ? nat->policy : nullptr,
+                                                      translated ? nat->services : nullptr));
     } else if (stage.stage == "conntrack") {
       if (!conntrack) throw std::logic_error("conntrack stage without a conntrack context");
       // Health probes' answers never meet conntrack: they are the control thread's.

@@ -5,7 +5,8 @@
 namespace sluice::pipeline {
 
 SteerStage::SteerStage(uint16_t port_id, uint16_t conntrack_zone, unsigned self, unsigned workers, bool track_ipv6,
-                       std::vector<rte_ring*> rings, const l3::Published<nat::Policy>* nat)
+                       std::vector<rte_ring*> rings, const l3::Published<nat::Policy>* nat,
+                       const l3::Published<lb::ServiceTable>* services)
     : Stage("steer"),
       port_id_(port_id),
       zone_(conntrack_zone),
@@ -13,7 +14,31 @@ SteerStage::SteerStage(uint16_t port_id, uint16_t conntrack_zone, unsigned self,
       workers_(workers),
       track_ipv6_(track_ipv6),
       rings_(std::move(rings)),
-      nat_(nat) {}
+      nat_(nat),
+      services_(services) {}
+
+// A DNAT service's connection lives with the worker of its translated key (client ->
+// backend): its replies carry that key. The backend is the Maglev table's choice for
+// the client's tuple, as conntrack will pick it. -1: not a DNAT service's.
+int SteerStage::lb_owner(const lb::ServiceTable& services, const flow::FlowKey4& key, unsigned workers) {
+  for (unsigned s = 0; s < 2; ++s) {
+    const int index = services.find(key.addr[s], key.proto, key.port[s]);
+    if (index < 0) [[likely]]
+      continue;
+    const lb::Service& service = services.service(static_cast<uint16_t>(index));
+    if (service.mode != config::LbMode::Dnat || service.scheduler != config::LbScheduler::Maglev) return -1;
+    const uint32_t client = key.addr[s ^ 1];
+    const uint16_t client_port = key.port[s ^ 1];
+    const uint16_t backend =
+        service.maglev.lookup(lb::flow_hash(client, key.addr[s], client_port, key.port[s], key.proto));
+    if (backend == lb::kNoBackend) return -1;
+    const lb::Backend& b = service.backends[backend];
+    flow::FlowKey4 translated;
+    flow::make_key4(translated, client, b.addr, client_port, b.port ? b.port : key.port[s], key.proto, key.zone);
+    return static_cast<int>(flow_owner(translated.hash(), workers));
+  }
+  return -1;
+}
 
 void SteerStage::process(Burst& burst) {
   uint8_t owner_of[kMaxBurst];
@@ -23,6 +48,8 @@ void SteerStage::process(Burst& burst) {
   flow::FlowKey6 key6;
   const uint16_t n = burst.count;
   const nat::Policy* nat = nat_ ? nat_->get() : nullptr;
+  const lb::ServiceTable* services = services_ ? services_->get() : nullptr;
+  if (services && services->empty()) services = nullptr;
   rte_mbuf* pkts[kMaxBurst];
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
@@ -34,6 +61,10 @@ void SteerStage::process(Burst& burst) {
       const nat::Policy::Steer s = nat->steer(key4, port_id_);
       if (s.kind == nat::Policy::Steer::kOwner) owner = s.value;
       else if (s.kind == nat::Policy::Steer::kHash) owner = flow_owner(s.value, workers_);
+      else if (services) [[unlikely]] {
+        const int lb = lb_owner(*services, key4, workers_);
+        if (lb >= 0) owner = static_cast<unsigned>(lb);
+      }
     }
     owner_of[i] = static_cast<uint8_t>(owner);
     if (owner == self_) {

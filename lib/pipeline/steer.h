@@ -13,6 +13,7 @@
 #include <rte_ring.h>
 
 #include "l3/rcu.h"
+#include "lb/service_table.h"
 #include "nat/policy.h"
 #include "pipeline/stage.h"
 
@@ -26,7 +27,8 @@ class SteerStage final : public Stage {
   // when this port translates (a translated flow's replies go to the worker that owns
   // the flow's outside port), else null.
   SteerStage(uint16_t port_id, uint16_t conntrack_zone, unsigned self, unsigned workers, bool track_ipv6,
-             std::vector<rte_ring*> rings, const l3::Published<nat::Policy>* nat = nullptr);
+             std::vector<rte_ring*> rings, const l3::Published<nat::Policy>* nat = nullptr,
+             const l3::Published<lb::ServiceTable>* services = nullptr);
   void process(Burst& burst) override;
   void read_counters(NamedCounters& out) const override;
 
@@ -43,6 +45,8 @@ class SteerStage final : public Stage {
   bool track_ipv6_;
   std::vector<rte_ring*> rings_;
   const l3::Published<nat::Policy>* nat_;
+  const l3::Published<lb::ServiceTable>* services_;
+  static int lb_owner(const lb::ServiceTable& services, const flow::FlowKey4& key, unsigned workers);
   std::array<Counter, kMaxWorkers> handed_;
   Counter kept_;
 };

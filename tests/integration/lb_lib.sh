@@ -12,6 +12,8 @@
 #   full   10.1.0.100 tcp 8000 fullnat (local 10.2.0.200) b1 b2 b3, tcp health checks every 300 ms
 #   sink   10.1.0.100 tcp 9000 fullnat (local 10.2.0.200) b1 b2 b3, tcp health checks on port 8000
 #   dnat   10.1.0.101 tcp 8000 dnat b1 b2 b3 (the backends route back through Sluice)
+#   dsink  10.1.0.101 tcp 9000 dnat b1 b2 b3
+# conntrack.tcp_loose is on: a connection whose flow is gone is picked up mid-stream.
 #   weigh  10.1.0.102 tcp 8000 fullnat b1 (weight 1), b2 (weight 2)
 #   rr     10.1.0.103 tcp 8000 dnat round-robin b1 b2 b3, icmp health checks
 # The topology and the reporting helpers are firewall_lib.sh's.
@@ -46,7 +48,7 @@ lb_write_config() { # file [jq-filter...]
       {name: "east", device: ($drv + "1"), devargs: $e, zone: "backends",
        ipv4: ["10.2.0.1/24"], ipv6: ["fd00:2::1/64"], pipeline: ["parse", "conntrack", "lb", "nat", "route"]}
     ],
-    conntrack: {capacity: 65536, capacity_ipv6: 1024},
+    conntrack: {capacity: 65536, capacity_ipv6: 1024, tcp_loose: true},
     nat: {capacity: 65536},
     services: [
       {name: "full", vip: "10.1.0.100", protocol: "tcp", port: 8000, mode: "fullnat",
@@ -54,6 +56,7 @@ lb_write_config() { # file [jq-filter...]
       {name: "sink", vip: "10.1.0.100", protocol: "tcp", port: 9000, mode: "fullnat",
        local_addresses: ["10.2.0.200/32"], backends: [b(1), b(2), b(3)], health: health("tcp"; 8000)},
       {name: "dnat", vip: "10.1.0.101", protocol: "tcp", port: 8000, mode: "dnat", backends: [b(1), b(2), b(3)]},
+      {name: "dsink", vip: "10.1.0.101", protocol: "tcp", port: 9000, mode: "dnat", backends: [b(1), b(2), b(3)]},
       {name: "weigh", vip: "10.1.0.102", protocol: "tcp", port: 8000, mode: "fullnat",
        local_addresses: ["10.2.0.200/32"], backends: [b(1) + {weight: 1}, b(2) + {weight: 2}]},
       {name: "rr", vip: "10.1.0.103", protocol: "tcp", port: 8000, mode: "dnat", scheduler: "round-robin",
@@ -229,6 +232,28 @@ lb_check_reload() {
   expect_jq "$r" '.ok == true' "the long stream across the reload arrived whole"
 }
 
+lb_check_pickup() {
+  step "(k) tcp_loose: a dnat stream survives a flush of every flow (picked up mid-stream, same backend)"
+  local stream r before after
+  before=$(lb_services | jq '.services[] | select(.name == "dsink") | .picked_up')
+  nsw "$SLUICE_PY" "$LB_DIR/client.py" stream 10.1.0.101 9000 4 none >"$IT_TMP/stream3.json" 2>"$IT_TMP/stream3.err" &
+  stream=$!
+  local deadline=$((SECONDS + 10))
+  until grep -q READY "$IT_TMP/stream3.err"; do
+    ((SECONDS < deadline)) || fail "the stream client never started: $(cat "$IT_TMP/stream3.err")"
+    sleep 0.1
+  done
+  sleep 1
+  fw_http POST /flows/flush
+  [[ $HTTP_CODE == 200 ]] || fail "POST /flows/flush: HTTP $HTTP_CODE: $HTTP_BODY"
+  wait "$stream" || fail "stream client failed: $(cat "$IT_TMP/stream3.err")"
+  r=$(cat "$IT_TMP/stream3.json")
+  expect_jq "$r" '.ok == true' "the dnat stream across the flush arrived whole"
+  after=$(lb_services | jq '.services[] | select(.name == "dsink") | .picked_up')
+  expect_num "$after" -gt "$before" "dsink connections picked up mid-stream"
+  echo "    stream: $(printf '%s' "$r" | jq -c .), picked up: $((after - before))"
+}
+
 lb_check_drops() {
   step "(i) no unexplained drops"
   local d
@@ -257,6 +282,7 @@ lb_main() { # driver
   lb_check_spread
   lb_check_health
   lb_check_reload "$cfg"
+  lb_check_pickup
   lb_check_drops
   step "(j) SIGTERM: exit 0, every mbuf returned"
   stop_sluice TERM
