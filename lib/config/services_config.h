@@ -23,8 +23,8 @@ enum class LbScheduler { Maglev, RoundRobin, LeastConnections };
 
 enum class LbProbe { None, Tcp, Icmp };
 
-// A backend taken out of the service (removed by a reload, or down): its flows end now
-// or live out their time.
+// A backend a reload takes out of its service: its connections end now or live out their
+// time. (A backend the health checks take down keeps its connections either way.)
 enum class LbRemoval { Drain, Drop };
 
 struct LbBackend {

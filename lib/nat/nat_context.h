@@ -56,7 +56,7 @@ struct Destination {
   uint32_t addr = 0;
   uint16_t port = 0;  // network order ("port" as the flow key has it)
   const DnatRule* rule = nullptr;
-  uint16_t service = 0, backend = 0;  // kService: the load balancer's pick (lib/lb)
+  uint16_t backend = 0;  // kService: the load balancer's pick, an index in its service (lib/lb)
 };
 
 // One endpoint-independent mapping (RFC 4787 EIM): inside endpoint <-> outside endpoint.

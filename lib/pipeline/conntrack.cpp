@@ -189,8 +189,7 @@ struct ConntrackStage::Work {
   uint8_t dir;         // of a packet that found its flow: 0 from the opener, 1 from the responder
   uint8_t nat;         // nat::Destination::Kind of a new flow whose destination NAT translates
   uint8_t nat_checked;  // pass 4 asked NAT where this new flow goes
-  uint16_t lb_service;  // nat kService: the load balancer's service slot and backend index
-  uint16_t lb_backend;
+  uint16_t lb_backend;  // nat kService: the load balancer's planned backend (index in its service)
   uint32_t hash;
   uint32_t entry;      // its flow: pass 2's candidate, pass 3's find, pass 5's insert (kNoEntry: none)
   uint32_t rule;       // firewall rule (1-based) or 0
@@ -680,7 +679,6 @@ nat::Destination ConntrackStage::lb_destination(const lb::ServiceTable& services
   d.kind = nat::Destination::kService;
   d.addr = b.addr;
   d.port = b.port ? b.port : tuple.dport;
-  d.service = service.slot;
   d.backend = backend;
   return d;
 }
@@ -727,7 +725,6 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
         w.nat_checked = 1;
         if (to.kind) {
           w.nat = to.kind;
-          w.lb_service = to.service;
           w.lb_backend = to.backend;
           nat_dst[i] = to.addr;
           nat_dport[i] = to.port;
@@ -922,8 +919,8 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
       const uint8_t flags = kFlowMetaNew | (w.nat_checked && !w.nat ? kFlowMetaDestinationKept : 0);
       flow_meta(m) = FlowMeta{w.kind == kTrack4 ? w.entry : kNoEntry, w.out_port, flags, 0};
       if (w.nat == nat::Destination::kService) {
-        flow_meta(m).lb_service = w.lb_service;
-        flow_meta(m).lb_backend = w.lb_backend;
+        flow_meta(m).flags |= kFlowMetaLb;
+        meta(m).aux = w.lb_backend;
       }
     }
     return true;

@@ -44,7 +44,7 @@ void LbStage::process(Burst& burst) {
           continue;
         }
         index = fm.entry = change->now;
-      } else if ((fm.flags & kFlowMetaNew) && fm.lb_service != kNoLbService) {
+      } else if ((fm.flags & (kFlowMetaNew | kFlowMetaLb)) == (kFlowMetaNew | kFlowMetaLb)) {
         // 2. A new connection to a service.
         const unsigned before = changes.count;
         const Opened opened = open_connection(m, fm, *services, changes);
@@ -129,12 +129,12 @@ LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const 
     return Opened{kNoEntry, reason};
   };
 
-  const int service_index = services.service_of_slot(fm.lb_service);
-  if (service_index < 0) return refuse(Drop::LbNoBackend);  // removed by a reload since conntrack looked
-  const lb::Service& s = services.service(static_cast<uint16_t>(service_index));
   const nat::Ipv4Packet p = ipv4_packet(m);
   const flow::NatTuple4 orig = nat_tuple(p);
-  uint16_t backend = fm.lb_backend;
+  const int service_index = services.find(orig.dst, p.proto, orig.dport);
+  if (service_index < 0) return refuse(Drop::LbNoBackend);  // removed by a reload since conntrack looked
+  const lb::Service& s = services.service(static_cast<uint16_t>(service_index));
+  uint16_t backend = meta(m).aux;
   if (backend >= s.backends.size()) backend = ctx_.lb->pick(s, lb::flow_hash(orig.src, orig.dst, orig.sport, orig.dport, p.proto));
   if (backend == lb::kNoBackend) {
     ctx_.lb->service(s.slot).no_backend.inc();

@@ -32,7 +32,9 @@ struct PacketMeta {
   uint8_t l4_proto;    // upper-layer protocol after IPv6 extension headers
   uint8_t flags;
   uint8_t vlan_count;
-  uint16_t aux;        // route: why a packet goes to the slow path (PuntReason)
+  uint16_t aux;        // route: why a packet goes to the slow path (PuntReason); before route, for a
+                       // new load-balanced connection (kFlowMetaLb): the backend conntrack planned
+                       // for (its index in the service; lb::kNoBackend when none was up)
 };
 static_assert(sizeof(PacketMeta) == 16);
 
@@ -43,19 +45,17 @@ enum FlowMetaFlags : uint8_t {
   kFlowMetaRelated = 1 << 1,  // an ICMP error about the flow
   kFlowMetaDestinationKept = 1 << 2,  // new: conntrack found no port forward or mapping taking it
   kFlowMetaEvicted = 1 << 3,  // its flow was evicted for a later packet's new flow in this burst (entry kNoEntry)
+  kFlowMetaLb = 1 << 4,       // new, to a load-balanced service: PacketMeta::aux holds its planned backend
 };
-inline constexpr uint16_t kNoLbService = 0xffff;
 struct FlowMeta {
   uint32_t entry;   // flow table index (IPv4 table) the packet belongs to; flow::kNoEntry: none
   uint16_t egress;  // a new flow's egress port, as conntrack resolved it
   uint8_t flags;    // FlowMetaFlags
   uint8_t dir;      // 0: sent by the flow's opener, 1: by its responder
-  // A new connection to a load-balanced service: the service (index in the published
-  // table conntrack read) and the backend conntrack planned its egress and rules for.
-  uint16_t lb_service = kNoLbService;
-  uint16_t lb_backend = 0;
 };
-static_assert(sizeof(FlowMeta) == 12);
+// 8 bytes, as PacketMeta's 16: PMDs register their own dynamic fields first (net_pcap an
+// 8-byte timestamp), and a larger field no longer finds room.
+static_assert(sizeof(FlowMeta) == 8);
 
 // Registers both fields, once per process, before any port starts; false on failure.
 bool register_packet_meta();
