@@ -84,7 +84,7 @@ class ServiceTable {
     int s = probe(vip, proto, dport);
     return s >= 0 ? s : probe(vip, proto, 0);
   }
-  // Whether `addr` (network order) is a VIP of any service: the route stage leaves it alone.
+  // Whether `addr` (network order) is a VIP of any service (control side; a linear scan).
   bool is_vip(uint32_t addr) const;
   // The service of `slot`, or -1 when this table has none (removed by a reload).
   int service_of_slot(uint16_t slot) const { return slot < by_slot_.size() ? by_slot_[slot] : -1; }
@@ -137,7 +137,11 @@ class ServiceTable {
 // A connection's hash for Maglev: a fixed function of its 5-tuple (as the client sent
 // it), the same on every Sluice so that another box picks the same backend.
 inline uint32_t flow_hash(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto) {
-  uint64_t h = (uint64_t(src) << 32 | dst) ^ (uint64_t(sport) << 48 | uint64_t(dport) << 32 | proto);
+  // The addresses mixed before the ports join: a client whose address and port step
+  // together (a NAT pool, a test generator) must not cancel out.
+  uint64_t h = (uint64_t(src) << 32 | dst) * 0x9e3779b97f4a7c15ull;
+  h ^= h >> 29;
+  h ^= uint64_t(sport) << 24 | uint64_t(dport) << 8 | proto;
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;
   h ^= h >> 33;
