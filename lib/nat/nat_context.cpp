@@ -99,8 +99,9 @@ int NatContext::allocate_port(const Policy& policy, const OutsideAddress* outsid
   flow::FlowTable4& table = flows_.table4();
   // Free for this flow: no port forward owns it, no mapping holds it (EIM), and the
   // reply tuple it would make is nobody's key (EDM).
+  const bool has_reserved = outside && !outside->reserved.empty();
   auto is_free = [&](uint16_t port_host) {
-    if (outside && !outside->reserved.empty() && outside->is_reserved(proto, port_host)) return false;
+    if (has_reserved && outside->is_reserved(proto, port_host)) return false;
     const uint16_t port = rte_cpu_to_be_16(port_host);
     if (eim) return eim_by_outside(outside_addr, port, proto) == nullptr;
     flow::FlowKey4 key;
@@ -120,12 +121,16 @@ int NatContext::allocate_port(const Policy& policy, const OutsideAddress* outsid
   if (proto != 1 && inside_port >= first_mine && inside_port <= last && port_owner(inside_port, n_workers) == w &&
       is_free(inside_port))
     return rte_cpu_to_be_16(inside_port);
+  // Reserved ports (port forwards, health probes' 512) are stepped over without counting
+  // as probes: a start inside such a block must not exhaust the bound on ports no flow holds.
   const uint32_t start = random() % count;
   const uint32_t probes = count < kMaxProbes ? count : kMaxProbes;
-  for (uint32_t k = 0; k < probes; ++k) {
-    uint32_t at = start + k;
+  for (uint32_t k = 0, step = 0; k < probes && step < count; ++step) {
+    uint32_t at = start + step;
     if (at >= count) at -= count;
     const uint16_t port_host = static_cast<uint16_t>(first_mine + at * n_workers);
+    if (has_reserved && outside->is_reserved(proto, port_host)) continue;
+    ++k;
     if (is_free(port_host)) return rte_cpu_to_be_16(port_host);
   }
   return -1;

@@ -598,6 +598,21 @@ TEST_F(NatContextTest, PortForwardsPortsAreNeverAllocatedForSourceNat) {
   EXPECT_EQ(udp_ports.size(), 20u);
 }
 
+TEST_F(NatContextTest, AReservedBlockLongerThanTheProbeBoundNeverExhaustsTheSearch) {
+  // Ten thousand forwarded ports: a random start inside them used to spend every probe
+  // on reserved ports and refuse with tens of thousands free (the lb probe block, 512).
+  configure(R"("snat": [{"out_port": "wan", "masquerade": true, "ports": "1024-65535"}],
+    "dnat": [{"in_port": "wan", "protocol": "tcp", "port": "2000-11999", "to_address": "192.168.1.10"}])");
+  for (uint32_t i = 0; i < 400; ++i) {
+    const std::string host = "192.168.1." + std::to_string(20 + i % 200);
+    // Inside port 5000: reserved, so every flow searches from a random place.
+    const NatContext::Mapped m = map(kLan, kWan, tuple(host.c_str(), 5000, "8.8.8.8", 443 + i / 200), kTcp);
+    ASSERT_FALSE(m.refused) << "flow " << i;
+    const uint16_t port = port_of(ext(m.index, kTcp).reply.dport);
+    EXPECT_TRUE(port < 2000 || port > 11999) << port;
+  }
+}
+
 TEST_F(NatContextTest, SteerSendsOutsideAddressesToTheirPortsOwner) {
   configure(kForward, 2);
   // A translated flow's reply: the owner of its outside port.
