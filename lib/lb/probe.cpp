@@ -229,11 +229,12 @@ bool parse_probe_reply(const rte_mbuf* m, uint16_t l3_offset, const ProbeMatch& 
     if (!match.has_port(dport) || !(flags & flow::kTcpAck)) return false;
     if (flags & flow::kTcpRst) {
       reply.kind = ProbeReply::Kind::Rst;
-    } else if (flags & flow::kTcpSyn) {
-      reply.kind = ProbeReply::Kind::SynAck;
-      reply.ack_for_rst = tcp->ack.value();
     } else {
-      return false;
+      // A SYN-ACK, or any other segment of a connection we never keep (the backend's
+      // half-open one meeting a reused probe port answers a SYN with a bare ACK): both
+      // get a RST at SEG.ACK (RFC 9293 3.10.7.1), so the backend forgets it.
+      reply.kind = (flags & flow::kTcpSyn) ? ProbeReply::Kind::SynAck : ProbeReply::Kind::Stray;
+      reply.ack_for_rst = tcp->ack.value();
     }
     reply.token = tcp->ack.value() - 1;
     reply.peer_port = tcp->src_port.value();

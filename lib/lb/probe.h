@@ -50,7 +50,7 @@ struct ProbeMatch {
 };
 
 struct ProbeReply {
-  enum class Kind : uint8_t { None, SynAck, Rst, EchoReply, Unreachable };
+  enum class Kind : uint8_t { None, SynAck, Rst, EchoReply, Unreachable, Stray };
   Kind kind = Kind::None;
   net::IpAddr peer;   // the backend (for Unreachable: the quoted probe's destination)
   net::IpAddr local;  // our address the probe left from
@@ -58,12 +58,13 @@ struct ProbeReply {
   // SynAck/Rst: their ack number minus 1 (our SYN's seq); EchoReply: (ident << 16) | seq;
   // Unreachable: the quoted probe's token (TCP seq, or ident and seq of an echo).
   uint32_t token = 0;
-  uint32_t ack_for_rst = 0;  // SynAck: the sequence number of the RST answering it
+  uint32_t ack_for_rst = 0;  // SynAck, Stray: the sequence number of the RST answering it
 };
 
 // Whether the IP packet at `l3_offset` (in the first segment) answers one of our probes:
 // a SYN-ACK, or a RST with ACK (one without carries no token, and RFC 9293 3.10.7.3 has
-// a SYN-SENT socket ignore it), to a port in the range; an echo reply with our ident; a
+// a SYN-SENT socket ignore it), or any other segment with ACK (Stray: no probe waits for
+// it, it gets a RST), to a port in the range; an echo reply with our ident; a
 // destination unreachable (ICMP type 3, ICMPv6 type 1) quoting one of our SYNs or echoes.
 // Reads nothing past the first segment's data or the IP length; IPv4 non-first
 // fragments and IPv6 extension headers never match. `out` is written only on true.
@@ -88,9 +89,7 @@ inline bool probe_reply_candidate(const uint8_t* l3, uint16_t l3_len, bool ipv6,
     if (l4_len < sizeof(net::TcpHeader)) return false;
     const auto* tcp = reinterpret_cast<const net::TcpHeader*>(l4);
     const uint8_t flags = tcp->flags;
-    const bool syn_ack = (flags & (flow::kTcpSyn | flow::kTcpAck)) == (flow::kTcpSyn | flow::kTcpAck);
-    const bool rst = (flags & (flow::kTcpRst | flow::kTcpAck)) == (flow::kTcpRst | flow::kTcpAck);
-    return (syn_ack || rst) && match.has_port(tcp->dst_port.value());
+    return (flags & flow::kTcpAck) && match.has_port(tcp->dst_port.value());
   }
   const uint8_t icmp_proto = ipv6 ? net::kIpProtoIcmpv6 : net::kIpProtoIcmp;
   if (l4_proto != icmp_proto || l4_len < sizeof(net::IcmpHeader)) return false;

@@ -159,6 +159,19 @@ void LoadBalancer::transition(Check& c, lb::Transition t, uint64_t /*now_ms*/) {
 }
 
 void LoadBalancer::answered(const lb::ProbeReply& reply, uint64_t now_ms) {
+  // Late (after its timeout, or after a reload dropped its check), repeated, or a bare ACK
+  // from a half-open connection the port's earlier probe left: no probe takes it, and a
+  // RST releases the backend's state before the port comes round again.
+  auto reset_unclaimed = [&] {
+    if (reply.kind != lb::ProbeReply::Kind::SynAck && reply.kind != lb::ProbeReply::Kind::Stray) return;
+    spdlog::debug("lb: unclaimed {} from {} port {} to probe port {}: reset",
+                  reply.kind == lb::ProbeReply::Kind::SynAck ? "SYN-ACK" : "segment", reply.peer.str(),
+                  reply.peer_port, reply.local_port);
+    if (rte_mbuf* rst =
+            lb::build_tcp_rst(pool_, reply.local, reply.peer, reply.local_port, reply.peer_port, reply.ack_for_rst))
+      rsts_.push_back(rst);
+  };
+  if (reply.kind == lb::ProbeReply::Kind::Stray) return reset_unclaimed();
   for (auto& c : checks_) {
     if (!c.health.in_flight() || c.token != reply.token || !(c.address == reply.peer)) continue;
     bool good = false;
@@ -189,6 +202,7 @@ void LoadBalancer::answered(const lb::ProbeReply& reply, uint64_t now_ms) {
     transition(c, c.health.answered(now_ms, reply.token, good), now_ms);
     return;
   }
+  reset_unclaimed();
 }
 
 void LoadBalancer::poll(uint64_t now_ms) {

@@ -338,6 +338,23 @@ TEST_F(LbProbeTest, ReadsRstWithAckAsRefused) {
   }
 }
 
+TEST_F(LbProbeTest, ReadsAnyOtherAckToAProbePortAsStrayWithItsRstSequence) {
+  // A backend's half-open connection meeting the port's next SYN answers with a bare
+  // ACK: ours to reset (RST at SEG.ACK), not the data path's to drop.
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    for (uint8_t flags : {kAck, uint8_t(kAck | 0x01), uint8_t(kAck | 0x08)}) {
+      ProbeReply r;
+      ASSERT_TRUE(parse(syn_ack(v6, kLocalPort, flags), r)) << int(flags);
+      EXPECT_EQ(r.kind, Kind::Stray);
+      EXPECT_EQ(r.ack_for_rst, kProbeSeq + 1);
+      EXPECT_EQ(r.local_port, kLocalPort);
+      EXPECT_TRUE(candidate(syn_ack(v6, kLocalPort, flags)));
+    }
+    EXPECT_FALSE(parses(syn_ack(v6, kMatch.port_last + 1, kAck))) << "not a probe port";
+  }
+}
+
 TEST_F(LbProbeTest, ReadsEchoReplyWithOurIdent) {
   for (bool v6 : {false, true}) {
     SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
@@ -393,7 +410,6 @@ TEST_F(LbProbeTest, IgnoresWhatIsNotAnAnswerToOurProbes) {
     EXPECT_TRUE(parses(syn_ack(v6, kMatch.port_first)));
     EXPECT_TRUE(parses(syn_ack(v6, kMatch.port_last)));
     EXPECT_FALSE(parses(syn_ack(v6, kLocalPort, kSyn))) << "a SYN without ACK";
-    EXPECT_FALSE(parses(syn_ack(v6, kLocalPort, kAck)));
     EXPECT_FALSE(parses(syn_ack(v6, kLocalPort, kRst))) << "a RST without ACK carries no token";
     EXPECT_FALSE(parses(echo_reply(v6, kMatch.echo_ident + 1)));
     EXPECT_FALSE(parses(ip_frame(a.backend, a.local, icmp_proto(v6),
