@@ -50,6 +50,11 @@ failed() { # name [detail]
 # Prints the tail of a log, indented, after a failure.
 show_tail() { # log [lines]
   [[ -f $1 ]] || return 0
+  # The test's own verdicts first: the tail is often the Sluice log it dumps.
+  if grep -q -m1 -E '^(FAIL|not ok)' "$1"; then
+    printf '    --- failures reported in %s ---\n' "$1"
+    grep -E '^(FAIL|not ok)' "$1" | head -n 12 | sed 's/^/    ! /'
+  fi
   printf '    --- last %s lines of %s ---\n' "${2:-25}" "$1"
   tail -n "${2:-25}" "$1" | sed 's/^/    | /'
 }
