@@ -227,11 +227,9 @@ void resolve_services(Config& config, std::vector<std::string>& errors) {
   for (size_t i = 0; i < config.services.size(); ++i) {
     const LbService& s = config.services[i];
     const std::string path = "services[" + std::to_string(i) + "]";
-    // What this build runs: NAT pairs (its translated flows) are IPv4, and DSR is to come.
+    // What this build runs: NAT pairs (its translated flows) are IPv4.
     if (s.vip.family == 6)
       errors.push_back(path + ".vip: IPv6 services are not supported yet (translated flows are IPv4), got " + s.vip.str());
-    if (s.mode == LbMode::Ipip)
-      errors.push_back(path + ".mode: ipip (direct server return) is not supported yet: use fullnat or dnat");
     // With several workers a DNAT reply (backend -> client) must find the worker that
     // holds its connection: software steering computes it from the Maglev table.
     if (s.mode == LbMode::Dnat && s.scheduler != LbScheduler::Maglev && config.workers.size() > 1)

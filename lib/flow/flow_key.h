@@ -86,6 +86,9 @@ inline constexpr uint8_t kFlowOpenerSlot1 = 0x02;  // the connection's opener ho
 inline constexpr uint8_t kFlowSeenReply = 0x04;
 inline constexpr uint8_t kFlowAssured = 0x08;      // nf_conntrack's IPS_ASSURED
 inline constexpr uint8_t kFlowProtected = 0x10;    // may not be evicted (mirrors the bucket hint)
+// Only the opener's packets pass here (a load balancer's direct-server-return connection:
+// the backend answers the client itself): TCP is tracked by tcp_track_one_way.
+inline constexpr uint8_t kFlowOneWay = 0x20;
 
 // States of non-TCP flows (TCP flows hold a TcpState).
 enum class GenericState : uint8_t { Unreplied = 1, Replied = 2 };

@@ -18,6 +18,9 @@ inline constexpr uint8_t kNatEim = 0x04;          // holds a reference on an end
 inline constexpr uint8_t kNatHairpin = 0x08;      // a port forward reached from the inside, source translated too
 inline constexpr uint8_t kNatInbound = 0x10;      // opened from outside through an EIM mapping (EIF)
 inline constexpr uint8_t kNatLb = 0x20;           // a load-balanced connection: rule is its service's slot
+// Encapsulated IP-in-IP to the backend (reply.src) from tunnel_src, never rewritten; the
+// reply tuple is the one the backend would use without direct server return.
+inline constexpr uint8_t kNatTunnel = 0x40;
 
 // One direction's tuple as it appears on the wire. Addresses and "ports" in network
 // order; ports as the flow key has them (TCP/UDP ports; an ICMP query's identifier on
@@ -42,7 +45,9 @@ struct NatExt4 {
   uint8_t rewrites;           // what a packet of each direction has rewritten (nat_rewrite_bits)
   uint8_t pad0;
   uint16_t backend;           // kNatLb: the backend's slot (lib/lb)
-  uint8_t pad[14];
+  uint16_t pad1;
+  uint32_t tunnel_src;        // kNatTunnel: the outer header's source (network order)
+  uint8_t pad[8];
 };
 static_assert(sizeof(NatExt4) == 64);
 
@@ -56,6 +61,7 @@ static_assert(sizeof(NatPair4) == 128);
 // direction `dir` (0: from the opener), worked out from its tuples once, when the pair
 // is made: bit dir for the destination, bit 2 + dir for the source.
 inline uint8_t nat_rewrite_bits(const NatExt4& x) {
+  if (x.kind & kNatTunnel) return 0;  // delivered as sent, inside an outer header
   const bool dst0 = x.orig.dst != x.reply.src || x.orig.dport != x.reply.sport;
   const bool dst1 = x.reply.dst != x.orig.src || x.reply.dport != x.orig.sport;
   const bool src0 = x.orig.src != x.reply.dst || x.orig.sport != x.reply.dport;

@@ -588,4 +588,26 @@ TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegme
   return tcp_track(state, w, scratch, dir, seg, settings, why);
 }
 
+TcpVerdict tcp_track_one_way(TcpState& state, const TcpSegment& seg) {
+  const uint8_t f = seg.flags;
+  if (f & kTcpRst) {
+    state = TcpState::Close;
+    return TcpVerdict::Accept;
+  }
+  if ((f & (kTcpSyn | kTcpAck)) == kTcpSyn) {
+    // A new connection on a port whose last one has ended (or is ending): the caller
+    // plans it afresh, as a SYN reopening TIME_WAIT does.
+    if (state == TcpState::TimeWait || state == TcpState::Close || state == TcpState::FinWait)
+      return TcpVerdict::Reopen;
+    if (state == TcpState::None) state = TcpState::SynSent;
+    return TcpVerdict::Accept;  // a retransmitted SYN
+  }
+  if (f & kTcpFin) {
+    state = TcpState::TimeWait;
+    return TcpVerdict::Accept;
+  }
+  if (state == TcpState::None || state == TcpState::SynSent || state == TcpState::SynRecv) state = TcpState::Established;
+  return TcpVerdict::Accept;
+}
+
 }  // namespace sluice::flow

@@ -182,6 +182,14 @@ TcpInvalid tcp_new(TcpState& state, TcpWindow& w, const TcpSegment& seg, const T
 TcpVerdict tcp_track(TcpState& state, TcpWindow& w, unsigned dir, const TcpSegment& seg,
                      const TcpSettings& settings, TcpInvalid& why);
 
+// A connection of which only the originator's segments pass here (direct server return:
+// the responder answers by another path), so there are no windows to check. As IPVS's
+// input-only states: a SYN opens it (SYN_SENT), any other segment makes it ESTABLISHED,
+// a FIN TIME_WAIT (the close's remaining segments and then a reused port's SYN), a RST
+// CLOSE; a SYN (without ACK) on a connection that has closed or sent its FIN reopens it.
+// Accept or Reopen.
+TcpVerdict tcp_track_one_way(TcpState& state, const TcpSegment& seg);
+
 // Whether an assured TCP flow in `state` is shielded from early drop. As Linux's
 // tcp_can_early_drop(): closing connections (FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT,
 // CLOSE) may make room for new flows even once assured; established ones never do.

@@ -29,7 +29,8 @@ std::string backend_id(const config::LbBackend& b, uint16_t service_port) {
 }
 
 std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbService>& services,
-                                                  SlotRegistry& registry, const UpFn& up, std::string& error) {
+                                                  SlotRegistry& registry, const UpFn& up, std::string& error,
+                                                  const SourceFn& tunnel_source) {
   auto table = std::unique_ptr<ServiceTable>(new ServiceTable());
   table->by_slot_.assign(kMaxServiceSlots, -1);
   table->backend_present_.assign(kMaxBackendSlots, 0);
@@ -75,6 +76,7 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
         return nullptr;
       }
       b.up = up ? up(b.slot) : true;
+      if (s.mode == config::LbMode::Ipip && tunnel_source) b.tunnel_src = tunnel_source(b.addr);
       table->backend_present_[b.slot] = 1;
       const bool takes = b.up && b.weight > 0;
       if (takes && s.scheduler != config::LbScheduler::Maglev)

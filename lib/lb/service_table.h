@@ -47,6 +47,7 @@ struct Backend {
   uint16_t slot = kNoSlot;
   uint32_t weight = 1;
   bool up = true;       // the health checks' verdict (always up without checks)
+  uint32_t tunnel_src = 0;  // ipip: the outer header's source, network order (0: no route toward it)
 };
 
 struct Service {
@@ -69,9 +70,12 @@ class ServiceTable {
  public:
   // Whether backend `slot` is up (health checks); every backend is up without them.
   using UpFn = std::function<bool(uint16_t slot)>;
+  // An ipip backend's tunnel source: the address (network order) of Sluice's port toward
+  // `backend` (network order), 0 when no route leads there.
+  using SourceFn = std::function<uint32_t(uint32_t backend)>;
   // Null with `error` set when a table cannot be built (slots exhausted).
   static std::unique_ptr<ServiceTable> build(const std::vector<config::LbService>& services, SlotRegistry& registry,
-                                             const UpFn& up, std::string& error);
+                                             const UpFn& up, std::string& error, const SourceFn& tunnel_source = nullptr);
 
   bool empty() const { return services_.empty(); }
   const std::vector<Service>& services() const { return services_; }

@@ -310,7 +310,9 @@ void ConntrackStage::track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta&
     const flow::TcpSegment seg = tcp_segment_of(m, pm);
     auto state = static_cast<TcpState>(body.state);
     flow::TcpInvalid why = flow::TcpInvalid::None;
-    const flow::TcpVerdict verdict = flow::tcp_track(state, body.tcp, body.tcp_last, dir, seg, settings.tcp, why);
+    const bool one_way = body.flags & flow::kFlowOneWay;  // direct server return: no windows to see
+    const flow::TcpVerdict verdict = one_way ? flow::tcp_track_one_way(state, seg)
+                                             : flow::tcp_track(state, body.tcp, body.tcp_last, dir, seg, settings.tcp, why);
     if (verdict == flow::TcpVerdict::Invalid) {
       w.cls = kInvalid;
       w.reason = drop_for(why);
@@ -325,7 +327,8 @@ void ConntrackStage::track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta&
       return;
     }
     body.state = static_cast<uint8_t>(state);
-    if (flow::tcp_assured(body.tcp)) body.flags |= flow::kFlowAssured;  // the tracker applies Linux's rule
+    if (one_way ? state == TcpState::Established : flow::tcp_assured(body.tcp))
+      body.flags |= flow::kFlowAssured;  // the tracker applies Linux's rule
     if (dir == 1) body.flags |= flow::kFlowSeenReply;
     timeout = settings.tcp_timeout_ms[body.state];
     if (((body.tcp.flags[0] | body.tcp.flags[1]) & flow::kTcpFlagDataUnacked) &&

@@ -2,6 +2,7 @@
 
 #include <rte_byteorder.h>
 
+#include "lb/ipip.h"
 #include "net/headers.h"
 
 namespace sluice::pipeline {
@@ -79,10 +80,14 @@ void LbStage::process(Burst& burst) {
       drop(burst, m, Drop::NatTableFull);  // its pair was evicted in this burst for a new connection
       continue;
     }
-    // 3. Account it to its backend.
+    // 3. Account it to its backend; 4. an ipip connection's packet goes inside its tunnel.
     const flow::NatExt4& ext = table.ext(index);
     if ((ext.kind & flow::kNatLb) && !account(m, ext, *services, index)) {
       drop(burst, m, Drop::LbBackendRemoved);
+      continue;
+    }
+    if ((ext.kind & flow::kNatTunnel) && fm.dir == 0 && !encapsulate(m, fm, ext)) [[unlikely]] {
+      drop(burst, m, Drop::LbTunnelFailed);
       continue;
     }
     burst.pkts[kept++] = m;
@@ -108,6 +113,23 @@ inline bool LbStage::account(rte_mbuf* m, const flow::NatExt4& ext, const lb::Se
   lb::BackendCounters& b = ctx_.lb->backend(ext.backend);
   b.packets.inc();
   b.bytes.add(rte_pktmbuf_pkt_len(m));
+  return true;
+}
+
+// Puts a packet of an ipip connection inside its outer header (tunnel source to the
+// backend): from here on it is a packet to the backend, which the route stage sends (and
+// fragments when the 20 bytes take it over the MTU) and the nat stages leave alone.
+inline bool LbStage::encapsulate(rte_mbuf* m, FlowMeta& fm, const flow::NatExt4& ext) {
+  PacketMeta& pm = meta(m);
+  if (!ext.tunnel_src || !lb::ipip_encapsulate(m, pm.l3_offset, ext.tunnel_src, ext.reply.src, next_ip_id_++))
+    return false;
+  pm.l3_length = static_cast<uint16_t>(pm.l3_length + sizeof(net::Ipv4Header));
+  pm.l4_offset = static_cast<uint16_t>(pm.l3_offset + sizeof(net::Ipv4Header));  // the inner packet
+  pm.l4_proto = lb::kIpProtoIpip;
+  pm.flags &= static_cast<uint8_t>(~(kMetaFragment | kMetaLaterFragment));
+  fm.entry = kNoEntry;  // translated by nothing after this stage
+  fm.flags = 0;
+  encapsulated_.inc();
   return true;
 }
 
@@ -154,7 +176,11 @@ LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const 
   spec.address_slot = nat::kNoSlot;
   spec.backend = b.slot;
   spec.reclaim_closed = true;
-  if (s.mode == config::LbMode::FullNat) {
+  if (s.mode == config::LbMode::Ipip) {
+    // Delivered as sent: the reply tuple (what the backend would send without DSR) only
+    // keys the pair; the backend's answers never come this way.
+    spec.kind = flow::kNatTunnel | flow::kNatLb;
+  } else if (s.mode == config::LbMode::FullNat) {
     const flow::NatTuple4 toward{orig.src, spec.reply.src, orig.sport, spec.reply.sport};
     uint32_t address = 0;
     const int port = full_nat_source(s, policy, toward, p.proto, reply_zone, address, spec.address_slot);
@@ -172,6 +198,10 @@ LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const 
   for (unsigned k = 0; k < made.n_evicted; ++k) changes.add(made.evicted[k], kNoEntry, Drop::NatTableFull);
   if (made.refused) return refuse(made.reason);
   changes.add(plain, made.index, Drop::NatTableFull);
+  if (s.mode == config::LbMode::Ipip) {
+    table.at(made.index).body.flags |= flow::kFlowOneWay;  // conntrack sees only the client's side
+    table.ext(made.index).tunnel_src = b.tunnel_src;
+  }
 
   lb::BackendCounters& bc = ctx_.lb->backend(b.slot);
   bc.connections.inc();
@@ -252,6 +282,7 @@ int LbStage::full_nat_source(const lb::Service& s, const nat::Policy& policy, co
 void LbStage::read_counters(NamedCounters& out) const {
   out.emplace_back("connections", opened_.get());
   out.emplace_back("picked_up", picked_up_.get());
+  out.emplace_back("encapsulated", encapsulated_.get());
 }
 
 }  // namespace sluice::pipeline

@@ -9,7 +9,9 @@
 //   2. open: a new connection to a service gets its pair (open_connection), and a DNAT
 //      backend's reply met mid-stream (tcp_loose) the pair of its connection (pick_up_reply);
 //   3. account: every packet of a load-balanced pair counts for its backend, and one
-//      whose backend left a service that drops removed backends' connections is dropped.
+//      whose backend left a service that drops removed backends' connections is dropped;
+//   4. tunnel: an ipip connection's packets from the client are encapsulated to the
+//      backend (direct server return: its answers go to the client by another path).
 #pragma once
 
 #include "lb/lb_context.h"
@@ -36,10 +38,12 @@ class LbStage final : public Stage {
   int full_nat_source(const lb::Service& s, const nat::Policy& policy, const flow::NatTuple4& toward, uint8_t proto,
                       uint16_t reply_zone, uint32_t& address, uint16_t& address_slot);
   bool account(rte_mbuf* m, const flow::NatExt4& ext, const lb::ServiceTable& services, uint32_t index);
+  bool encapsulate(rte_mbuf* m, FlowMeta& fm, const flow::NatExt4& ext);
 
   uint16_t port_id_;
   NatStageContext ctx_;
-  Counter opened_, picked_up_;
+  Counter opened_, picked_up_, encapsulated_;
+  uint16_t next_ip_id_ = 0;  // outer headers' identification (ipip), per worker
 };
 
 }  // namespace sluice::pipeline

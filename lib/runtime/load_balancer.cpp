@@ -1,6 +1,7 @@
 #include "runtime/load_balancer.h"
 
 #include <chrono>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -56,7 +57,21 @@ std::unique_ptr<lb::ServiceTable> LoadBalancer::build(const std::vector<config::
                                    auto it = check_of_slot_.find(slot);
                                    return it == check_of_slot_.end() || checks_[it->second].health.up();
                                  },
-                                 error);
+                                 error,
+                                 [this](uint32_t backend) -> uint32_t {
+                                   // ipip: from the address of the port the router sends it by, as probes.
+                                   net::IpAddr dst, src;
+                                   dst.family = 4;
+                                   std::memcpy(dst.bytes.data(), &backend, 4);
+                                   if (!router_ || !router_->source_for_destination(dst, src) || src.family != 4) {
+                                     spdlog::warn("lb: no route toward ipip backend {}: its connections are dropped "
+                                                  "(lb_tunnel_failed) until a reload finds one", dst.str());
+                                     return 0;
+                                   }
+                                   uint32_t out;
+                                   std::memcpy(&out, src.bytes.data(), 4);
+                                   return out;
+                                 });
 }
 
 // One check per backend of a service with health checks: kept (state and counters) for

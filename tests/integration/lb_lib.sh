@@ -16,6 +16,8 @@
 # conntrack.tcp_loose is on: a connection whose flow is gone is picked up mid-stream.
 #   weigh  10.1.0.102 tcp 8000 fullnat b1 (weight 1), b2 (weight 2)
 #   rr     10.1.0.103 tcp 8000 dnat round-robin b1 b2 b3, icmp health checks
+#   dsr    10.1.0.104 tcp 8000 ipip b1 b2, and dsrsink on 9000: the east host holds the VIP
+#          and answers the client directly over a link of its own to the clients' host
 # The topology and the reporting helpers are firewall_lib.sh's.
 
 source "$(dirname "${BASH_SOURCE[0]}")/firewall_lib.sh"
@@ -60,7 +62,9 @@ lb_write_config() { # file [jq-filter...]
       {name: "weigh", vip: "10.1.0.102", protocol: "tcp", port: 8000, mode: "fullnat",
        local_addresses: ["10.2.0.200/32"], backends: [b(1) + {weight: 1}, b(2) + {weight: 2}]},
       {name: "rr", vip: "10.1.0.103", protocol: "tcp", port: 8000, mode: "dnat", scheduler: "round-robin",
-       backends: [b(1), b(2), b(3)], health: health("icmp"; null)}
+       backends: [b(1), b(2), b(3)], health: health("icmp"; null)},
+      {name: "dsr", vip: "10.1.0.104", protocol: "tcp", port: 8000, mode: "ipip", backends: [b(1), b(2)]},
+      {name: "dsrsink", vip: "10.1.0.104", protocol: "tcp", port: 9000, mode: "ipip", backends: [b(1), b(2)]}
     ],
     workers: "auto",
     control: {http: {address: "127.0.0.1", port: $port}, telemetry: true},
@@ -259,6 +263,72 @@ lb_check_pickup() {
   echo "    stream: $(printf '%s' "$r" | jq -c .), picked up: $((after - before))"
 }
 
+# The east host as an ipip backend (as Katran's): the VIP on lo, the tunnel's end (this
+# kernel may lack the ipip module: ipip_decap.py reads protocol 4 from a raw socket and
+# hands the inner packet to the kernel through a TUN device, as tunl0 would), and its
+# answers from the VIP going straight to the clients' host over a link that bypasses
+# Sluice (policy routing by the VIP source; the dnat services' answers still go back
+# through Sluice).
+lb_ipip_backend() {
+  local t=${IT_NS}t0 deadline
+  nse ip addr add 10.1.0.104/32 dev lo
+  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/ipip_decap.py" "$t" "$IT_TMP/decap.stats" >"$IT_TMP/decap.log" 2>&1 &
+  LB_BACKEND_PID[decap]=$!
+  deadline=$((SECONDS + 10))
+  until grep -q READY "$IT_TMP/decap.log"; do
+    ((SECONDS < deadline)) || fail "the tunnel end never started: $(cat "$IT_TMP/decap.log")"
+    sleep 0.1
+  done
+  nse ip link set "$t" up
+  ip link add "${IT_NS}rd" netns "${IT_NS}e" type veth peer name "${IT_NS}rw" netns "${IT_NS}w" ||
+    fail "cannot make the direct return link"
+  nse ip addr add 10.9.0.1/30 dev "${IT_NS}rd"
+  nse ip link set "${IT_NS}rd" up
+  nsw ip addr add 10.9.0.2/30 dev "${IT_NS}rw"
+  nsw ip link set "${IT_NS}rw" up
+  nse ip rule add from 10.1.0.104 table 104
+  nse ip route add 10.1.0.0/24 via 10.9.0.2 table 104
+  # The tunnel's packets come from the client by way of the tunnel; the answers reach
+  # the client on a link its route to the VIP does not use.
+  local k
+  for k in all default "$t"; do nse sysctl -qw "net.ipv4.conf.$k.rp_filter=0"; done
+  for k in all default "${IT_NS}rw"; do nsw sysctl -qw "net.ipv4.conf.$k.rp_filter=0"; done
+  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/backend.py" dsr 10.1.0.104 >"$IT_TMP/dsr.log" 2>&1 &
+  LB_BACKEND_PID[dsr]=$!
+  deadline=$((SECONDS + 10))
+  until nse ss -Hltn "src 10.1.0.104:8000" | grep -q . && nse ss -Hltn "src 10.1.0.104:9000" | grep -q .; do
+    ((SECONDS < deadline)) || fail "the VIP's server does not listen ($(cat "$IT_TMP/dsr.log"))"
+    sleep 0.1
+  done
+}
+
+lb_check_ipip() {
+  step "(l) ipip: the backend takes the client's packets out of the tunnel and answers the client directly"
+  lb_ipip_backend
+  local r s east_rx_before east_rx_after direct stream
+  east_rx_before=$(fw_stat '.ports[] | select(.name == "east") | .rx_packets')
+  r=$(lb_spread 10.1.0.104 8000 300)
+  expect_jq "$r" '.errors == 0' "every connection answered"
+  expect_jq "$r" '.sources == {"10.1.0.2": 300}' "the backend saw the client 10.1.0.2 (ipip delivers the packet as sent)"
+  east_rx_after=$(fw_stat '.ports[] | select(.name == "east") | .rx_packets')
+  direct=$(nse cat "/sys/class/net/${IT_NS}rd/statistics/tx_packets")
+  expect_num "$direct" -ge 900 "the answers (SYN-ACK, data, FIN a connection) left by the direct link"
+  expect_num $((east_rx_after - east_rx_before)) -lt 100 "Sluice's east port saw none of them"
+  s=$(lb_services)
+  expect_jq "$s" '[.services[] | select(.name == "dsr") | .backends[] | .connections] | (add == 300 and all(. > 50))' \
+    "both backend addresses took tunnelled connections"
+  echo "    connections: $(printf '%s' "$s" | jq -c '[.services[] | select(.name == "dsr") | .backends[] | {(.id): .connections}] | add')," \
+    "answers on the direct link: $direct, east rx during the spread: $((east_rx_after - east_rx_before))"
+  # Full-size segments are 1520 bytes in the tunnel: Sluice fragments the outer packet,
+  # the backend host puts it back together.
+  nsw "$SLUICE_PY" "$LB_DIR/client.py" stream 10.1.0.104 9000 3 none >"$IT_TMP/stream4.json" 2>"$IT_TMP/stream4.err" &
+  stream=$!
+  wait "$stream" || fail "stream client failed: $(cat "$IT_TMP/stream4.err")"
+  r=$(cat "$IT_TMP/stream4.json")
+  expect_jq "$r" '.ok == true and .sent > 1000000' "a stream through the tunnel, full-size segments fragmented, arrived whole"
+  echo "    stream: $(printf '%s' "$r" | jq -c .), tunnel end: $(cat "$IT_TMP/decap.stats") (packets bytes)"
+}
+
 lb_check_drops() {
   step "(i) no unexplained drops"
   local d
@@ -292,6 +362,7 @@ lb_main() { # driver
   lb_check_health
   lb_check_reload "$cfg"
   lb_check_pickup
+  lb_check_ipip
   lb_check_drops
   step "(j) SIGTERM: exit 0, every mbuf returned"
   stop_sluice TERM

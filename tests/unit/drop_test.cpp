@@ -65,7 +65,9 @@ TEST(DropTest, KnownNamesMatchTheContract) {
   EXPECT_EQ(drop_name(Drop::FragmentOverlap), "fragment_overlap");
   EXPECT_EQ(drop_name(Drop::ReassemblyTimeout), "reassembly_timeout");
   EXPECT_EQ(drop_name(Drop::LbNoBackend), "lb_no_backend");
-  EXPECT_EQ(static_cast<size_t>(Drop::LbBackendRemoved), kDropCount - 1) << "LbBackendRemoved is the last entry";
+  EXPECT_EQ(drop_name(Drop::LbBackendRemoved), "lb_backend_removed");
+  EXPECT_EQ(drop_name(Drop::LbTunnelFailed), "lb_tunnel_failed");
+  EXPECT_EQ(static_cast<size_t>(Drop::LbTunnelFailed), kDropCount - 1) << "LbTunnelFailed is the last entry";
 }
 
 TEST(CounterTest, AddsIncrementsAndResets) {

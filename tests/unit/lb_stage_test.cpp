@@ -5,7 +5,8 @@
 // 10.1.0.1/24), with a plain host 10.1.0.20 beside them. Services: "web" tcp 80 on
 // 10.2.0.50, full-NAT from 10.1.0.200 ports 30000-30999 to backends a and b on 8080;
 // "web-dnat" tcp 80 on 10.2.0.51 to 10.1.0.11:8080; "dns" udp 53 on 10.2.0.52, full-NAT
-// from 10.1.0.201 to 10.1.0.13; "dns-dnat" udp 53 on 10.2.0.53 to 10.1.0.13:5353. The
+// from 10.1.0.201 to 10.1.0.13; "dns-dnat" udp 53 on 10.2.0.53 to 10.1.0.13:5353;
+// "web-dsr" tcp 80 on 10.2.0.54, ipip to 10.1.0.12 from west's 10.1.0.1. The
 // services are published through RCU as the runtime's LoadBalancer does, worker 0's
 // LbContext observes the NAT pairs' ends. Every checksum of what leaves is recomputed in
 // full; every mbuf is back in the pool at the end (MbufTest).
@@ -53,6 +54,8 @@ constexpr const char* kVip = "10.2.0.50";       // web: fullnat tcp 80
 constexpr const char* kDnatVip = "10.2.0.51";   // web-dnat: dnat tcp 80
 constexpr const char* kUdpVip = "10.2.0.52";    // dns: fullnat udp 53
 constexpr const char* kDnatUdpVip = "10.2.0.53";  // dns-dnat: dnat udp 53
+constexpr const char* kDsrVip = "10.2.0.54";      // web-dsr: ipip tcp 80
+constexpr const char* kWestAddress = "10.1.0.1";  // the tunnel source toward the backends
 constexpr const char* kBackendA = "10.1.0.11";
 constexpr const char* kBackendB = "10.1.0.12";
 constexpr const char* kBackendC = "10.1.0.13";
@@ -83,7 +86,9 @@ const char* const kSections = R"(
     {"name": "dns", "vip": "10.2.0.52", "protocol": "udp", "port": 53, "mode": "fullnat",
      "local_addresses": ["10.1.0.201"], "backends": [{"address": "10.1.0.13"}]},
     {"name": "dns-dnat", "vip": "10.2.0.53", "protocol": "udp", "port": 53, "mode": "dnat",
-     "backends": [{"address": "10.1.0.13", "port": 5353}]}])";
+     "backends": [{"address": "10.1.0.13", "port": 5353}]},
+    {"name": "web-dsr", "vip": "10.2.0.54", "protocol": "tcp", "port": 80, "mode": "ipip",
+     "backends": [{"address": "10.1.0.12"}]}])";
 
 test::TwoPortSpec lb_ports() {
   test::TwoPortSpec ports;
@@ -250,7 +255,8 @@ class LbStageTest : public test::TwoPortPipelineTest {
   // the last as a reload or a backend going down does; the slots stay the registry's.
   void publish_services(const std::vector<config::LbService>& services, const lb::ServiceTable::UpFn& up = nullptr) {
     std::string error;
-    auto table = lb::ServiceTable::build(services, registry_, up, error);
+    // The tunnel source as LoadBalancer finds it: the address of the port toward the backend.
+    auto table = lb::ServiceTable::build(services, registry_, up, error, [](uint32_t) { return ip4(kWestAddress); });
     ASSERT_NE(table, nullptr) << error;
     services_->publish(std::move(table));  // no reader online: the old table goes at once
   }
@@ -394,14 +400,15 @@ TEST_F(LbStageTest, ManyClientsSpreadOverBothBackendsEachFromItsOwnLocalPort) {
   for (uint16_t i = 0; i < 32; ++i) frames.push_back(frame(tcp_datagram({.sport = static_cast<uint16_t>(41000 + i)})));
   Sent sent = run_east(frames);
   ASSERT_EQ(sent.west.size(), 32u);
-  std::set<uint16_t> ports;
+  std::set<std::pair<std::string, uint16_t>> ports;
   unsigned to_a = 0;
   for (const rte_mbuf* m : sent.west) {
-    ports.insert(sport_of(m));
+    ports.insert({dst_of(m), sport_of(m)});
     to_a += dst_of(m) == kBackendA;
     expect_checksums(m, "SYN " + std::to_string(sport_of(m)));
   }
-  EXPECT_EQ(ports.size(), 32u) << "one local port a connection";
+  // Free means no connection to the same backend holds it: two backends may share one.
+  EXPECT_EQ(ports.size(), 32u) << "one local port a connection to each backend";
   EXPECT_GT(to_a, 0u);
   EXPECT_LT(to_a, 32u);
   EXPECT_EQ(backend("web", kBackendA).connections.get(), to_a);
@@ -647,6 +654,84 @@ TEST_F(LbStageTest, EndedConnectionGivesBackItsBackendsActiveCount) {
   EXPECT_EQ(flows_->active(), 0u);
   EXPECT_EQ(c.active.get(), 0u) << "the pair's end (LbContext::pair_removed)";
   EXPECT_EQ(c.connections.get(), 1u) << "a total";
+}
+
+// ---- ipip (direct server return) ----
+
+// The frame's outer IPv4 header (at the L3 offset) and the packet inside it.
+const uint8_t* inner_of(const rte_mbuf* m) { return ip_of(m) + 20; }
+
+TEST_F(LbStageTest, IpipConnectionGoesToItsBackendInsideAnOuterHeaderWithThePacketUntouched) {
+  const std::vector<uint8_t> syn = tcp_datagram({.sport = 40000, .dst = kDsrVip, .flags = kSyn, .seq = kClientIsn});
+  Sent sent = to_backend(syn);
+  ASSERT_EQ(sent.west.size(), 1u);
+  const rte_mbuf* m = sent.west[0];
+  const uint8_t* outer = ip_of(m);
+  EXPECT_EQ(mac_at(data(m)), kMacB) << "to the backend's MAC";
+  EXPECT_EQ(outer[0], 0x45);
+  EXPECT_EQ(outer[9], 4) << "IP-in-IP";
+  EXPECT_EQ(test::src4(outer), kWestAddress);
+  EXPECT_EQ(test::dst4(outer), kBackendB);
+  EXPECT_EQ(outer[8], 63) << "TTL 64, less the route stage's hop";
+  EXPECT_EQ(get16(outer + 6) & 0x4000, 0) << "DF clear: the route stage may fragment it";
+  EXPECT_TRUE(test::ipv4_checksum_ok(outer));
+  EXPECT_EQ(get16(outer + 2), syn.size() + 20) << "outer total length";
+  EXPECT_EQ(rte_pktmbuf_pkt_len(m), test::kEthLen + 20 + syn.size());
+  // The client's packet as it sent it: VIP, port, checksums; only its TTL is the client's.
+  std::vector<uint8_t> inner(inner_of(m), inner_of(m) + syn.size());
+  EXPECT_EQ(test::dst4(inner.data()), kDsrVip);
+  EXPECT_EQ(get16(inner.data() + 22), 80);
+  EXPECT_EQ(inner, syn) << "not rewritten";
+  EXPECT_EQ(counter(stage(Side::East, "lb"), "encapsulated"), 1u);
+  EXPECT_EQ(backend("web-dsr", kBackendB).connections.get(), 1u);
+
+  // The client's next segments (the backend answered it directly): the same tunnel, and
+  // conntrack, seeing one side only, takes them as the connection's (ESTABLISHED).
+  for (uint32_t k = 0; k < 3; ++k) {
+    Sent data_sent = to_backend(tcp_datagram({.sport = 40000, .dst = kDsrVip, .flags = kAck | kPsh,
+                                              .seq = kClientIsn + 1 + k * 100, .ack = kServerIsn + 1, .payload = 100}));
+    ASSERT_EQ(data_sent.west.size(), 1u);
+    EXPECT_EQ(test::dst4(ip_of(data_sent.west[0])), kBackendB);
+    EXPECT_EQ(test::dst4(inner_of(data_sent.west[0])), kDsrVip);
+  }
+  EXPECT_EQ(flows_->table4().pairs_active(), 1u);
+  EXPECT_EQ(backend("web-dsr", kBackendB).packets.get(), 4u);
+  EXPECT_EQ(drops_total(), 0u);
+}
+
+TEST_F(LbStageTest, IpipPacketOverTheMtuWithItsOuterHeaderIsFragmentedNotRefused) {
+  // 1500 bytes from the client (DF set, as TCP sends): 1520 with the outer header.
+  to_backend(tcp_datagram({.sport = 40001, .dst = kDsrVip, .flags = kSyn, .seq = kClientIsn}));
+  std::vector<uint8_t> big = tcp_datagram({.sport = 40001, .dst = kDsrVip, .flags = kAck | kPsh,
+                                           .seq = kClientIsn + 1, .ack = kServerIsn + 1, .payload = 1460});
+  ASSERT_EQ(big.size(), 1500u);
+  Sent sent = run_east({frame(big)});
+  ASSERT_EQ(sent.west.size(), 2u) << "the outer packet in two fragments";
+  size_t carried = 0;
+  for (const rte_mbuf* f : sent.west) {
+    const uint8_t* outer = ip_of(f);
+    EXPECT_EQ(outer[9], 4);
+    EXPECT_EQ(test::dst4(outer), kBackendB);
+    EXPECT_TRUE(test::ipv4_checksum_ok(outer));
+    carried += get16(outer + 2) - 20u;
+  }
+  EXPECT_EQ(carried, big.size()) << "the whole inner packet";
+  EXPECT_TRUE(sent.east.empty()) << "no ICMP too-big to the client";
+  EXPECT_EQ(drops_total(), 0u);
+}
+
+TEST_F(LbStageTest, IpipFinEndsTheConnectionAndANewSynOnThePortIsANewConnection) {
+  to_backend(tcp_datagram({.sport = 40002, .dst = kDsrVip, .flags = kSyn, .seq = kClientIsn}));
+  to_backend(tcp_datagram({.sport = 40002, .dst = kDsrVip, .flags = kAck, .seq = kClientIsn + 1, .ack = kServerIsn + 1}));
+  to_backend(tcp_datagram({.sport = 40002, .dst = kDsrVip, .flags = kAck | 0x01, .seq = kClientIsn + 1,
+                           .ack = kServerIsn + 1}));
+  EXPECT_EQ(backend("web-dsr", kBackendB).connections.get(), 1u);
+  Sent again = to_backend(tcp_datagram({.sport = 40002, .dst = kDsrVip, .flags = kSyn, .seq = kClientIsn + 90000}));
+  ASSERT_EQ(again.west.size(), 1u);
+  EXPECT_EQ(test::dst4(ip_of(again.west[0])), kBackendB);
+  EXPECT_EQ(backend("web-dsr", kBackendB).connections.get(), 2u) << "reopened: a new connection";
+  EXPECT_EQ(flows_->counters().reopened.get(), 1u);
+  EXPECT_EQ(drops_total(), 0u);
 }
 
 }  // namespace

@@ -964,5 +964,39 @@ TEST(TcpTracker, InvalidNamesAreTheDropReasons) {
   EXPECT_EQ(tcp_invalid_name(TcpInvalid::RstOutOfWindow), "tcp_rst_out_of_window");
 }
 
+// --- one way (direct server return) ---------------------------------------------------
+
+TEST(TcpTracker, OneWayConnectionFollowsTheOriginatorsSegmentsOnly) {
+  auto seg = [](uint8_t flags) {
+    TcpSegment s;
+    s.flags = flags;
+    return s;
+  };
+  TcpState state = TcpState::None;
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpSyn)), TcpVerdict::Accept);
+  EXPECT_EQ(state, TcpState::SynSent);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpSyn)), TcpVerdict::Accept) << "a retransmitted SYN";
+  EXPECT_EQ(state, TcpState::SynSent);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpAck)), TcpVerdict::Accept) << "the handshake's ACK, never seen answered";
+  EXPECT_EQ(state, TcpState::Established);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpAck | kTcpPsh)), TcpVerdict::Accept);
+  EXPECT_EQ(state, TcpState::Established);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpAck | kTcpFin)), TcpVerdict::Accept);
+  EXPECT_EQ(state, TcpState::TimeWait);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpAck)), TcpVerdict::Accept) << "the close's last ACK";
+  EXPECT_EQ(state, TcpState::TimeWait);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpSyn)), TcpVerdict::Reopen) << "the port reused";
+
+  state = TcpState::Established;
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpSyn | kTcpAck)), TcpVerdict::Accept) << "not a new connection";
+  EXPECT_EQ(state, TcpState::Established);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpRst)), TcpVerdict::Accept);
+  EXPECT_EQ(state, TcpState::Close);
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpSyn)), TcpVerdict::Reopen);
+
+  state = TcpState::Established;  // picked up mid-stream (tcp_loose)
+  EXPECT_EQ(tcp_track_one_way(state, seg(kTcpSyn)), TcpVerdict::Accept) << "a SYN on a live connection is not a reopen";
+}
+
 }  // namespace
 }  // namespace sluice::flow
