@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Runs the router, conntrack and NAT benchmarks; tools/bench prepares the machine and calls this.
+"""Runs the router, conntrack, NAT and load-balancer benchmarks; tools/bench prepares the machine and calls this.
 
 For each case (frame size x flow count) it starts dpdk-testpmd (io forwarding, the
 harness ceiling), l3fwd (LPM) and Sluice (route pipeline) one after another on the
@@ -33,6 +33,17 @@ port 1) against l3fwd and Open vSwitch, the same cases as conntrack's with NAT r
   translated/pkt  the west nat_src stage's translated delta / rx (source rewrites)
   B/flow          a NAT pair (flows.entry_bytes.nat_ipv4) plus its two keys' share of
                   the bucket index, from flows.memory_bytes, flows.max_ipv4 and nat.max
+
+--suite lb: sluice-lb (parse + conntrack + lb + nat + route, one UDP service full-NAT to
+16 backends) against l3fwd, the same cases on a pcap whose flows all go to the VIP:
+
+  new conns/s     the services' connections delta / wall time (a backend picked and a
+                  full-NAT pair made: one a new connection); checked against nat.created
+  translated/pkt  source rewrites (nat_src) / rx; dst/pkt: destination rewrites (nat)
+  backends        the spread of active (established) or new (churn) connections over them
+
+and the Maglev build time: tests/bench/sluice-maglev-bench (1000 backends, 65537 entries)
+built 21 times: the median, the first (cold) and the slowest build.
 
 Open vSwitch (ovs-ct: ct(commit); ovs-nat: ct(commit,nat(src=...))): ovs-vswitchd-dpdk
 with one PMD core on the same net_pcap/net_null devices, in a database and run dir of
@@ -113,6 +124,9 @@ def sluice_cmd(a, app, case, run_dir):
         # Both ports: a translated flow's replies come back on east, so every tracked
         # port runs nat (lib/config/nat.cpp), and the masquerade rule names east.
         pipeline = ["parse", "conntrack", "nat", "route"]
+    elif app in LB_APPS:
+        # As NAT's: a full-NAT connection's replies come back on east.
+        pipeline = ["parse", "conntrack", "lb", "nat", "route"]
     memory_mb = case_memory_mb(case.flows) + app_table_mb(app, case.capacity)
     config = {
         "eal": {"lcores": f"{a.main_lcore},{a.worker_lcore}", "main_lcore": a.main_lcore,
@@ -141,6 +155,17 @@ def sluice_cmd(a, app, case, run_dir):
         # the pair pool is as large as the conntrack table (a full one evicts the oldest pair).
         config["nat"] = {"capacity": case.capacity,
                          "snat": [{"name": "bench", "out_port": ["east"], "masquerade": True}]}
+    if app in LB_APPS:
+        # Every flow is a new connection to the service: Maglev picks one of the backends
+        # (routed out of east like the VIP's /24) and the lb stage makes it a full-NAT pair
+        # from a local address and port; the pair pool as NAT's. No health checks: every
+        # backend is up.
+        config["routes"] = [{"prefix": "198.18.0.0/15", "via": "192.168.1.2"}]
+        config["nat"] = {"capacity": case.capacity}
+        config["services"] = [{
+            "name": "bench", "vip": LB_VIP, "protocol": "udp", "port": 9, "mode": "fullnat",
+            "local_addresses": [LB_LOCAL],
+            "backends": [{"address": f"198.18.2.{k + 1}"} for k in range(LB_BACKENDS)]}]
     if app == "sluice-fw":
         config["firewall"] = {"default_policy": "drop", "rules": FIREWALL_RULES}
     name = f"sluice-{case.flows}.json" if app == "sluice" else f"{app}-{case.tag}.json"
@@ -151,7 +176,8 @@ def sluice_cmd(a, app, case, run_dir):
 
 
 COMMANDS = {"testpmd": testpmd_cmd, "l3fwd": l3fwd_cmd, "sluice": sluice_cmd, "sluice-ct": sluice_cmd,
-            "sluice-fw": sluice_cmd, "sluice-nat": sluice_cmd, "ovs-ct": ovs_cmd, "ovs-nat": ovs_cmd}
+            "sluice-fw": sluice_cmd, "sluice-nat": sluice_cmd, "sluice-lb": sluice_cmd, "ovs-ct": ovs_cmd,
+            "ovs-nat": ovs_cmd}
 
 
 def run_app(a, app, case, run_dir, hz, round_no=0):
@@ -240,6 +266,8 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
             notes.extend(conntrack_numbers(row, case, c0, c1, packets, wall))
         if app in NAT_APPS:
             notes.extend(nat_numbers(row, case, c0, c1, packets, wall))
+        if app in LB_APPS:
+            notes.extend(lb_numbers(row, case, c0, c1, packets, wall))
         if rc not in (0, None):
             notes.append(f"exit {rc}")
     if app in OVS_APPS:
@@ -258,10 +286,11 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
 
 def sluice_established(app, source, case, proc, deadline):
     """The warm-up starts once every flow of the pcap is in the table (translated, for
-    sluice-nat): the first pass goes at the new-flow rate, which can outlast the warm-up."""
+    sluice-nat and sluice-lb): the first pass goes at the new-flow rate, which can outlast
+    the warm-up."""
     def active():
         c = source.counters()
-        return c["nat"]["active"] if app in NAT_APPS else c["flows"]["active"]
+        return c["nat"]["active"] if app in NAT_APPS + LB_APPS else c["flows"]["active"]
     while active() < case.flows:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise Failure(f"{app} has only {active()} of {case.flows} flows in its table")
@@ -321,6 +350,79 @@ def nat_numbers(row, case, c0, c1, packets, wall):
         if row["created_per_packet"] < 0.9:
             notes.append("MOSTLY NOT NEW: raise the churn flows or lower its capacity")
     return notes
+
+
+def lb_numbers(row, case, c0, c1, packets, wall):
+    """Load-balanced connections over the window into `row` (sluice-lb); returns the notes
+    they call for. A connection is a NAT pair, so NAT's account (pairs, rewrites, memory)
+    comes first; the rate is the load balancer's own count of connections."""
+    notes = nat_numbers(row, case, c0, c1, packets, wall)
+    l0, l1 = c0["lb"], c1["lb"]
+    connections = l1["connections"] - l0["connections"]
+    dst_translated = c1["nat_stage"].get("translated", 0) - c0["nat_stage"].get("translated", 0)
+    if case.workload == "established":
+        spread = l1["backend_active"]
+    else:
+        spread = [b - a for a, b in zip(l0["backend_connections"], l1["backend_connections"])]
+    mean = sum(spread) / len(spread) if spread else 0
+    row.update(lb_connections=connections, lb_active=l1["active"], lb_no_backend=l1["no_backend"] - l0["no_backend"],
+               new_flows_per_s=connections / wall, created_per_packet=connections / packets,
+               new_flows_per_cpu_s=connections / (row["cpu"] * wall) if row["cpu"] else None,
+               dst_translated_per_packet=dst_translated / packets, lb_backends=len(spread),
+               backend_share_min=min(spread) / mean if mean else None,
+               backend_share_max=max(spread) / mean if mean else None)
+    notes[1] = (f"window: connections {row['created_per_packet']:.2f}/pkt, "
+                f"rewrites src {row['translated_per_packet']:.2f}/pkt dst {row['dst_translated_per_packet']:.2f}/pkt, "
+                f"pairs removed {row['evicted_per_packet']:.2f}/pkt")
+    if mean:
+        notes.append(f"{len(spread)} backends: {row['backend_share_min']:.2f}..{row['backend_share_max']:.2f}x "
+                     f"the mean {'active' if case.workload == 'established' else 'new'}")
+        # Maglev spreads evenly what a good hash spreads evenly: far off, the flow hash
+        # is not telling these clients apart.
+        if mean >= 50 and (row["backend_share_min"] < 0.5 or row["backend_share_max"] > 1.5):
+            notes.append("UNEVEN SPREAD OVER BACKENDS")
+    # Two counters read a moment apart in one /stats while the worker runs: 1% of slack.
+    if abs(connections - row["nat_created"]) > 0.01 * max(connections, 1):
+        notes.append(f"CONNECTIONS {connections} != NAT PAIRS MADE {row['nat_created']}")
+    if row["lb_no_backend"]:
+        notes.append(f"NO BACKEND {row['lb_no_backend']}")
+    if row["dst_translated_per_packet"] < 0.99:
+        notes.append(f"ONLY {row['dst_translated_per_packet']:.1%} SENT TO A BACKEND")
+    if case.workload == "established" and l1["active"] != case.flows:
+        notes.append(f"LB ACTIVE {l1['active']} != {case.flows} flows")
+    return notes
+
+
+def run_maglev(a):
+    """The Maglev and service table build times (tests/bench/sluice-maglev-bench): one row
+    each, in the rows' form (no Mpps: a control-thread build, not forwarding)."""
+    # On the worker core, which nothing else uses once the apps are stopped.
+    cmd = ["taskset", "-c", str(a.worker_lcore), a.maglev_bench, "--backends", str(MAGLEV_BACKENDS),
+           "--size", str(MAGLEV_SIZE), "--builds", str(MAGLEV_BUILDS)]
+    log(f"maglev table build: {MAGLEV_BACKENDS} backends, {MAGLEV_SIZE} entries")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise Failure(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[:300]}")
+    rows = []
+    for line in r.stdout.splitlines():
+        what, *fields = line.split()
+        values = dict(f.split("=", 1) for f in fields)
+        app = {"maglev": "maglev-build", "service_table": "service-table-build"}.get(what)
+        if not app:
+            continue
+        rows.append({"case": f"{values['backends']} backends, {values['size']} entries", "app": app,
+                     "flows": None, "frame_bytes": None, "mpps": None, "mode": "lb", "workload": "table_build",
+                     "lb_backends": int(values["backends"]), "table_size": int(values["size"]),
+                     "builds": int(values["builds"]), "build_ms": float(values["median_ms"]),
+                     "build_ms_first": float(values["first_ms"]), "build_ms_min": float(values["min_ms"]),
+                     "build_ms_max": float(values["max_ms"]),
+                     "notes": f"median of {values['builds']} builds; first {float(values['first_ms']):.2f} ms, "
+                              f"min {float(values['min_ms']):.2f}, max {float(values['max_ms']):.2f}"})
+    if len(rows) != 2:
+        raise Failure(f"{' '.join(cmd)} printed no build times: {r.stdout.strip()[:300]}")
+    for row in rows:
+        log(f"  {row['app']}: {row['build_ms']:.2f} ms median, {row['build_ms_max']:.2f} ms slowest")
+    return rows
 
 
 def conntrack_numbers(row, case, c0, c1, packets, wall):
@@ -411,17 +513,18 @@ def main():
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=1, help="run the apps N times per case, interleaved; report medians")
-    p.add_argument("--suite", choices=("router", "conntrack", "nat"), default="router")
+    p.add_argument("--suite", choices=("router", "conntrack", "nat", "lb"), default="router")
     p.add_argument("--flows", default="1,4K,1M")
     p.add_argument("--frames", default="64,1500")
     p.add_argument("--apps", default=",".join(ROUTER_APPS))
     p.add_argument("--churn", default="none",
-                   help="conntrack and nat suites: FLOWS:CAPACITY for the new-flows case (e.g. 1M:64K), or none")
+                   help="conntrack, nat and lb suites: FLOWS:CAPACITY for the new-flows case (e.g. 1M:64K), or none")
     p.add_argument("--json")
     p.add_argument("--profile", action="store_true", help="perf record Sluice's worker after each window")
     p.add_argument("--data-dir", help="required unless --memory-only")
     p.add_argument("--sluice", help="required unless --memory-only")
     p.add_argument("--l3fwd", help="required unless --memory-only")
+    p.add_argument("--maglev-bench", help="lb suite: tests/bench/sluice-maglev-bench (no table build row without it)")
     p.add_argument("--main-lcore", type=int, default=0)
     p.add_argument("--worker-lcore", type=int, default=1)
     p.add_argument("--prefix", default="bench")
@@ -438,7 +541,7 @@ def main():
             sys.exit(f"unknown app {app} (known: {', '.join(APPS)})")
     cases = [Case(frame, flows) for frame in frames for flows in flows_list]
     tracking_apps = TRACKING_APPS + OVS_APPS
-    if a.suite in ("conntrack", "nat") and a.churn != "none" and any(app in tracking_apps for app in apps):
+    if a.suite in ("conntrack", "nat", "lb") and a.churn != "none" and any(app in tracking_apps for app in apps):
         churn_flows, churn_capacity = (parse_count(x) for x in a.churn.split(":"))
         if churn_capacity < 1024 or churn_capacity & (churn_capacity - 1) or churn_flows < 4 * churn_capacity:
             sys.exit(f"--churn {a.churn}: the capacity must be a power of two >= 1024, the flows >= 4x it")
@@ -472,11 +575,14 @@ def main():
     try:
         for case in cases:
             case_apps = apps_of(case)
-            case.pcap = os.path.join(a.data_dir, f"udp4-{GEN_VERSION}-{case.flows}-{case.frame}B.pcap")
+            # The lb suite's frames all go to the service's VIP; the others' to 198.18.1.1-254.
+            to_vip = [LB_VIP] if a.suite == "lb" else []
+            case.pcap = os.path.join(a.data_dir, f"udp4-{GEN_VERSION}-{case.flows}-{case.frame}B"
+                                     + "".join(f"-to-{v}" for v in to_vip) + ".pcap")
             if not os.path.exists(case.pcap):
                 log(f"writing {case.pcap}")
                 subprocess.run([sys.executable, os.path.join(HERE, "genpcap.py"), case.pcap + ".tmp", str(case.flows),
-                                str(case.frame), DUT_MAC], check=True)
+                                str(case.frame), DUT_MAC] + to_vip, check=True)
                 os.rename(case.pcap + ".tmp", case.pcap)
             # The previous app's pages may still be on their way back.
             need, deadline = case.memory_mb(case_apps), time.monotonic() + 15
@@ -484,7 +590,7 @@ def main():
                 time.sleep(0.5)
             free = hugepages_free_mb()
             identity = {"case": case.label, "flows": case.flows, "frame_bytes": case.frame}
-            if a.suite in ("conntrack", "nat"):
+            if a.suite in ("conntrack", "nat", "lb"):
                 identity.update(mode=a.suite, workload=case.workload)
             if free < need:
                 msg = f"skipped: needs ~{need} MiB of free hugepages, {free} MiB free"
@@ -528,16 +634,24 @@ def main():
                     if r.get("new_flows_per_s") and peer.get("new_flows_per_s") and case.workload == "new":
                         r["ratio_vs_ovs_new_flows"] = r["new_flows_per_s"] / peer["new_flows_per_s"]
             rows.extend(case_rows)
+        if a.suite == "lb" and a.maglev_bench:
+            try:
+                rows.extend(run_maglev(a))
+            except (Failure, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+                failures.append(str(e))
+                log(f"FAILED: {e}")
     finally:
         for proc in list(a.started):
             stop(proc, 20)
 
     print()
-    print_table(rows, hz, hz_source, perf_cycles_supported(), a.suite)
+    print_table([r for r in rows if r.get("workload") != "table_build"], hz, hz_source, perf_cycles_supported(),
+                a.suite)
     if a.suite == "conntrack" or any(r["app"] in CT_APPS for r in rows):
         print_conntrack(rows)
     nat_heap_per_flow(rows)
     print_nat(rows)
+    print_lb(rows)
     print_ovs(rows, a.suite)
     for r in rows:
         if r.get("profile"):
@@ -555,12 +669,17 @@ def main():
                    "conntrack_capacity", "nat_created", "nat_removed", "nat_no_port", "nat_no_room",
                    "translated_per_packet", "mapped_per_packet", "entry_bytes_nat_ipv4", "table_bytes_per_nat_flow",
                    "other_heap_bytes", "other_heap_bytes_per_nat_flow",
+                   # sluice-lb, and the table builds
+                   "lb_connections", "lb_active", "lb_no_backend", "dst_translated_per_packet", "lb_backends",
+                   "backend_share_min", "backend_share_max", "table_size", "builds", "build_ms", "build_ms_first",
+                   "build_ms_min", "build_ms_max",
                    # Open vSwitch, and Sluice against it
                    "window_seconds", "bytes_per_flow_method", "ovs_pool_mbufs", "ratio_vs_ovs_new_flows")
         out = []
         for r in rows:
             o = {k: r.get(k) for k in keys}
             o["cycles_method"] = ("PMD thread CPU time x TSC Hz / packets" if r["app"] in OVS_APPS else
+                                  None if r.get("workload") == "table_build" else
                                   "worker thread CPU time x TSC Hz / packets")
             for k in ("ratio_vs_ovs", "ratio_vs_ovs_cycles"):
                 if k in r:

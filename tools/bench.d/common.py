@@ -16,11 +16,12 @@ GEN_VERSION = "v1"                  # bump when genpcap.py changes what it write
 DUT_MAC = "02:70:63:61:70:00"       # net_pcap's MAC for the first pcap port of a process
 MBUF_BYTES = 2432                   # one 2176-byte-data-room mbuf with its headers, rounded up
 WORKING_MBUFS = 32768               # beyond the pcap's own: queues, caches, bursts in flight
-APPS = ("testpmd", "l3fwd", "sluice", "sluice-ct", "sluice-fw", "sluice-nat", "ovs-ct", "ovs-nat")
+APPS = ("testpmd", "l3fwd", "sluice", "sluice-ct", "sluice-fw", "sluice-nat", "sluice-lb", "ovs-ct", "ovs-nat")
 ROUTER_APPS = ("testpmd", "l3fwd", "sluice")     # the router suite's default
 CT_APPS = ("sluice-ct", "sluice-fw")             # Sluice with the conntrack stage
 NAT_APPS = ("sluice-nat",)                       # conntrack + nat: pairs beside the plain entries
-TRACKING_APPS = CT_APPS + NAT_APPS               # Sluice apps with a flow table
+LB_APPS = ("sluice-lb",)                         # conntrack + lb + nat: full-NAT pairs to a service's backends
+TRACKING_APPS = CT_APPS + NAT_APPS + LB_APPS     # Sluice apps with a flow table
 SLUICE_APPS = ("sluice",) + TRACKING_APPS
 OVS_APPS = ("ovs-ct", "ovs-nat")                 # Open vSwitch's userspace datapath
 OVS_PEER = {"sluice-ct": "ovs-ct", "sluice-fw": "ovs-ct", "sluice-nat": "ovs-nat"}  # what a user would pick instead
@@ -28,6 +29,18 @@ FLOW_ENTRY_BYTES = 64               # lib/flow: one IPv4 FlowEntry4, one cache l
 FLOW_BUCKET_BYTES = 64              # lib/flow: FlowBucket, 8 slots
 NAT_PAIR_BYTES = 128                # lib/flow: NatPair4, an entry and its NatExt4
 CT_MAX_CAPACITY = 1 << 26           # conntrack.capacity's upper bound
+# The load-balancer suite's service: every frame goes to the VIP (in 198.18.1.0/24, which
+# l3fwd's default table sends to port 1, so l3fwd and testpmd forward the same pcap),
+# UDP port 9, full-NAT to LB_BACKENDS backends in 198.18.2.0/24 from the local addresses
+# of LB_LOCAL. A local address has 64,512 ports toward each backend (the reply tuple
+# names the backend), so 16 addresses hold 1M connections even when Maglev sends twice
+# the mean to one backend. Sluice routes 198.18.0.0/15 out of port 1.
+LB_VIP = "198.18.1.100"
+LB_BACKENDS = 16
+LB_LOCAL = "198.18.3.0/28"
+MAGLEV_BACKENDS = 1000              # the table build the issue times, at the default size
+MAGLEV_SIZE = 65537
+MAGLEV_BUILDS = 21                  # builds timed; the rows give their median and slowest
 
 
 def log(msg):
@@ -171,10 +184,10 @@ class Case:
 
 
 def app_table_mb(app, capacity):
-    """A Sluice app's flow table: conntrack's, and NAT pairs as many again for sluice-nat,
-    whose NAT context also reserves an endpoint-independent mapping table of nat.capacity
-    (a 28 B mapping and two rte_hash entries, about 112 B a flow in all)."""
-    if app in NAT_APPS:
+    """A Sluice app's flow table: conntrack's, and NAT pairs as many again for sluice-nat
+    and sluice-lb, whose NAT context also reserves an endpoint-independent mapping table of
+    nat.capacity (a 28 B mapping and two rte_hash entries, about 112 B a flow in all)."""
+    if app in NAT_APPS + LB_APPS:
         return ct_memory_mb(capacity, capacity) + math.ceil(capacity * 112 / 2**20)
     return ct_memory_mb(capacity) if app in CT_APPS else 0
 
@@ -280,9 +293,18 @@ class SluiceStats:
         if "nat" in s:
             n = s["nat"]
             out["nat"] = {k: n[k] for k in ("active", "max", "created", "removed", "no_port", "no_room")}
-            for name in ("nat", "nat_src"):
+            for name in ("nat", "nat_src", "lb"):
                 stage = next((st for st in s["stages"] if st["port"] == "west" and st["stage"] == name), {})
                 out[name + "_stage"] = stage.get("counters", {})
+        if "services" in s:
+            # The load balancer's own account, summed over services (the bench has one).
+            services = s["services"]
+            backends = [b for sv in services for b in sv["backends"]]
+            out["lb"] = {"connections": sum(sv["connections"] for sv in services),
+                         "active": sum(sv["active_connections"] for sv in services),
+                         "no_backend": sum(sv["no_backend"] for sv in services),
+                         "backend_connections": [b["connections"] for b in backends],
+                         "backend_active": [b["active_connections"] for b in backends]}
         return out
 
     def close(self):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the benchmark's traffic: N UDP/IPv4 flows, one frame each, as a pcap.
 
-    genpcap.py OUT.pcap FLOWS FRAME_BYTES DST_MAC
+    genpcap.py OUT.pcap FLOWS FRAME_BYTES DST_MAC [DST_ADDR]
 
 FRAME_BYTES counts the 4-byte FCS, as RFC 2544 frame sizes do, so a 64 B frame is
 60 bytes in the pcap. Flow i: source 10.0.0.0 + i, source port 1024 + i % 64512,
@@ -9,8 +9,11 @@ destination 198.18.1.(1 + i % 254) port 9 (l3fwd's default LPM table sends
 198.18.1.0/24 to port 1). TTL 64, valid IPv4 header checksum, UDP checksum 0.
 Every frame has its own source address, so N frames are N distinct 5-tuples: N
 conntrack flows (the conntrack suite relies on it; up to 2^24 flows stay in 10.0.0.0/8).
+With DST_ADDR (the load-balancer suite's VIP) every flow goes to that one address,
+port 9: the flows differ by source address and port only, as clients of one service do.
 Written with struct, not scapy: a million frames take seconds, not an hour.
 """
+import socket
 import struct
 import sys
 
@@ -28,6 +31,7 @@ def fold(total):
 
 def main():
     out, flows, frame_bytes, dst_mac = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    vip = sys.argv[5] if len(sys.argv) > 5 else None
     caplen = frame_bytes - FCS
     if caplen < ETH + IP4 + UDP or flows < 1 or flows > (1 << 24):
         sys.exit(f"genpcap: bad flows {flows} or frame size {frame_bytes}")
@@ -42,10 +46,11 @@ def main():
     fixed = sum(struct.unpack_from("!5H", frame, ETH))  # the header words before the checksum
     record = struct.pack("<IIII", 0, 0, caplen, caplen)
     src_base, dst_base = 0x0A000000, 0xC6120100  # 10.0.0.0, 198.18.1.0
+    vip_addr = struct.unpack("!I", socket.inet_aton(vip))[0] if vip else None
     with open(out, "wb", buffering=1 << 22) as f:
         f.write(PCAP_HEADER)
         for i in range(flows):
-            src, dst = src_base + i, dst_base + 1 + i % 254
+            src, dst = src_base + i, vip_addr if vip else dst_base + 1 + i % 254
             checksum = ~fold(fixed + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)) & 0xFFFF
             struct.pack_into("!HII", frame, ETH + 10, checksum, src, dst)
             struct.pack_into("!H", frame, ETH + IP4, 1024 + i % 64512)

@@ -44,7 +44,8 @@ def print_table(rows, hz, hz_source, pmu, suite="router"):
     print(f"\ncyc/pkt: worker thread CPU time x TSC {hz / 1e6:.0f} MHz ({hz_source}) / packets; {why}.\n"
           "Sluice's own busy cycles per packet (lcores[] in /stats) are in the notes: TSC cycles of busy polls, "
           "which count time the thread was preempted.\nvs l3fwd: Mpps / l3fwd's Mpps in the same case (the target: " +
-          {"conntrack": "sluice-ct >= 0.5x with 1M flows). ", "nat": "sluice-nat >= 0.45x with 1M flows). "}
+          {"conntrack": "sluice-ct >= 0.5x with 1M flows). ", "nat": "sluice-nat >= 0.45x with 1M flows). ",
+           "lb": "sluice-lb >= 0.4x with 1M flows). "}
           .get(suite, "Sluice >= 1.0x). ") +
           "by cycles: l3fwd's cyc/pkt / this app's,\nthe same ratio without the time other tenants took from the core. "
           "fwd: port 1 tx / port 0 rx. cpu: worker thread CPU time / wall time." +
@@ -170,6 +171,54 @@ def print_nat(rows):
     table = max(r["bytes_per_flow"] or 0 for r in nat)
     print(f"  IPv4 NAT flow (pair): {entry} B (target <= 128 B): {verdict(entry <= 128)}; with its two keys' "
           f"bucket slots, {table:.0f} B per NAT flow of capacity")
+
+
+def print_lb(rows):
+    """The load balancer's rows (sluice-lb), the table build times, and the LB issue's targets."""
+    lb = [r for r in rows if r["app"] in LB_APPS and r.get("mpps")]
+    builds = [r for r in rows if r.get("workload") == "table_build"]
+    if lb:
+        lines = [("case", "app", "Mpps", "per CPU-s", "new Mconn/s", "per CPU-s", "conns/pkt", "removed/pkt",
+                  "src/pkt", "dst/pkt", "active/capacity", "backends", "B/flow")]
+        for r in lb:
+            per_cpu = r["new_flows_per_cpu_s"] / 1e6 if r.get("new_flows_per_cpu_s") is not None else None
+            spread = (f"{r['lb_backends']}: {r['backend_share_min']:.2f}..{r['backend_share_max']:.2f}"
+                      if r.get("backend_share_min") is not None else "-")
+            lines.append((r["case"], r["app"], fmt(r["mpps"], ".2f"), fmt(r.get("mpps_per_cpu_s"), ".2f"),
+                          fmt(r["new_flows_per_s"] / 1e6, ".2f"), fmt(per_cpu, ".2f"),
+                          fmt(r["created_per_packet"], ".3f"), fmt(r["evicted_per_packet"], ".3f"),
+                          fmt(r["translated_per_packet"], ".3f"), fmt(r["dst_translated_per_packet"], ".3f"),
+                          f"{r['flows_active']}/{r['capacity']}", spread, fmt(r["bytes_per_flow"], ".1f")))
+        print_rows("Load balancer (services, nat and flows in Sluice's /stats, deltas over the same window):", lines)
+        print("new Mconn/s: the services' connections delta / wall time (a backend picked and a full-NAT pair made). "
+              "conns,\nremoved: connections and nat.removed deltas / port 0 rx; src, dst: source (nat_src) and "
+              "destination (nat)\nrewrites / rx. backends: each backend's active connections (established) or new "
+              "ones (churn) over the\nmean. B/flow: a pair and its two keys' share of the bucket index, as NAT's.")
+    if builds:
+        lines = [("case", "what", "median ms", "first ms", "min ms", "max ms", "builds")]
+        for r in builds:
+            lines.append((r["case"], r["app"], fmt(r["build_ms"], ".2f"), fmt(r["build_ms_first"], ".2f"),
+                          fmt(r["build_ms_min"], ".2f"), fmt(r["build_ms_max"], ".2f"), str(r["builds"])))
+        print_rows("Table builds (tests/bench/sluice-maglev-bench, one process, on the worker core):", lines)
+        print("maglev-build: MaglevTable::build alone; service-table-build: ServiceTable::build of one full-NAT "
+              "service with\nthose backends (what the control thread compiles and publishes on a reload or a "
+              "backend going up or down).\nfirst: the first build of the process (its memory not yet touched).")
+    if not lb and not builds:
+        return
+    print("\nTargets (load-balancer issue):")
+    for r in lb:
+        if r.get("workload") == "established" and r["flows"] >= 1 << 20 and r.get("ratio_vs_l3fwd") is not None:
+            print(f"  {r['case']}, {r['app']}: {r['ratio_vs_l3fwd']:.2f}x l3fwd-lpm, "
+                  f"{fmt(r.get('ratio_vs_l3fwd_cycles'), '.2f')}x by cycles (target >= 0.4x): "
+                  f"{verdict(r['ratio_vs_l3fwd'] >= 0.4)}")
+    for r in (r for r in lb if r.get("workload") == "new"):
+        per_cpu = r.get("new_flows_per_cpu_s") or 0
+        print(f"  {r['case']}, {r['app']}: {r['new_flows_per_s'] / 1e6:.2f}M new connections/s per core, "
+              f"{per_cpu / 1e6:.2f}M per CPU second (target >= 2M): {verdict(r['new_flows_per_s'] >= 2e6)}"
+              + ("" if r['new_flows_per_s'] >= 2e6 or per_cpu < 2e6 else " (met per CPU second: the core was shared)"))
+    for r in (r for r in builds if r["app"] == "maglev-build"):
+        print(f"  Maglev table, {r['case']}: {r['build_ms']:.2f} ms median, {r['build_ms_max']:.2f} ms slowest "
+              f"(target <= 50 ms): {verdict(r['build_ms_max'] <= 50)}")
 
 
 def print_ovs(rows, suite):
