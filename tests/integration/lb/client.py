@@ -3,6 +3,10 @@
   spread VIP PORT N         N HTTP connections; prints {"backends": {name: n}, "sources": {addr: n}, "errors": n}
   stream VIP PORT SECONDS AVOID[,AVOID]  a connection to a backend not in AVOID, fed for SECONDS;
                             prints {"backend", "sent", "got", "ok", "error"}; READY on stderr once streaming
+  hold VIP PORT N SECONDS   N long-lived connections to a sink, each fed 512 bytes every 50 ms for
+                            SECONDS, then closed and checked (the backend counted every byte: the
+                            connection never left it); prints {"connections", "ok", "backends",
+                            "failed", "first_error"}; READY on stderr once all are open
 """
 import json
 import socket
@@ -69,9 +73,62 @@ def stream(vip, port, seconds, avoid):
     print(json.dumps(result))
 
 
+def read_line(s):
+    line = b""
+    while not line.endswith(b"\n"):
+        data = s.recv(100)
+        if not data:
+            raise ConnectionError("closed before a whole line: " + repr(line))
+        line += data
+    return line.decode().strip()
+
+
+def hold(vip, port, n, seconds):
+    conns = []
+    for _ in range(n):
+        s = socket.create_connection((vip, port), timeout=15)
+        conns.append({"sock": s, "backend": read_line(s), "sent": 0, "error": ""})
+    print("READY", file=sys.stderr, flush=True)
+    chunk, end = b"y" * 512, time.time() + seconds
+    while time.time() < end:
+        for c in conns:
+            if c["error"]:
+                continue
+            try:
+                c["sock"].sendall(chunk)
+                c["sent"] += len(chunk)
+            except Exception as e:  # counted below
+                c["error"] = "send: " + repr(e)
+        time.sleep(0.05)
+    for c in conns:
+        if not c["error"]:
+            try:
+                c["sock"].shutdown(socket.SHUT_WR)
+            except Exception as e:
+                c["error"] = "shutdown: " + repr(e)
+    backends, ok, first_error = {}, 0, ""
+    for c in conns:
+        backends[c["backend"]] = backends.get(c["backend"], 0) + 1
+        if not c["error"]:
+            try:
+                reply = read_line(c["sock"])
+                got = int(reply.split()[1]) if reply.startswith("got ") else -1
+                if got == c["sent"]:
+                    ok += 1
+                else:
+                    c["error"] = f"the backend counted {got} of {c['sent']} bytes"
+            except Exception as e:
+                c["error"] = "reply: " + repr(e)
+        first_error = first_error or c["error"]
+        c["sock"].close()
+    print(json.dumps({"connections": n, "ok": ok, "failed": n - ok, "backends": backends, "first_error": first_error}))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "spread":
         spread(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif mode == "stream":
         stream(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5].split(","))
+    elif mode == "hold":
+        hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
