@@ -5,7 +5,8 @@ namespace sluice::lb {
 LbContext::LbContext()
     : backends_(new BackendCounters[kMaxBackendSlots]),
       services_(new ServiceCounters[kMaxServiceSlots]),
-      cursors_(new uint32_t[kMaxServiceSlots]()) {}
+      cursors_(new uint32_t[kMaxServiceSlots]()),
+      planned_(new uint16_t[kMaxBackendSlots]()) {}
 
 uint16_t LbContext::pick(const Service& s, uint32_t hash) {
   switch (s.scheduler) {
@@ -29,12 +30,20 @@ uint16_t LbContext::pick(const Service& s, uint32_t hash) {
       uint64_t best_active = 0, best_weight = 1;
       for (uint16_t i : s.eligible) {
         const Backend& b = s.backends[i];
-        const uint64_t active = backends_[b.slot].active.get();
+        const uint64_t active = backends_[b.slot].active.get() + planned_[b.slot];
         if (best == kNoBackend || active * best_weight < best_active * b.weight) {
           best = i;
           best_active = active;
           best_weight = b.weight;
         }
+      }
+      if (best != kNoBackend) {
+        const uint16_t slot = s.backends[best].slot;
+        if (planned_[slot] == 0) {
+          if (n_touched_ == kMaxTouched) return best;  // a burst never plans this many
+          touched_[n_touched_++] = slot;
+        }
+        ++planned_[slot];
       }
       return best;
     }

@@ -43,6 +43,12 @@ class LbContext {
   // tuple (Maglev's input). Round-robin and least-connections count this worker's
   // connections only: each worker balances its share.
   uint16_t pick(const Service& s, uint32_t hash);
+  // The lb stage, after each burst: least-connections' picks of the burst are counted
+  // as connections from here on (the stage opened them), no longer as planned ones.
+  void end_burst() {
+    for (unsigned k = 0; k < n_touched_; ++k) planned_[touched_[k]] = 0;
+    n_touched_ = 0;
+  }
 
   // The flow table's observer (through NatContext): a load-balanced pair ended.
   static void pair_removed(void* self, const flow::NatPair4& pair);
@@ -51,6 +57,13 @@ class LbContext {
   std::unique_ptr<BackendCounters[]> backends_;
   std::unique_ptr<ServiceCounters[]> services_;
   std::unique_ptr<uint32_t[]> cursors_;  // round-robin position per service slot
+  // Least-connections: picks made in this burst (conntrack plans the whole burst before
+  // the lb stage opens any), counted with `active` so one burst's new connections do
+  // not all go to the same backend. Per backend slot; the touched ones listed.
+  std::unique_ptr<uint16_t[]> planned_;
+  static constexpr unsigned kMaxTouched = 256;
+  uint16_t touched_[kMaxTouched];
+  unsigned n_touched_ = 0;
 };
 
 }  // namespace sluice::lb

@@ -107,6 +107,10 @@ class ServiceTable {
   }
   // Whether any service drops its removed backends' connections (else none is checked).
   bool drops_removed() const { return drops_removed_; }
+  // Which publication this is, modulo 8 (set by the publisher): a backend index planned
+  // against one table is not read against the next (plan_code below).
+  uint8_t tag() const { return tag_; }
+  void set_tag(uint8_t tag) { tag_ = tag & 7; }
 
  private:
   int probe(uint32_t vip, uint8_t proto, uint16_t port) const {
@@ -132,11 +136,28 @@ class ServiceTable {
   std::vector<int16_t> by_slot_;
   std::vector<uint8_t> backend_present_;
   bool drops_removed_ = false;
+  uint8_t tag_ = 0;
   static uint64_t backend_key(uint32_t addr, uint16_t port, uint8_t proto) {
     return uint64_t(addr) << 32 | uint64_t(port) << 8 | proto;
   }
   std::unordered_map<uint64_t, uint32_t> dnat_backends_;  // (service << 16 | backend); only unambiguous ones
 };
+
+// A backend index (kNoBackend: none up) conntrack planned against the table tagged
+// `tag`, as PacketMeta::aux carries it to the lb stage: index + 1 in the low 13 bits
+// (services have at most 4096 backends), the tag above.
+inline uint16_t plan_code(uint16_t backend, uint8_t tag) {
+  return static_cast<uint16_t>(((backend + 1u) & 0x1fffu) | unsigned(tag & 7) << 13);
+}
+// The planned backend if `code` was planned against the table tagged `tag`; false when
+// another table was in force then (a publication between conntrack and the lb stage:
+// its index may name another backend now), and the caller picks again.
+inline bool planned_backend(uint16_t code, uint8_t tag, uint16_t& backend) {
+  if ((code >> 13) != (tag & 7)) return false;
+  const uint16_t index = code & 0x1fff;
+  backend = index ? static_cast<uint16_t>(index - 1) : kNoBackend;
+  return true;
+}
 
 // A connection's hash for Maglev: a fixed function of its 5-tuple (as the client sent
 // it), the same on every Sluice so that another box picks the same backend.

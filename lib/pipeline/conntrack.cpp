@@ -923,7 +923,7 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
       flow_meta(m) = FlowMeta{w.kind == kTrack4 ? w.entry : kNoEntry, w.out_port, flags, 0};
       if (w.nat == nat::Destination::kService) {
         flow_meta(m).flags |= kFlowMetaLb;
-        meta(m).aux = w.lb_backend;
+        meta(m).aux = lb::plan_code(w.lb_backend, s.services->tag());
       }
     }
     return true;

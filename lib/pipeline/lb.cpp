@@ -93,6 +93,7 @@ void LbStage::process(Burst& burst) {
     burst.pkts[kept++] = m;
   }
   burst.count = kept;
+  ctx_.lb->end_burst();
 }
 
 // Counts a load-balanced packet for its backend; false when its backend left a service
@@ -156,8 +157,10 @@ LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const 
   const int service_index = services.find(orig.dst, p.proto, orig.dport);
   if (service_index < 0) return refuse(Drop::LbNoBackend);  // removed by a reload since conntrack looked
   const lb::Service& s = services.service(static_cast<uint16_t>(service_index));
-  uint16_t backend = meta(m).aux;
-  if (backend >= s.backends.size()) backend = ctx_.lb->pick(s, lb::flow_hash(orig.src, orig.dst, orig.sport, orig.dport, p.proto));
+  uint16_t backend = lb::kNoBackend;
+  if (!lb::planned_backend(meta(m).aux, services.tag(), backend) ||
+      (backend != lb::kNoBackend && backend >= s.backends.size())) [[unlikely]]
+    backend = ctx_.lb->pick(s, lb::flow_hash(orig.src, orig.dst, orig.sport, orig.dport, p.proto));
   if (backend == lb::kNoBackend) {
     ctx_.lb->service(s.slot).no_backend.inc();
     return refuse(Drop::LbNoBackend);

@@ -27,7 +27,7 @@ std::unique_ptr<LoadBalancer> LoadBalancer::create(const config::Config& config,
   auto table = lb->build(lb->services_, error);
   if (!table) return nullptr;
   lb->table_ = std::make_unique<l3::Published<lb::ServiceTable>>(qsbr);
-  lb->table_->publish(std::move(table));
+  lb->publish(std::move(table));
   if (router) router->set_probe_sink(&LoadBalancer::probe_reply, lb.get());
   for (const auto& s : lb->services_)
     spdlog::info("lb: service '{}' {} {} port {}: {} backend(s), {}, health {}", s.name, s.vip.str(),
@@ -123,7 +123,7 @@ bool LoadBalancer::prepare(const config::Config& next, std::string& error) {
 void LoadBalancer::commit() {
   std::lock_guard lock(mutex_);
   services_ = std::move(pending_);
-  if (pending_table_) table_->publish(std::move(pending_table_));
+  if (pending_table_) publish(std::move(pending_table_));
 }
 
 uint32_t LoadBalancer::next_random() {
@@ -264,6 +264,11 @@ void LoadBalancer::rebuild() {
     spdlog::error("lb: services table not rebuilt after a health change: {}", error);
     return;
   }
+  publish(std::move(table));
+}
+
+void LoadBalancer::publish(std::unique_ptr<lb::ServiceTable> table) {
+  table->set_tag(static_cast<uint8_t>(++published_));
   table_->publish(std::move(table));
 }
 

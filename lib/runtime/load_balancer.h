@@ -95,6 +95,7 @@ class LoadBalancer {
   void answered(const lb::ProbeReply& reply, uint64_t now_ms);
   void transition(Check& c, lb::Transition t, uint64_t now_ms);
   void rebuild();
+  void publish(std::unique_ptr<lb::ServiceTable> table);  // tagged, then published by RCU
   uint32_t next_random();
 
   l3::Qsbr& qsbr_;
@@ -115,6 +116,7 @@ class LoadBalancer {
   uint16_t next_echo_seq_ = 1;
   uint64_t rng_ = 0x2545f4914f6cdd1dull;
   bool rebuild_needed_ = false;
+  uint32_t published_ = 0;  // tables published: the next one's tag
   mutable std::mutex mutex_;  // checks and services vs. the readers; replies_ vs. the router's sink
 };
 

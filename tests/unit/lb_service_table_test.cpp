@@ -316,6 +316,24 @@ TEST(ServiceTableTest, FlowHashIsAFixedFunctionOfTheTuple) {
   EXPECT_NE(h, flow_hash(src, dst, be(40000), be(80), kUdp));
 }
 
+TEST(ServiceTableTest, PlannedBackendIsReadOnlyAgainstTheTableItWasPlannedOn) {
+  for (uint8_t tag = 0; tag < 8; ++tag) {
+    for (uint16_t backend : {uint16_t{0}, uint16_t{1}, uint16_t{4095}, kNoBackend}) {
+      const uint16_t code = plan_code(backend, tag);
+      uint16_t got = 1234;
+      ASSERT_TRUE(planned_backend(code, tag, got)) << int(tag) << " " << backend;
+      EXPECT_EQ(got, backend);
+      EXPECT_FALSE(planned_backend(code, static_cast<uint8_t>((tag + 1) & 7), got)) << "another publication";
+    }
+  }
+  SlotRegistry registry;
+  auto t = build({service("web", "192.0.2.10", kTcp, 80, {backend("10.3.0.11")})}, registry);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->tag(), 0);
+  t->set_tag(9);
+  EXPECT_EQ(t->tag(), 1) << "modulo 8";
+}
+
 // ---- LbContext::pick ----
 
 TEST(LbContextTest, WeightedRoundRobinRepeatsItsCycleExactly) {
@@ -372,21 +390,46 @@ TEST(LbContextTest, LeastConnectionsPicksFewestActivePerWeight) {
       active.add(values[i]);
     }
   };
+  // Each pick its own burst (the lb stage ends each): only `active` counts.
+  auto pick = [&](uint32_t hash) {
+    const uint16_t b = ctx.pick(s, hash);
+    ctx.end_burst();
+    return b;
+  };
   set_active(0, 0, 0);
-  EXPECT_EQ(ctx.pick(s, 0), 0) << "a tie goes to the first";
+  EXPECT_EQ(pick(0), 0) << "a tie goes to the first";
   set_active(1, 0, 1);
-  EXPECT_EQ(ctx.pick(s, 0), 1);
+  EXPECT_EQ(pick(0), 1);
   set_active(1, 1, 1);
-  EXPECT_EQ(ctx.pick(s, 0), 1) << "1 per 2 weight is fewer than 1 per 1";
+  EXPECT_EQ(pick(0), 1) << "1 per 2 weight is fewer than 1 per 1";
   set_active(1, 2, 1);
-  EXPECT_EQ(ctx.pick(s, 0), 0) << "2 per 2 ties 1 per 1: the first of them";
+  EXPECT_EQ(pick(0), 0) << "2 per 2 ties 1 per 1: the first of them";
   set_active(2, 3, 1);
-  EXPECT_EQ(ctx.pick(s, 0), 2);
+  EXPECT_EQ(pick(0), 2);
   set_active(5, 9, 5);
-  EXPECT_EQ(ctx.pick(s, 0), 1) << "4.5 per unit of weight against 5";
+  EXPECT_EQ(pick(0), 1) << "4.5 per unit of weight against 5";
   set_active(3, 0, 3);
-  EXPECT_EQ(ctx.pick(s, 0xdeadbeef), 1) << "the hash plays no part";
+  EXPECT_EQ(pick(0xdeadbeef), 1) << "the hash plays no part";
   EXPECT_EQ(ctx.backend(s.backends[1].slot).active.get(), 0u) << "picking does not count: the lb stage does";
+}
+
+TEST(LbContextTest, LeastConnectionsSpreadsOneBurstsNewConnections) {
+  // Conntrack plans a whole burst before the lb stage opens (and counts) any of it: the
+  // burst's own picks count, or all of them would go to the same backend.
+  SlotRegistry registry;
+  auto t = build({service("lc", "192.0.2.10", kTcp, 80,
+                          {backend("10.3.0.11", 0, 1), backend("10.3.0.12", 0, 2), backend("10.3.0.13", 0, 1)},
+                          LbScheduler::LeastConnections)},
+                 registry);
+  ASSERT_NE(t, nullptr);
+  const Service& s = t->service(0);
+  LbContext ctx;
+  std::vector<int> picked(3, 0);
+  for (int i = 0; i < 32; ++i) ++picked.at(ctx.pick(s, static_cast<uint32_t>(i)));
+  EXPECT_EQ(picked, (std::vector<int>{8, 16, 8})) << "by weight within one burst";
+  ctx.end_burst();
+  EXPECT_EQ(ctx.pick(s, 0), 0) << "planned picks end with the burst: nothing active, a tie";
+  ctx.end_burst();
 }
 
 TEST(LbContextTest, LeastConnectionsNeverPicksADownBackend) {
