@@ -335,8 +335,10 @@ lb_check_drops() {
   d=$(jq -c --argjson before "$LB_DROPS_BEFORE" \
     'with_entries(.value -= ($before[.key] // 0)) | with_entries(select(.value > 0))' <<<"$(fw_stat '.drops')")
   # not_routable: the hosts' IPv6 multicast (MLD, solicitations); no_route: the hosts' resolver queries
-  # (ping's reverse lookups) to an address nothing routes.
-  expect_jq "$d" 'del(.not_routable, .no_route) == {}' \
+  # (ping's reverse lookups) to an address nothing routes; tx_queue_full, a few at most: the
+  # kernel side of a port not drained for a moment while the streams share the 2 CPUs with
+  # Sluice's busy worker (counted with its reason; more is a bug).
+  expect_jq "$d" 'del(.not_routable, .no_route, .tx_queue_full) == {} and (.tx_queue_full // 0) <= 10' \
     "only drops a killed backend explains: $d"
 }
 
