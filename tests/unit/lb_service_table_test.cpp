@@ -373,12 +373,16 @@ TEST(LbContextTest, RoundRobinSkipsADownBackend) {
   EXPECT_EQ(picks, (std::vector<uint16_t>{0, 2, 0, 2}));
 }
 
+// Three backends weighing 1, 2 and 1.
+config::LbService weighted_least_connections() {
+  return service("lc", "192.0.2.10", kTcp, 80,
+                 {backend("10.3.0.11", 0, 1), backend("10.3.0.12", 0, 2), backend("10.3.0.13", 0, 1)},
+                 LbScheduler::LeastConnections);
+}
+
 TEST(LbContextTest, LeastConnectionsPicksFewestActivePerWeight) {
   SlotRegistry registry;
-  auto t = build({service("lc", "192.0.2.10", kTcp, 80,
-                          {backend("10.3.0.11", 0, 1), backend("10.3.0.12", 0, 2), backend("10.3.0.13", 0, 1)},
-                          LbScheduler::LeastConnections)},
-                 registry);
+  auto t = build({weighted_least_connections()}, registry);
   ASSERT_NE(t, nullptr);
   const Service& s = t->service(0);
   LbContext ctx;
@@ -417,10 +421,7 @@ TEST(LbContextTest, LeastConnectionsSpreadsOneBurstsNewConnections) {
   // Conntrack plans a whole burst before the lb stage opens (and counts) any of it: the
   // burst's own picks count, or all of them would go to the same backend.
   SlotRegistry registry;
-  auto t = build({service("lc", "192.0.2.10", kTcp, 80,
-                          {backend("10.3.0.11", 0, 1), backend("10.3.0.12", 0, 2), backend("10.3.0.13", 0, 1)},
-                          LbScheduler::LeastConnections)},
-                 registry);
+  auto t = build({weighted_least_connections()}, registry);
   ASSERT_NE(t, nullptr);
   const Service& s = t->service(0);
   LbContext ctx;

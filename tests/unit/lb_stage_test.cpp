@@ -99,11 +99,7 @@ test::TwoPortSpec lb_ports() {
 
 uint32_t ip4(const char* text) { return test::addr4_raw(text); }
 
-std::vector<uint8_t> pattern(size_t n, uint8_t seed = 0) {
-  std::vector<uint8_t> p(n);
-  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(seed + i * 7);
-  return p;
-}
+using test::pattern;
 
 struct Tcp {
   std::string src = kClient;
@@ -117,20 +113,7 @@ struct Tcp {
 
 // A TCP segment as a host sends it, every checksum computed in full.
 std::vector<uint8_t> tcp_datagram(const Tcp& t) {
-  Datagram4 g;
-  g.src = ip4(t.src.c_str());
-  g.dst = ip4(t.dst.c_str());
-  g.proto = net::kIpProtoTcp;
-  g.sport = t.sport;
-  g.dport = t.dport;
-  g.payload = pattern(t.payload);
-  std::vector<uint8_t> d = test::ipv4_datagram(g);
-  net::store32(&d[20 + 4], rte_cpu_to_be_32(t.seq));
-  net::store32(&d[20 + 8], rte_cpu_to_be_32(t.ack));
-  d[20 + 13] = t.flags;
-  test::put16(d, 20 + 14, 64240);
-  test::refresh_checksums(d);
-  return d;
+  return test::tcp_datagram4(ip4(t.src.c_str()), t.sport, ip4(t.dst.c_str()), t.dport, t.flags, t.seq, t.ack, t.payload);
 }
 
 std::vector<uint8_t> udp_datagram(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport,

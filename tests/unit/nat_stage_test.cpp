@@ -96,11 +96,7 @@ test::TwoPortSpec nat_ports() {
 
 uint32_t ip4(const char* text) { return test::addr4_raw(text); }
 
-std::vector<uint8_t> pattern(size_t n, uint8_t seed = 0) {
-  std::vector<uint8_t> p(n);
-  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(seed + i * 7);
-  return p;
-}
+using test::pattern;
 
 // Datagrams as hosts send them, every checksum computed in full (nat_support.h).
 std::vector<uint8_t> udp_datagram(const char* src, uint16_t sport, const char* dst, uint16_t dport,
@@ -127,20 +123,7 @@ struct Tcp {
 };
 
 std::vector<uint8_t> tcp_datagram(const Tcp& t) {
-  Datagram4 g;
-  g.src = ip4(t.src);
-  g.dst = ip4(t.dst);
-  g.proto = net::kIpProtoTcp;
-  g.sport = t.sport;
-  g.dport = t.dport;
-  g.payload = pattern(t.payload);
-  std::vector<uint8_t> d = test::ipv4_datagram(g);
-  net::store32(&d[20 + 4], rte_cpu_to_be_32(t.seq));
-  net::store32(&d[20 + 8], rte_cpu_to_be_32(t.ack));
-  d[20 + 13] = t.flags;
-  test::put16(d, 20 + 14, 64240);
-  test::refresh_checksums(d);
-  return d;
+  return test::tcp_datagram4(ip4(t.src), t.sport, ip4(t.dst), t.dport, t.flags, t.seq, t.ack, t.payload);
 }
 
 // An ICMP echo request (8) or reply (0) with identifier `id`.

@@ -128,6 +128,33 @@ inline std::vector<uint8_t> ipv4_datagram(const Datagram4& g) {
   return d;
 }
 
+// A payload whose every byte is known: seed + 7 i.
+inline std::vector<uint8_t> pattern(size_t n, uint8_t seed = 0) {
+  std::vector<uint8_t> p(n);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(seed + i * 7);
+  return p;
+}
+
+// A TCP segment as a host sends it (addresses in network order, window 64240, no
+// options, pattern() payload), every checksum computed in full.
+inline std::vector<uint8_t> tcp_datagram4(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, uint8_t flags,
+                                          uint32_t seq, uint32_t ack, size_t payload) {
+  Datagram4 g;
+  g.src = src;
+  g.dst = dst;
+  g.proto = net::kIpProtoTcp;
+  g.sport = sport;
+  g.dport = dport;
+  g.payload = pattern(payload);
+  std::vector<uint8_t> d = ipv4_datagram(g);
+  net::store32(&d[20 + 4], rte_cpu_to_be_32(seq));
+  net::store32(&d[20 + 8], rte_cpu_to_be_32(ack));
+  d[20 + 13] = flags;
+  put16(d, 20 + 14, 64240);
+  refresh_checksums(d);
+  return d;
+}
+
 // An Ethernet frame around a datagram (IPv4 at kEthLen).
 inline std::vector<uint8_t> eth_frame(const std::vector<uint8_t>& datagram) {
   Frame f;
