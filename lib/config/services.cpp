@@ -227,9 +227,21 @@ void resolve_services(Config& config, std::vector<std::string>& errors) {
   for (size_t i = 0; i < config.services.size(); ++i) {
     const LbService& s = config.services[i];
     const std::string path = "services[" + std::to_string(i) + "]";
-    // What this build runs: NAT pairs (its translated flows) are IPv4.
+    // What this build runs: NAT pairs (its translated flows) are IPv4; an IPv6 service
+    // rewrites nothing (ipip: the packet goes to the backend as sent, in a tunnel).
+    if (s.vip.family == 6 && s.mode != LbMode::Ipip)
+      errors.push_back(path + ".mode: an IPv6 service (" + s.vip.str() + ") is ipip only: " +
+                       kModeNames[static_cast<size_t>(s.mode)] +
+                       " translates addresses, and NAT translates IPv4 (use mode ipip, or an IPv4 VIP)");
+    // Sluice answers ARP for IPv4 VIPs in a port's subnet, not neighbour solicitations:
+    // an IPv6 VIP is routed to Sluice (a route on the clients' router).
     if (s.vip.family == 6)
-      errors.push_back(path + ".vip: IPv6 services are not supported yet (translated flows are IPv4), got " + s.vip.str());
+      for (const auto& pc : config.ports)
+        for (const auto& p : pc.ipv6)
+          if (p.contains(s.vip))
+            errors.push_back(path + ".vip: " + s.vip.str() + " is in port " + pc.name + "'s subnet " + p.str() +
+                             ": Sluice does not answer neighbour solicitations for an IPv6 VIP; use an address "
+                             "outside the ports' subnets, routed to Sluice");
     // With several workers a DNAT reply (backend -> client) must find the worker that
     // holds its connection: software steering computes it from the Maglev table.
     if (s.mode == LbMode::Dnat && s.scheduler != LbScheduler::Maglev && config.workers.size() > 1)

@@ -89,6 +89,9 @@ inline constexpr uint8_t kFlowProtected = 0x10;    // may not be evicted (mirror
 // Only the opener's packets pass here (a load balancer's direct-server-return connection:
 // the backend answers the client itself): TCP is tracked by tcp_track_one_way.
 inline constexpr uint8_t kFlowOneWay = 0x20;
+// An IPv6 load-balanced (ipip) connection: the entry's `lb` holds its backend (IPv6
+// entries only; an IPv4 one is a NAT pair instead).
+inline constexpr uint8_t kFlowLb = 0x40;
 
 // States of non-TCP flows (TCP flows hold a TcpState).
 enum class GenericState : uint8_t { Unreplied = 1, Replied = 2 };
@@ -119,10 +122,24 @@ struct alignas(64) FlowEntry4 {
 };
 static_assert(sizeof(FlowEntry4) == 64);
 
+// What an IPv6 entry of a load-balanced connection (kFlowLb) keeps of its backend, in
+// the 40 bytes its two lines leave after the key and body: IPv6 services are ipip only
+// (nothing rewritten, no reply key), so the backend and the tunnel are all it needs.
+struct LbExt6 {
+  uint8_t backend[16];     // the outer header's destination
+  uint8_t tunnel_src[16];  // its source: Sluice's address toward the backend
+  uint16_t service;        // the service's slot (lib/lb); kLbUnopened until the lb stage opens it
+  uint16_t backend_slot;   // the backend's slot, for its counters
+  uint32_t flow_label;     // the outer header's (a hash of the connection, RFC 6438)
+};
+static_assert(sizeof(LbExt6) == 40);
+inline constexpr uint16_t kLbUnopened = 0xffff;
+
 struct alignas(64) FlowEntry6 {
   using Key = FlowKey6;
   FlowKey6 key;
   FlowBody body;
+  LbExt6 lb;  // kFlowLb only
 };
 static_assert(sizeof(FlowEntry6) == 128);
 

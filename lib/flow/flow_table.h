@@ -142,6 +142,13 @@ class FlowTable {
     pair_observer_ = observer;
     pair_observer_user_ = user;
   }
+  // Told of every plain entry flagged kFlowLb removed (expiry, flush, eviction, reopen),
+  // before its memory is reused: an IPv6 load-balanced connection ended.
+  using EntryObserver = void (*)(void* user, const Entry& entry);
+  void set_entry_observer(EntryObserver observer, void* user) {
+    entry_observer_ = observer;
+    entry_observer_user_ = user;
+  }
 
   // The entry (a pair's first line) an index names, whichever key found it.
   Entry& at(uint32_t index) {
@@ -577,6 +584,8 @@ class FlowTable {
   // Back to the free list, out of the wheel; its bucket slot is already clear.
   void release(uint32_t index) {
     Entry& e = entries_[index];
+    if ((e.body.flags & kFlowLb) && entry_observer_) [[unlikely]]
+      entry_observer_(entry_observer_user_, e);
     unlink_timer(index);
     e.body.flags = 0;
     e.body.timer_next = free_head_;
@@ -668,6 +677,8 @@ class FlowTable {
                     Evicted& out) {
     if (!oldest_slot(buckets, count, now_stamp, pairs, out)) return false;
     const uint32_t index = out.index;
+    if ((entries_[index].body.flags & kFlowLb) && entry_observer_) [[unlikely]]
+      entry_observer_(entry_observer_user_, entries_[index]);
     victim.evicted = true;
     victim.proto = entries_[index].key.proto;
     victim.state = entries_[index].body.state;
@@ -775,6 +786,8 @@ class FlowTable {
   uint32_t pairs_active_ = 0;
   PairObserver pair_observer_ = nullptr;
   void* pair_observer_user_ = nullptr;
+  EntryObserver entry_observer_ = nullptr;
+  void* entry_observer_user_ = nullptr;
   uint64_t now64_ = 0;
   uint64_t cursor_ = 0;  // next tick to walk
   bool clock_started_ = false;

@@ -1,7 +1,7 @@
-// IP-in-IP encapsulation (RFC 2003) for the load balancer's direct-server-return mode:
-// the client's packet goes to the backend whole, inside an outer IPv4 header from
-// Sluice's tunnel source to the backend; the backend, holding the VIP on a loopback,
-// decapsulates it and answers the client itself.
+// IP-in-IP encapsulation (RFC 2003; IPv6-in-IPv6, RFC 2473) for the load balancer's
+// direct-server-return mode: the client's packet goes to the backend whole, inside an
+// outer header from Sluice's tunnel source to the backend; the backend, holding the VIP
+// on a loopback, decapsulates it and answers the client itself.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,8 @@
 namespace sluice::lb {
 
 inline constexpr uint8_t kIpProtoIpip = 4;
+inline constexpr uint8_t kIpProtoIpv6 = 41;  // IPv6 encapsulated in IPv6 (next header)
+inline constexpr uint16_t kOuter6 = sizeof(net::Ipv6Header);
 inline constexpr uint8_t kTunnelTtl = 64;
 
 // Prepends the outer header to the IPv4 packet at `l3_offset` of `m` (its link header,
@@ -47,6 +49,45 @@ inline bool ipip_encapsulate(rte_mbuf* m, uint16_t l3_offset, uint32_t src, uint
   outer->src.raw = src;
   outer->dst.raw = dst;
   outer->checksum.raw = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(outer));
+  return true;
+}
+
+// Prepends an outer IPv6 header (next header 41, hop limit 64, traffic class copied,
+// `flow_label` (20 bits) so that routers hashing on it keep a connection on one path,
+// RFC 6438) to the IPv6 packet at `l3_offset`; `src`/`dst` 16 bytes. No fragmentation:
+// a packet the 40 bytes take over the egress MTU is the route stage's (ip6ip6_strip,
+// then Packet Too Big to the client, RFC 2473 7.1). False, `m` unchanged, when the
+// headroom is too small or the inner header is not a whole IPv6 header.
+inline bool ip6ip6_encapsulate(rte_mbuf* m, uint16_t l3_offset, const uint8_t* src, const uint8_t* dst,
+                               uint32_t flow_label) {
+  if (rte_pktmbuf_headroom(m) < kOuter6 || uint32_t(l3_offset) + kOuter6 > rte_pktmbuf_data_len(m)) return false;
+  const auto* inner = rte_pktmbuf_mtod_offset(m, const net::Ipv6Header*, l3_offset);
+  const uint32_t inner_word = inner->version_class_flow.value();
+  const uint32_t inner_len = kOuter6 + uint32_t(inner->payload_length.value());
+  if (inner->version() != 6 || inner_len > 0xffff) return false;
+  uint8_t* old_front = rte_pktmbuf_mtod(m, uint8_t*);
+  auto* front = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kOuter6));
+  std::memmove(front, old_front, l3_offset);
+  auto* outer = reinterpret_cast<net::Ipv6Header*>(front + l3_offset);
+  outer->version_class_flow.set(6u << 28 | (inner_word & 0x0ff00000u) | (flow_label & 0xfffffu));
+  outer->payload_length.set(static_cast<uint16_t>(inner_len));
+  outer->next_header = kIpProtoIpv6;
+  outer->hop_limit = kTunnelTtl;
+  std::memcpy(outer->src, src, 16);
+  std::memcpy(outer->dst, dst, 16);
+  return true;
+}
+
+// Takes the outer IPv6 header off again (the link header moves up to the inner packet):
+// the packet as the client sent it, for an ICMPv6 error about it. False when `m` does
+// not hold an outer header and an inner IPv6 header at `l3_offset`.
+inline bool ip6ip6_strip(rte_mbuf* m, uint16_t l3_offset) {
+  if (uint32_t(l3_offset) + 2 * kOuter6 > rte_pktmbuf_data_len(m)) return false;
+  const auto* outer = rte_pktmbuf_mtod_offset(m, const net::Ipv6Header*, l3_offset);
+  if (outer->version() != 6 || outer->next_header != kIpProtoIpv6) return false;
+  uint8_t* front = rte_pktmbuf_mtod(m, uint8_t*);
+  std::memmove(front + kOuter6, front, l3_offset);
+  rte_pktmbuf_adj(m, kOuter6);
   return true;
 }
 

@@ -56,4 +56,11 @@ void LbContext::pair_removed(void* self, const flow::NatPair4& pair) {
   if (pair.ext.backend < kMaxBackendSlots) ctx->backends_[pair.ext.backend].active.add(~uint64_t(0));
 }
 
+void LbContext::entry6_removed(void* self, const flow::FlowEntry6& entry) {
+  auto* ctx = static_cast<LbContext*>(self);
+  // Unopened: refused, or its first packet not yet at the lb stage; never counted active.
+  if (entry.lb.service != flow::kLbUnopened && entry.lb.backend_slot < kMaxBackendSlots)
+    ctx->backends_[entry.lb.backend_slot].active.add(~uint64_t(0));
+}
+
 }  // namespace sluice::lb

@@ -52,6 +52,8 @@ class LbContext {
 
   // The flow table's observer (through NatContext): a load-balanced pair ended.
   static void pair_removed(void* self, const flow::NatPair4& pair);
+  // The IPv6 table's observer: a load-balanced (ipip) IPv6 connection ended.
+  static void entry6_removed(void* self, const flow::FlowEntry6& entry);
 
  private:
   std::unique_ptr<BackendCounters[]> backends_;

@@ -35,8 +35,8 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
   table->by_slot_.assign(kMaxServiceSlots, -1);
   table->backend_present_.assign(kMaxBackendSlots, 0);
   for (const auto& cs : services) {
-    if (cs.vip.family != 4) {
-      error = "service '" + cs.name + "': only IPv4 services are supported";
+    if (cs.vip.family == 6 && cs.mode != config::LbMode::Ipip) {
+      error = "service '" + cs.name + "': an IPv6 service is ipip only";
       return nullptr;
     }
     Service s;
@@ -50,7 +50,9 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
     s.mode = cs.mode;
     s.scheduler = cs.scheduler;
     s.protocol = static_cast<uint8_t>(cs.protocol);
-    s.vip = htonl(cs.vip.v4_host());
+    s.family = cs.vip.family;
+    if (s.family == 6) s.vip6 = cs.vip.bytes;
+    else s.vip = htonl(cs.vip.v4_host());
     s.port = htons(cs.port);
     s.drop_on_removed = cs.on_backend_removed == config::LbRemoval::Drop;
     table->drops_removed_ = table->drops_removed_ || s.drop_on_removed;
@@ -65,7 +67,8 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
     std::vector<MaglevBackend> maglev;
     for (const auto& cb : cs.backends) {
       Backend b;
-      b.addr = htonl(cb.address.v4_host());
+      if (s.family == 6) b.addr6 = cb.address.bytes;
+      else b.addr = htonl(cb.address.v4_host());
       b.port = htons(cb.port);
       b.weight = cb.weight;
       const std::string id = backend_id(cb, cs.port);
@@ -76,7 +79,15 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
         return nullptr;
       }
       b.up = up ? up(b.slot) : true;
-      if (s.mode == config::LbMode::Ipip && tunnel_source) b.tunnel_src = tunnel_source(b.addr);
+      if (s.mode == config::LbMode::Ipip && tunnel_source) {
+        const net::IpAddr src = tunnel_source(cb.address);
+        if (s.family == 6 && src.family == 6) {
+          b.tunnel_src6 = src.bytes;
+          b.tunnel6 = true;
+        } else if (s.family == 4 && src.family == 4) {
+          b.tunnel_src = htonl(src.v4_host());
+        }
+      }
       table->backend_present_[b.slot] = 1;
       const bool takes = b.up && b.weight > 0;
       if (takes && s.scheduler != config::LbScheduler::Maglev)
@@ -107,11 +118,29 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
     while (size < table->services_.size() * 2) size <<= 1;
     table->index_.assign(size, Slot{});
     table->mask_ = size - 1;
+    size_t v6 = 0;
     for (size_t i = 0; i < table->services_.size(); ++i) {
       const Service& s = table->services_[i];
+      if (s.family == 6) {
+        ++v6;
+        continue;
+      }
       uint32_t at = hash(s.vip, s.protocol, s.port) & table->mask_;
       while (table->index_[at].service >= 0) at = (at + 1) & table->mask_;
       table->index_[at] = Slot{s.vip, s.port, s.protocol, static_cast<int32_t>(i)};
+    }
+    if (v6) {
+      uint32_t size6 = 8;
+      while (size6 < v6 * 2) size6 <<= 1;
+      table->index6_.assign(size6, -1);
+      table->mask6_ = size6 - 1;
+      for (size_t i = 0; i < table->services_.size(); ++i) {
+        const Service& s = table->services_[i];
+        if (s.family != 6) continue;
+        uint32_t at = hash6(s.vip6.data(), s.protocol, s.port) & table->mask6_;
+        while (table->index6_[at] >= 0) at = (at + 1) & table->mask6_;
+        table->index6_[at] = static_cast<int32_t>(i);
+      }
     }
   }
   return table;
@@ -119,7 +148,7 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
 
 bool ServiceTable::is_vip(uint32_t addr) const {
   for (const auto& s : services_)
-    if (s.vip == addr) return true;
+    if (s.family == 4 && s.vip == addr) return true;
   return false;
 }
 

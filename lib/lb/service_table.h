@@ -6,7 +6,9 @@
 // entry, never looked up again.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,12 +44,17 @@ class SlotRegistry {
 std::string backend_id(const config::LbBackend& b, uint16_t service_port);
 
 struct Backend {
-  uint32_t addr = 0;    // network order (IPv4)
+  uint32_t addr = 0;    // network order (an IPv4 service's)
   uint16_t port = 0;    // network order; 0: the client's port (an "all" service)
   uint16_t slot = kNoSlot;
   uint32_t weight = 1;
   bool up = true;       // the health checks' verdict (always up without checks)
   uint32_t tunnel_src = 0;  // ipip: the outer header's source, network order (0: no route toward it)
+  // An IPv6 service's (ipip only): the backend's address and the outer header's source
+  // (network order; tunnel6 false when no route leads to the backend).
+  std::array<uint8_t, 16> addr6{};
+  std::array<uint8_t, 16> tunnel_src6{};
+  bool tunnel6 = false;
 };
 
 struct Service {
@@ -56,7 +63,9 @@ struct Service {
   config::LbMode mode = config::LbMode::FullNat;
   config::LbScheduler scheduler = config::LbScheduler::Maglev;
   uint8_t protocol = 6;
+  uint8_t family = 4;  // the VIP's; an IPv6 service (ipip only) has vip6 and its backends addr6
   uint32_t vip = 0;    // network order
+  std::array<uint8_t, 16> vip6{};
   uint16_t port = 0;   // network order; 0: every port
   bool drop_on_removed = false;
   std::vector<Backend> backends;  // config order; "backend index" below is an index here
@@ -70,9 +79,9 @@ class ServiceTable {
  public:
   // Whether backend `slot` is up (health checks); every backend is up without them.
   using UpFn = std::function<bool(uint16_t slot)>;
-  // An ipip backend's tunnel source: the address (network order) of Sluice's port toward
-  // `backend` (network order), 0 when no route leads there.
-  using SourceFn = std::function<uint32_t(uint32_t backend)>;
+  // An ipip backend's tunnel source: the address of Sluice's port toward `backend`, of
+  // the backend's family; unset (family 0) when no route leads there.
+  using SourceFn = std::function<net::IpAddr(const net::IpAddr& backend)>;
   // Null with `error` set when a table cannot be built (slots exhausted).
   static std::unique_ptr<ServiceTable> build(const std::vector<config::LbService>& services, SlotRegistry& registry,
                                              const UpFn& up, std::string& error, const SourceFn& tunnel_source = nullptr);
@@ -88,6 +97,13 @@ class ServiceTable {
     int s = probe(vip, proto, dport);
     return s >= 0 ? s : probe(vip, proto, 0);
   }
+  // The same for an IPv6 VIP (16 bytes, network order).
+  int find6(const uint8_t* vip, uint8_t proto, uint16_t dport) const {
+    if (!mask6_) return -1;
+    int s = probe6(vip, proto, dport);
+    return s >= 0 ? s : probe6(vip, proto, 0);
+  }
+  bool has_ipv6() const { return mask6_ != 0; }
   // Whether `addr` (network order) is a VIP of any service (control side; a linear scan).
   bool is_vip(uint32_t addr) const;
   // The service of `slot`, or -1 when this table has none (removed by a reload).
@@ -123,6 +139,19 @@ class ServiceTable {
   static uint32_t hash(uint32_t vip, uint8_t proto, uint16_t port) {
     return static_cast<uint32_t>(((uint64_t(vip) << 24 | uint64_t(port) << 8 | proto) * 0x9e3779b97f4a7c15ull) >> 40);
   }
+  int probe6(const uint8_t* vip, uint8_t proto, uint16_t port) const {
+    for (uint32_t i = hash6(vip, proto, port) & mask6_;; i = (i + 1) & mask6_) {
+      const int32_t service = index6_[i];
+      if (service < 0) return -1;
+      const Service& s = services_[service];
+      if (s.protocol == proto && s.port == port && std::memcmp(s.vip6.data(), vip, 16) == 0) return service;
+    }
+  }
+  static uint32_t hash6(const uint8_t* vip, uint8_t proto, uint16_t port) {
+    uint64_t w[2];
+    std::memcpy(w, vip, 16);
+    return static_cast<uint32_t>(((w[0] ^ w[1] ^ (uint64_t(port) << 8 | proto)) * 0x9e3779b97f4a7c15ull) >> 40);
+  }
 
   struct Slot {
     uint32_t vip = 0;
@@ -133,6 +162,8 @@ class ServiceTable {
   std::vector<Service> services_;
   std::vector<Slot> index_;  // open addressing, power-of-two size, at most half full
   uint32_t mask_ = 0;
+  std::vector<int32_t> index6_;  // IPv6 services (index into services_; -1 free), the same way
+  uint32_t mask6_ = 0;
   std::vector<int16_t> by_slot_;
   std::vector<uint8_t> backend_present_;
   bool drops_removed_ = false;
@@ -166,6 +197,25 @@ inline uint32_t flow_hash(uint32_t src, uint32_t dst, uint16_t sport, uint16_t d
   // together (a NAT pool, a test generator) must not cancel out.
   uint64_t h = (uint64_t(src) << 32 | dst) * 0x9e3779b97f4a7c15ull;
   h ^= h >> 29;
+  h ^= uint64_t(sport) << 24 | uint64_t(dport) << 8 | proto;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h);
+}
+
+// The same for an IPv6 connection (16-byte addresses, network order).
+inline uint32_t flow_hash6(const uint8_t* src, const uint8_t* dst, uint16_t sport, uint16_t dport, uint8_t proto) {
+  uint64_t w[4];
+  std::memcpy(w, src, 16);
+  std::memcpy(w + 2, dst, 16);
+  uint64_t h = 0;
+  for (uint64_t word : w) {
+    h = (h ^ word) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
   h ^= uint64_t(sport) << 24 | uint64_t(dport) << 8 | proto;
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;

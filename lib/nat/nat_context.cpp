@@ -57,6 +57,7 @@ std::unique_ptr<NatContext> NatContext::create(unsigned worker, unsigned workers
 
 NatContext::~NatContext() {
   flows_.table4().set_pair_observer(nullptr, nullptr);
+  if (flows_.table6()) flows_.table6()->set_entry_observer(nullptr, nullptr);
   rte_hash_free(eim_inside_);
   rte_hash_free(eim_outside_);
   rte_free(eim_);

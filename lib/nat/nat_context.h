@@ -162,6 +162,11 @@ class NatContext {
     lb_observer_ = observer;
     lb_observer_user_ = user;
   }
+  // The same for IPv6 load-balanced connections (plain IPv6 entries flagged kFlowLb):
+  // told straight by the IPv6 table, until this context goes.
+  void set_lb6_observer(flow::FlowTable6::EntryObserver observer, void* user) {
+    if (flows_.table6()) flows_.table6()->set_entry_observer(observer, user);
+  }
 
   // Endpoint-independent mappings.
   EimMapping* eim_by_inside(uint32_t addr, uint16_t port, uint8_t proto) const;

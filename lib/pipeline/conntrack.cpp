@@ -556,7 +556,7 @@ inline void ConntrackStage::state_pass(Burst& burst, BurstScratch& s) {
     const PacketMeta& pm = meta(m);
     if (w.kind == kTrack6) meet_flow(s, i, m, pm, *table6, s.keys6[i]);
     else meet_flow(s, i, m, pm, table4, s.keys4[i]);
-    if (s.nat) record_flow(m, w);
+    if (s.nat) record_flow(m, w, s);
     if (w.cls == kEstablished) ++established;
     else if (w.cls == kRelated) ++related;
     else if (w.cls == kNew) judge_opener(w, m, pm, s.settings);
@@ -645,9 +645,14 @@ inline void ConntrackStage::meet_flow(BurstScratch& s, uint16_t i, rte_mbuf* m, 
 }
 
 // The flow a packet of an established or related flow belongs to, for the nat stages.
-inline void ConntrackStage::record_flow(rte_mbuf* m, const Work& w) {
-  if ((w.cls == kEstablished || w.cls == kRelated) && w.kind == kTrack4 && w.entry != kNoEntry)
+// An IPv6 flow only when it is a load-balanced (ipip) connection's: its packets go into
+// the tunnel.
+inline void ConntrackStage::record_flow(rte_mbuf* m, const Work& w, const BurstScratch& s) {
+  if ((w.cls != kEstablished && w.cls != kRelated) || w.entry == kNoEntry) return;
+  if (w.kind == kTrack4)
     flow_meta(m) = FlowMeta{w.entry, kNoPort, static_cast<uint8_t>(w.cls == kRelated ? kFlowMetaRelated : 0), w.dir};
+  else if (w.kind == kTrack6 && w.cls == kEstablished && (s.table6->at(w.entry).body.flags & flow::kFlowLb)) [[unlikely]]
+    flow_meta(m) = FlowMeta{w.entry, kNoPort, kFlowMetaIpv6, w.dir};
 }
 
 // Where a new IPv4 connection goes once NAT has translated it (kind kNone: where it says).
@@ -684,6 +689,27 @@ nat::Destination ConntrackStage::lb_destination(const lb::ServiceTable& services
   d.port = b.port ? b.port : tuple.dport;
   d.backend = backend;
   return d;
+}
+
+// The backend a new IPv6 connection to a service goes to (ipip: delivered as sent, in a
+// tunnel to the backend), planned in `w`: its address, or null when it is no service's.
+const uint8_t* ConntrackStage::lb_destination6(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm,
+                                               Work& w) const {
+  if (!pm.l4_offset || (pm.l4_proto != net::kIpProtoTcp && pm.l4_proto != net::kIpProtoUdp)) return nullptr;
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset);
+  const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+  uint16_t sport, dport;
+  std::memcpy(&sport, l4, 2);
+  std::memcpy(&dport, l4 + 2, 2);
+  const int index = s.services->find6(ip->dst, pm.l4_proto, dport);
+  if (index < 0) [[likely]]
+    return nullptr;
+  const lb::Service& service = s.services->service(static_cast<uint16_t>(index));
+  const uint16_t backend = nat_.lb->pick(service, lb::flow_hash6(ip->src, ip->dst, sport, dport, pm.l4_proto));
+  w.nat = nat::Destination::kService;
+  w.lb_backend = backend;
+  // No backend up: routed as the first backend's, so that the lb stage drops and counts it.
+  return service.backends[backend == lb::kNoBackend ? 0 : backend].addr6.data();
 }
 
 // Pass 4: the egress of the packets the rules will see (and of every new one on a routed
@@ -758,6 +784,11 @@ inline void ConntrackStage::classify_pass(Burst& burst, BurstScratch& s) {
       lookup4[l4n++] = i;
     } else {
       const uint8_t* d = reinterpret_cast<const Ipv6Header*>(l3)->dst;
+      if (s.nat && s.services && w.cls == kNew && s.services->has_ipv6()) [[unlikely]] {
+        // An IPv6 service's connection leaves toward its backend, inside the tunnel.
+        w.nat_checked = 1;
+        if (const uint8_t* backend = lb_destination6(s, burst.pkts[i], pm, w)) d = backend;
+      }
       if (ipv6_not_forwarded(d)) {
         w.needs_egress = 2;
         continue;
@@ -924,13 +955,22 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
       if (w.nat == nat::Destination::kService) {
         flow_meta(m).flags |= kFlowMetaLb;
         meta(m).aux = lb::plan_code(w.lb_backend, s.services->tag());
+        if (w.kind == kTrack6) {
+          // Marked now, so that later packets of this burst find it the lb stage's; it
+          // opens it (or removes it, refused) before they get there.
+          flow::FlowEntry6& e = s.table6->at(w.entry);
+          e.body.flags |= flow::kFlowLb;
+          e.lb.service = flow::kLbUnopened;
+          flow_meta(m).entry = w.entry;
+          flow_meta(m).flags |= kFlowMetaIpv6;
+        }
       }
     }
     return true;
   }
   if (w.cls == kEstablished) {
     ++s.established;  // an earlier packet of this burst opened its flow
-    if (s.nat) record_flow(m, w);
+    if (s.nat) record_flow(m, w, s);
     return true;
   }
   // ... and that flow refuses it (e.g. an ACK before any SYN/ACK): invalid, and the

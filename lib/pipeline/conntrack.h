@@ -66,9 +66,10 @@ class ConntrackStage final : public Stage {
   bool nat_invalid(const BurstScratch& s, const Work& w, rte_mbuf* m);
   void forget_evicted(Burst& burst, const BurstScratch& s, uint16_t i, uint16_t kept, uint32_t index);
   // NAT, when a nat stage follows: each packet's flow for it, and a new flow's real destination.
-  void record_flow(rte_mbuf* m, const Work& w);
+  void record_flow(rte_mbuf* m, const Work& w, const BurstScratch& s);
   nat::Destination nat_destination(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm) const;
   nat::Destination lb_destination(const lb::ServiceTable& services, const flow::NatTuple4& tuple, uint8_t proto) const;
+  const uint8_t* lb_destination6(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm, Work& w) const;
   template <typename Entry>
   void track_hit(Work& w, Entry& e, rte_mbuf* m, const PacketMeta& pm, const flow::FlowSettings& settings,
                  flow::FlowTable<Entry>& table);

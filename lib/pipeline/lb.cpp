@@ -1,5 +1,7 @@
 #include "pipeline/lb.h"
 
+#include <cstring>
+
 #include <rte_byteorder.h>
 
 #include "lb/ipip.h"
@@ -34,7 +36,11 @@ void LbStage::process(Burst& burst) {
     FlowMeta& fm = flow_meta(m);
     uint32_t index = fm.entry;
     if (index == kNoEntry || meta(m).l3 != L3::Ipv4) [[unlikely]] {
-      burst.pkts[kept++] = m;  // untracked here; an evicted flow's packet is the nat stage's to drop
+      // An IPv6 service's connection; else untracked here (an evicted flow's packet is
+      // the nat stage's to drop).
+      Drop why;
+      if ((fm.flags & kFlowMetaIpv6) && index != kNoEntry && !forward6(m, fm, *services, why)) drop(burst, m, why);
+      else burst.pkts[kept++] = m;
       continue;
     }
     if (!flow::is_pair(index)) {
@@ -129,6 +135,113 @@ inline bool LbStage::encapsulate(rte_mbuf* m, FlowMeta& fm, const flow::NatExt4&
   pm.l4_proto = lb::kIpProtoIpip;
   pm.flags &= static_cast<uint8_t>(~(kMetaFragment | kMetaLaterFragment));
   fm.entry = kNoEntry;  // translated by nothing after this stage
+  fm.flags = 0;
+  encapsulated_.inc();
+  return true;
+}
+
+// A packet of an IPv6 service's connection (ipip): its entry opened on the first packet
+// (conntrack marked it kFlowLb with the planned backend), then accounted to the backend
+// and, from the client, tunnelled. False: drop it for `why`.
+bool LbStage::forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& services, Drop& why) {
+  flow::FlowEntry6& e = ctx_.nat->flows().table6()->at(fm.entry);
+  if (!(e.body.flags & flow::kFlowLb)) [[unlikely]] {
+    why = Drop::LbNoBackend;  // a later packet of a connection refused earlier in this burst
+    return false;
+  }
+  if (e.lb.service == flow::kLbUnopened && !open6(m, e, fm.entry, services, why)) return false;
+  if (!account6(m, e, fm.entry, services)) {
+    why = Drop::LbBackendRemoved;
+    return false;
+  }
+  if (fm.dir == 0 && !encapsulate6(m, fm, e)) [[unlikely]] {
+    why = Drop::LbTunnelFailed;
+    return false;
+  }
+  return true;
+}
+
+// The backend of a new IPv6 connection, kept in its entry; refused (the entry removed)
+// when no backend takes it or none has a tunnel source.
+bool LbStage::open6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services, Drop& why) {
+  flow::FlowContext& flows = ctx_.nat->flows();
+  auto refuse = [&](Drop reason) {
+    flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+    flows.counters().unmapped.inc();
+    flows.table6()->remove(index);
+    why = reason;
+    return false;
+  };
+  const PacketMeta& pm = meta(m);
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const net::Ipv6Header*, pm.l3_offset);
+  const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+  uint16_t sport, dport;
+  std::memcpy(&sport, l4, 2);
+  std::memcpy(&dport, l4 + 2, 2);
+  const int service_index = services.find6(ip->dst, pm.l4_proto, dport);
+  if (service_index < 0) return refuse(Drop::LbNoBackend);  // removed by a reload since conntrack looked
+  const lb::Service& s = services.service(static_cast<uint16_t>(service_index));
+  const uint32_t hash = lb::flow_hash6(ip->src, ip->dst, sport, dport, pm.l4_proto);
+  uint16_t backend = lb::kNoBackend;
+  if (!lb::planned_backend(pm.aux, services.tag(), backend) ||
+      (backend != lb::kNoBackend && backend >= s.backends.size())) [[unlikely]]
+    backend = ctx_.lb->pick(s, hash);
+  if (backend == lb::kNoBackend) {
+    ctx_.lb->service(s.slot).no_backend.inc();
+    return refuse(Drop::LbNoBackend);
+  }
+  const lb::Backend& b = s.backends[backend];
+  if (!b.tunnel6) return refuse(Drop::LbTunnelFailed);
+  std::memcpy(e.lb.backend, b.addr6.data(), 16);
+  std::memcpy(e.lb.tunnel_src, b.tunnel_src6.data(), 16);
+  e.lb.service = s.slot;
+  e.lb.backend_slot = b.slot;
+  e.lb.flow_label = hash & 0xfffff;
+  e.body.flags |= flow::kFlowOneWay;  // conntrack sees only the client's side
+
+  lb::BackendCounters& bc = ctx_.lb->backend(b.slot);
+  bc.connections.inc();
+  bc.active.inc();
+  lb::ServiceCounters& sc = ctx_.lb->service(s.slot);
+  sc.connections.inc();
+  opened_.inc();
+  if (pm.l4_proto == net::kIpProtoTcp && !(l4[13] & 0x02)) {
+    sc.picked_up.inc();  // mid-stream (tcp_loose): another box's connection, same backend
+    picked_up_.inc();
+  }
+  return true;
+}
+
+// As account() for an IPv6 connection.
+inline bool LbStage::account6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services) {
+  if (services.drops_removed() && !services.has_backend_slot(e.lb.backend_slot)) [[unlikely]] {
+    const int s = services.service_of_slot(e.lb.service);
+    if (s >= 0 && services.service(static_cast<uint16_t>(s)).drop_on_removed) {
+      ctx_.lb->service(e.lb.service).removed.inc();
+      flow::FlowContext& flows = ctx_.nat->flows();
+      flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+      flows.table6()->remove(index);
+      return false;
+    }
+  }
+  lb::BackendCounters& b = ctx_.lb->backend(e.lb.backend_slot);
+  b.packets.inc();
+  b.bytes.add(rte_pktmbuf_pkt_len(m));
+  return true;
+}
+
+// As encapsulate() for IPv6: the outer header adds 40 bytes and is never fragmented; one
+// that outgrows the egress MTU is the route stage's to refuse to the client
+// (kMetaTunnelled6: it takes the outer header off and sends Packet Too Big).
+inline bool LbStage::encapsulate6(rte_mbuf* m, FlowMeta& fm, const flow::FlowEntry6& e) {
+  PacketMeta& pm = meta(m);
+  if (!lb::ip6ip6_encapsulate(m, pm.l3_offset, e.lb.tunnel_src, e.lb.backend, e.lb.flow_label)) return false;
+  pm.l3_length = static_cast<uint16_t>(pm.l3_length + lb::kOuter6);
+  if (pm.l4_offset) pm.l4_offset = static_cast<uint16_t>(pm.l4_offset + lb::kOuter6);  // the inner packet's L4
+  pm.l4_proto = lb::kIpProtoIpv6;
+  pm.flags = static_cast<uint8_t>((pm.flags & ~(kMetaFragment | kMetaLaterFragment | kMetaIpv6ExtHeaders)) |
+                                  kMetaTunnelled6);
+  fm.entry = kNoEntry;
   fm.flags = 0;
   encapsulated_.inc();
   return true;

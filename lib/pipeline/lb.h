@@ -12,6 +12,9 @@
 //      whose backend left a service that drops removed backends' connections is dropped;
 //   4. tunnel: an ipip connection's packets from the client are encapsulated to the
 //      backend (direct server return: its answers go to the client by another path).
+// An IPv6 service (ipip only) needs no pair: its connection's IPv6 entry keeps the
+// backend (flow::LbExt6), opened on the first packet and tunnelled IPv6-in-IPv6
+// (forward6: open, account, tunnel).
 #pragma once
 
 #include "lb/lb_context.h"
@@ -39,6 +42,10 @@ class LbStage final : public Stage {
                       uint16_t reply_zone, uint32_t& address, uint16_t& address_slot);
   bool account(rte_mbuf* m, const flow::NatExt4& ext, const lb::ServiceTable& services, uint32_t index);
   bool encapsulate(rte_mbuf* m, FlowMeta& fm, const flow::NatExt4& ext);
+  bool forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& services, Drop& why);
+  bool open6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services, Drop& why);
+  bool account6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services);
+  bool encapsulate6(rte_mbuf* m, FlowMeta& fm, const flow::FlowEntry6& e);
 
   uint16_t port_id_;
   NatStageContext ctx_;

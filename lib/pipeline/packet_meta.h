@@ -20,6 +20,7 @@ enum MetaFlags : uint8_t {
   kMetaIpv6ExtHeaders = 1 << 3,
   kMetaFragmentOnOutput = 1 << 4,  // IPv4 without DF over the egress MTU; aux holds that MTU
   kMetaNatTtlSpent = 1 << 5,  // conntrack: to our address, but NAT sends it on (a port forward), and its TTL is spent
+  kMetaTunnelled6 = 1 << 6,   // lb: inside an outer IPv6 header (ipip); the client's packet at l3_offset + 40
 };
 
 struct PacketMeta {
@@ -46,9 +47,10 @@ enum FlowMetaFlags : uint8_t {
   kFlowMetaDestinationKept = 1 << 2,  // new: conntrack found no port forward or mapping taking it
   kFlowMetaEvicted = 1 << 3,  // its flow was evicted for a later packet's new flow in this burst (entry kNoEntry)
   kFlowMetaLb = 1 << 4,       // new, to a load-balanced service: PacketMeta::aux holds its planned backend
+  kFlowMetaIpv6 = 1 << 5,     // entry is in the IPv6 table: a load-balanced (ipip) connection's
 };
 struct FlowMeta {
-  uint32_t entry;   // flow table index (IPv4 table) the packet belongs to; flow::kNoEntry: none
+  uint32_t entry;   // flow table index (IPv4 table; IPv6 with kFlowMetaIpv6) the packet belongs to; flow::kNoEntry: none
   uint16_t egress;  // a new flow's egress port, as conntrack resolved it
   uint8_t flags;    // FlowMetaFlags
   uint8_t dir;      // 0: sent by the flow's opener, 1: by its responder

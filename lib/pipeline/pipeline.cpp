@@ -48,9 +48,15 @@ std::unique_ptr<Pipeline> build_pipeline(const config::PortConfig& port,
       if (!port.routed() && !l3 && peer == kNoPort) throw std::logic_error("conntrack stage without an output stage");
       rte_ether_addr mac{};
       rte_eth_macaddr_get(port_id, &mac);
+      // Only a port with the lb stage plans connections to services.
+      NatStageContext conntrack_nat;
+      if (translated) {
+        conntrack_nat = *nat;
+        if (!port.balanced()) conntrack_nat.services = nullptr;
+      }
       stages.push_back(std::make_unique<ConntrackStage>(port_id, static_cast<uint16_t>(port.conntrack_zone), *conntrack,
                                                         port.routed() ? l3 : nullptr, peer, tx_queues, mac,
-                                                        translated ? nat : nullptr));
+                                                        translated ? &conntrack_nat : nullptr));
     } else if (stage.stage == "lb") {
       if (!nat || !nat->services || !nat->lb) throw std::logic_error("lb stage without the load balancer's context");
       stages.push_back(std::make_unique<LbStage>(port_id, *nat));

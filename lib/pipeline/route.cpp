@@ -7,6 +7,7 @@
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
 
+#include "lb/ipip.h"
 #include "net/headers.h"
 
 namespace sluice::pipeline {
@@ -473,6 +474,20 @@ void RouteStage::process_any(Burst& burst, const l3::RouteTable& table) {
     if (pm.l3_length > mtu) [[unlikely]] {
       bool df = !v4 || (rte_pktmbuf_mtod_offset(m, const Ipv4Header*, pm.l3_offset)->fragment.value() & 0x4000);
       if (df) {
+        if (pm.flags & kMetaTunnelled6) [[unlikely]] {
+          // The load balancer's tunnel (ipip): the client's packet does not fit with the
+          // outer header. Told to the client, about its own packet, with the MTU it has
+          // left (RFC 2473 7.1): the outer packet's source is ours.
+          if (lb::ip6ip6_strip(m, pm.l3_offset)) {
+            pm.l3_length = static_cast<uint16_t>(pm.l3_length - lb::kOuter6);
+            if (pm.l4_offset) pm.l4_offset = static_cast<uint16_t>(pm.l4_offset - lb::kOuter6);
+            pm.l4_proto = rte_pktmbuf_mtod_offset(m, const Ipv6Header*, pm.l3_offset)->next_header;
+            pm.flags &= static_cast<uint8_t>(~kMetaTunnelled6);
+            send_icmp_error(burst, m, pm, table, l3::icmp6::kPacketTooBig, 0, mtu - lb::kOuter6, unused);
+          }
+          drop(burst, m, Drop::TooBig);
+          continue;
+        }
         send_icmp_error(burst, m, pm, table, v4 ? l3::icmp4::kUnreachable : l3::icmp6::kPacketTooBig,
                         v4 ? l3::icmp4::kFragmentationNeeded : 0, mtu, unused);
         drop(burst, m, Drop::TooBig);

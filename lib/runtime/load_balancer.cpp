@@ -32,7 +32,8 @@ std::unique_ptr<LoadBalancer> LoadBalancer::create(const config::Config& config,
   for (const auto& s : lb->services_)
     spdlog::info("lb: service '{}' {} {} port {}: {} backend(s), {}, health {}", s.name, s.vip.str(),
                  s.protocol == 6 ? "tcp" : "udp", s.port ? std::to_string(s.port) : std::string("all"),
-                 s.backends.size(), s.mode == config::LbMode::FullNat ? "fullnat" : "dnat",
+                 s.backends.size(),
+                 s.mode == config::LbMode::FullNat ? "fullnat" : s.mode == config::LbMode::Dnat ? "dnat" : "ipip",
                  kProbeNames[static_cast<int>(s.health.type)]);
   return lb;
 }
@@ -58,19 +59,16 @@ std::unique_ptr<lb::ServiceTable> LoadBalancer::build(const std::vector<config::
                                    return it == check_of_slot_.end() || checks_[it->second].health.up();
                                  },
                                  error,
-                                 [this](uint32_t backend) -> uint32_t {
+                                 [this](const net::IpAddr& backend) {
                                    // ipip: from the address of the port the router sends it by, as probes.
-                                   net::IpAddr dst, src;
-                                   dst.family = 4;
-                                   std::memcpy(dst.bytes.data(), &backend, 4);
-                                   if (!router_ || !router_->source_for_destination(dst, src) || src.family != 4) {
+                                   net::IpAddr src;
+                                   if (!router_ || !router_->source_for_destination(backend, src) ||
+                                       src.family != backend.family) {
                                      spdlog::warn("lb: no route toward ipip backend {}: its connections are dropped "
-                                                  "(lb_tunnel_failed) until a reload finds one", dst.str());
-                                     return 0;
+                                                  "(lb_tunnel_failed) until a reload finds one", backend.str());
+                                     return net::IpAddr{};
                                    }
-                                   uint32_t out;
-                                   std::memcpy(&out, src.bytes.data(), 4);
-                                   return out;
+                                   return src;
                                  });
 }
 

@@ -215,8 +215,10 @@ bool Runtime::setup(std::string& error) {
   if (!config_.services.empty()) {
     lb_ = LoadBalancer::create(config_, *qsbr_, worker_count, mempools_.front().pool, router_.get(), error);
     if (!lb_) return false;
-    for (unsigned w = 0; w < worker_count; ++w)
+    for (unsigned w = 0; w < worker_count; ++w) {
       nat_contexts_[w]->set_lb_observer(&lb::LbContext::pair_removed, lb_->context(w));
+      nat_contexts_[w]->set_lb6_observer(&lb::LbContext::entry6_removed, lb_->context(w));
+    }
   }
 
   if (config_.tracked() && !resolve_steering(error)) return false;

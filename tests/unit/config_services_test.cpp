@@ -229,6 +229,35 @@ TEST(ConfigServicesTest, OneServiceAVipProtocolAndPortAndNoVipOnAPortsAddress) {
                                   "its own"));
 }
 
+TEST(ConfigServicesTest, Ipv6ServiceIsIpipOnlyAndItsVipOutsideThePortsSubnets) {
+  Config config;
+  PortConfig wan;
+  wan.name = "wan";
+  wan.ipv4.push_back(*net::parse_prefix("192.0.2.1/24"));
+  wan.ipv6.push_back(*net::parse_prefix("2001:db8:0:1::1/64"));
+  wan.pipeline = {{"parse", ""}, {"conntrack", ""}, {"lb", ""}, {"nat", ""}, {"route", ""}};
+  config.ports.push_back(wan);
+  const std::string b6 = R"("backends": [{"address": "2001:db8:1::11"}])";
+  const Read r = read(
+      R"([{"name": "a", "vip": "2001:db8::10", "protocol": "tcp", "port": 80, "mode": "ipip", )" + b6 + "}, " +
+      R"({"name": "b", "vip": "2001:db8::11", "protocol": "tcp", "port": 80, "mode": "dnat", )" + b6 + "}, " +
+      R"({"name": "c", "vip": "2001:db8::12", "protocol": "tcp", "port": 80, "mode": "fullnat", )"
+      R"("local_addresses": ["2001:db8:1::200"], )" + b6 + "}, " +
+      R"({"name": "d", "vip": "2001:db8:0:1::99", "protocol": "udp", "port": 53, "mode": "ipip", )" + b6 + "}]");
+  ASSERT_THAT(r.errors, ElementsAre());
+  config.services = r.services;
+  std::vector<std::string> errors;
+  detail::resolve_services(config, errors);
+  EXPECT_THAT(errors,
+              ElementsAre("services[1].mode: an IPv6 service (2001:db8::11) is ipip only: dnat translates addresses, "
+                          "and NAT translates IPv4 (use mode ipip, or an IPv4 VIP)",
+                          "services[2].mode: an IPv6 service (2001:db8::12) is ipip only: fullnat translates "
+                          "addresses, and NAT translates IPv4 (use mode ipip, or an IPv4 VIP)",
+                          "services[3].vip: 2001:db8:0:1::99 is in port wan's subnet 2001:db8:0:1::1/64: Sluice does "
+                          "not answer neighbour solicitations for an IPv6 VIP; use an address outside the ports' "
+                          "subnets, routed to Sluice"));
+}
+
 TEST(ConfigServicesTest, WrittenBackTheServicesReadTheSame) {
   const Read first = read(R"([
     {"name": "api", "vip": "192.0.2.20", "protocol": "tcp", "port": 443, "mode": "fullnat",

@@ -281,17 +281,59 @@ TEST(ServiceTableTest, FullNatLocalPrefixIsEveryAddressInItAndPortsAreKept) {
   EXPECT_EQ(built.backends[0].port, be(8080));
 }
 
-TEST(ServiceTableTest, Ipv6VipIsRefusedWithAnError) {
+TEST(ServiceTableTest, Ipv6VipThatIsNotIpipIsRefusedWithAnError) {
   SlotRegistry registry;
-  config::LbService v6 = service("web6", "192.0.2.10", kTcp, 80, {});
-  v6.vip = ip("2001:db8::10");
-  v6.backends = {backend("2001:db8:1::11")};
+  config::LbService v6 = service("web6", "2001:db8::10", kTcp, 80, {backend("2001:db8:1::11")});
   std::string error;
   auto t = ServiceTable::build({service("web", "192.0.2.10", kTcp, 80, {backend("10.3.0.11")}), v6}, registry, nullptr,
                                error);
   EXPECT_EQ(t, nullptr);
   EXPECT_NE(error.find("web6"), std::string::npos) << error;
-  EXPECT_NE(error.find("only IPv4"), std::string::npos) << error;
+  EXPECT_NE(error.find("ipip only"), std::string::npos) << error;
+}
+
+TEST(ServiceTableTest, Ipv6IpipServiceIsFoundByItsVipBesideIpv4OnesWithItsTunnelSources) {
+  SlotRegistry registry;
+  config::LbService v6 = service("web6", "2001:db8::10", kTcp, 80, {backend("2001:db8:1::11"), backend("2001:db8:1::12")});
+  v6.mode = config::LbMode::Ipip;
+  config::LbService all6 = service("any6", "2001:db8::20", kUdp, 0, {backend("2001:db8:1::13")});
+  all6.mode = config::LbMode::Ipip;
+  std::string error;
+  auto t = ServiceTable::build({service("web", "192.0.2.10", kTcp, 80, {backend("10.3.0.11")}), v6, all6}, registry,
+                               nullptr, error, [](const net::IpAddr& b) {
+                                 return b.family == 6 ? ip("2001:db8:1::1") : ip("10.3.0.1");
+                               });
+  ASSERT_NE(t, nullptr) << error;
+  ASSERT_TRUE(t->has_ipv6());
+  const net::IpAddr vip = ip("2001:db8::10"), other = ip("2001:db8::11"), vip_all = ip("2001:db8::20");
+  EXPECT_EQ(t->find6(vip.bytes.data(), kTcp, be(80)), 1);
+  EXPECT_EQ(t->find6(vip.bytes.data(), kTcp, be(81)), -1);
+  EXPECT_EQ(t->find6(vip.bytes.data(), kUdp, be(80)), -1);
+  EXPECT_EQ(t->find6(other.bytes.data(), kTcp, be(80)), -1);
+  EXPECT_EQ(t->find6(vip_all.bytes.data(), kUdp, be(5353)), 2) << "a service of every port";
+  EXPECT_EQ(t->find(raw("192.0.2.10"), kTcp, be(80)), 0) << "IPv4 lookups unchanged";
+  const Service& s = t->service(1);
+  EXPECT_EQ(s.family, 6);
+  ASSERT_EQ(s.backends.size(), 2u);
+  EXPECT_EQ(s.backends[1].addr6, ip("2001:db8:1::12").bytes);
+  EXPECT_TRUE(s.backends[1].tunnel6);
+  EXPECT_EQ(s.backends[1].tunnel_src6, ip("2001:db8:1::1").bytes);
+  EXPECT_FALSE(t->is_vip(0)) << "an IPv6 service leaves the IPv4 VIPs alone";
+  // Without a route toward a backend (an unset source), its connections cannot be tunnelled.
+  auto no_route = ServiceTable::build({v6}, registry, nullptr, error, [](const net::IpAddr&) { return net::IpAddr{}; });
+  ASSERT_NE(no_route, nullptr) << error;
+  EXPECT_FALSE(no_route->service(0).backends[0].tunnel6);
+}
+
+TEST(ServiceTableTest, FlowHash6IsAFixedFunctionOfTheTuple) {
+  const net::IpAddr src = ip("2001:db8:5::7"), dst = ip("2001:db8::10"), src2 = ip("2001:db8:5::8");
+  const uint32_t h = flow_hash6(src.bytes.data(), dst.bytes.data(), be(40000), be(80), kTcp);
+  EXPECT_EQ(h, flow_hash6(src.bytes.data(), dst.bytes.data(), be(40000), be(80), kTcp));
+  EXPECT_EQ(h, 0xef5528f3u) << "pinned: another Sluice must pick the same backend";
+  EXPECT_NE(h, flow_hash6(src2.bytes.data(), dst.bytes.data(), be(40000), be(80), kTcp));
+  EXPECT_NE(h, flow_hash6(dst.bytes.data(), src.bytes.data(), be(40000), be(80), kTcp)) << "direction matters";
+  EXPECT_NE(h, flow_hash6(src.bytes.data(), dst.bytes.data(), be(40001), be(80), kTcp));
+  EXPECT_NE(h, flow_hash6(src.bytes.data(), dst.bytes.data(), be(40000), be(80), kUdp));
 }
 
 TEST(ServiceTableTest, MaglevTableSizeThatIsNotPrimeIsRefusedNamingTheService) {

@@ -6,7 +6,9 @@
 // 10.2.0.50, full-NAT from 10.1.0.200 ports 30000-30999 to backends a and b on 8080;
 // "web-dnat" tcp 80 on 10.2.0.51 to 10.1.0.11:8080; "dns" udp 53 on 10.2.0.52, full-NAT
 // from 10.1.0.201 to 10.1.0.13; "dns-dnat" udp 53 on 10.2.0.53 to 10.1.0.13:5353;
-// "web-dsr" tcp 80 on 10.2.0.54, ipip to 10.1.0.12 from west's 10.1.0.1. The
+// "web-dsr" tcp 80 on 10.2.0.54, ipip to 10.1.0.12 from west's 10.1.0.1; "web6" tcp 80
+// on fd00:50::10, IPv6-in-IPv6 to fd00:1::11 and ::12 from west's fd00:1::1, for the
+// client fd00:9::1 behind the gateway fd00:2::2. The
 // services are published through RCU as the runtime's LoadBalancer does, worker 0's
 // LbContext observes the NAT pairs' ends. Every checksum of what leaves is recomputed in
 // full; every mbuf is back in the pool at the end (MbufTest).
@@ -56,6 +58,11 @@ constexpr const char* kUdpVip = "10.2.0.52";    // dns: fullnat udp 53
 constexpr const char* kDnatUdpVip = "10.2.0.53";  // dns-dnat: dnat udp 53
 constexpr const char* kDsrVip = "10.2.0.54";      // web-dsr: ipip tcp 80
 constexpr const char* kWestAddress = "10.1.0.1";  // the tunnel source toward the backends
+constexpr const char* kWestAddress6 = "fd00:1::1";  // ... toward IPv6 ones
+constexpr const char* kClient6 = "fd00:9::1";       // behind the gateway fd00:2::2 on east
+constexpr const char* kVip6 = "fd00:50::10";        // web6: ipip tcp 80 (IPv6-in-IPv6)
+constexpr const char* kBackend6A = "fd00:1::11";
+constexpr const char* kBackend6B = "fd00:1::12";
 constexpr const char* kBackendA = "10.1.0.11";
 constexpr const char* kBackendB = "10.1.0.12";
 constexpr const char* kBackendC = "10.1.0.13";
@@ -70,7 +77,7 @@ constexpr uint8_t kSyn = 0x02, kAck = 0x10, kPsh = 0x08;
 constexpr uint32_t kClientIsn = 1000, kServerIsn = 500000;
 
 const char* const kSections = R"(
-  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.2"}],
+  "routes": [{"prefix": "10.9.0.0/16", "via": "10.2.0.2"}, {"prefix": "fd00:9::/64", "via": "fd00:2::2"}],
   "conntrack": {"capacity": 1024, "capacity_ipv6": 1024},
   "firewall": {"default_policy": "drop",
     "policies": [{"from": "outside", "to": "inside", "action": "accept"},
@@ -88,7 +95,9 @@ const char* const kSections = R"(
     {"name": "dns-dnat", "vip": "10.2.0.53", "protocol": "udp", "port": 53, "mode": "dnat",
      "backends": [{"address": "10.1.0.13", "port": 5353}]},
     {"name": "web-dsr", "vip": "10.2.0.54", "protocol": "tcp", "port": 80, "mode": "ipip",
-     "backends": [{"address": "10.1.0.12"}]}])";
+     "backends": [{"address": "10.1.0.12"}]},
+    {"name": "web6", "vip": "fd00:50::10", "protocol": "tcp", "port": 80, "mode": "ipip",
+     "backends": [{"address": "fd00:1::11"}, {"address": "fd00:1::12"}]}])";
 
 test::TwoPortSpec lb_ports() {
   test::TwoPortSpec ports;
@@ -182,6 +191,9 @@ class LbStageTest : public test::TwoPortPipelineTest {
     add_neighbour(west_id_, kBackendB, kMacB);
     add_neighbour(west_id_, kBackendC, kMacC);
     add_neighbour(west_id_, kPlainHost, kPlainMac);
+    add_neighbour(east_id_, "fd00:2::2", kGatewayMac);
+    add_neighbour(west_id_, kBackend6A, kMacA);
+    add_neighbour(west_id_, kBackend6B, kMacB);
     start_lb(test::two_port_config(lb_ports(), kSections));
   }
 
@@ -227,6 +239,7 @@ class LbStageTest : public test::TwoPortPipelineTest {
     if (HasFatalFailure()) return;
     lb_ = std::make_unique<lb::LbContext>();
     nat_->set_lb_observer(&lb::LbContext::pair_removed, lb_.get());
+    nat_->set_lb6_observer(&lb::LbContext::entry6_removed, lb_.get());
     nat_ctx_ = pipeline::NatStageContext{nat_.get(), nat_policy_.get(), &tx_offloads_, services_.get(), lb_.get(),
                                          lb::ProbeMatch{nat::kLbProbePortFirst, nat::kLbProbePortLast,
                                                         nat::kLbProbeEchoIdent}};
@@ -239,7 +252,9 @@ class LbStageTest : public test::TwoPortPipelineTest {
   void publish_services(const std::vector<config::LbService>& services, const lb::ServiceTable::UpFn& up = nullptr) {
     std::string error;
     // The tunnel source as LoadBalancer finds it: the address of the port toward the backend.
-    auto table = lb::ServiceTable::build(services, registry_, up, error, [](uint32_t) { return ip4(kWestAddress); });
+    auto table = lb::ServiceTable::build(services, registry_, up, error, [](const net::IpAddr& backend) {
+      return *net::parse_ip(backend.family == 6 ? kWestAddress6 : kWestAddress);
+    });
     ASSERT_NE(table, nullptr) << error;
     services_->publish(std::move(table));  // no reader online: the old table goes at once
   }
@@ -715,6 +730,135 @@ TEST_F(LbStageTest, IpipFinEndsTheConnectionAndANewSynOnThePortIsANewConnection)
   EXPECT_EQ(backend("web-dsr", kBackendB).connections.get(), 2u) << "reopened: a new connection";
   EXPECT_EQ(flows_->counters().reopened.get(), 1u);
   EXPECT_EQ(drops_total(), 0u);
+}
+
+// ---- IPv6 services: ipip, IPv6-in-IPv6 ----
+
+// A TCP segment from the IPv6 client in an Ethernet frame, its checksum computed in full.
+std::vector<uint8_t> tcp6_frame(uint16_t sport, uint8_t flags, uint32_t seq, uint32_t ack = 0, size_t payload = 0) {
+  test::V6 v;
+  v.src = kClient6;
+  v.dst = kVip6;
+  v.proto = net::kIpProtoTcp;
+  v.payload = payload;
+  v.src_port = sport;
+  v.dst_port = 80;
+  std::vector<uint8_t> b = test::ipv6_frame(v);
+  const size_t ip = test::kEthLen, l4 = ip + 40;
+  b[l4 + 13] = flags;
+  for (int k = 0; k < 4; ++k) {
+    b[l4 + 4 + k] = static_cast<uint8_t>(seq >> (24 - 8 * k));
+    b[l4 + 8 + k] = static_cast<uint8_t>(ack >> (24 - 8 * k));
+  }
+  test::put16(b, l4 + 16, 0);
+  const uint32_t len = static_cast<uint32_t>(b.size() - l4);
+  test::put16(b, l4 + 16, static_cast<uint16_t>(~test::sum16(&b[l4], len, test::pseudo6(&b[ip], len, net::kIpProtoTcp))));
+  return b;
+}
+
+std::string addr6_at(const uint8_t* p) {
+  net::IpAddr a = net::IpAddr::v6(p);
+  return a.str();
+}
+
+TEST_F(LbStageTest, Ipv6IpipConnectionGoesToItsBackendInsideAnOuterIpv6HeaderUntouched) {
+  const std::vector<uint8_t> syn = tcp6_frame(40000, kSyn, kClientIsn);
+  Sent sent = run_east({syn});
+  ASSERT_EQ(sent.west.size(), 1u) << "tunnelled out of west";
+  EXPECT_TRUE(sent.east.empty());
+  const rte_mbuf* m = sent.west[0];
+  const uint8_t* outer = data(m) + test::kEthLen;
+  EXPECT_EQ(get16(data(m) + 12), net::kEtherTypeIpv6);
+  EXPECT_EQ(outer[0] >> 4, 6);
+  EXPECT_EQ(outer[6], 41) << "IPv6 in IPv6";
+  EXPECT_EQ(outer[7], 63) << "hop limit 64, less the route stage's hop";
+  EXPECT_EQ(addr6_at(outer + 8), kWestAddress6);
+  const std::string backend = addr6_at(outer + 24);
+  ASSERT_TRUE(backend == kBackend6A || backend == kBackend6B) << backend;
+  EXPECT_EQ(mac_at(data(m)), backend == kBackend6A ? kMacA : kMacB) << "to the backend's MAC";
+  const size_t inner_len = syn.size() - test::kEthLen;
+  EXPECT_EQ(get16(outer + 4), inner_len) << "outer payload length: the whole client packet";
+  EXPECT_NE(rte_be_to_cpu_32(net::load32(outer)) & 0xfffff, 0u) << "a flow label for the connection (RFC 6438)";
+  ASSERT_EQ(rte_pktmbuf_pkt_len(m), syn.size() + 40);
+  const std::vector<uint8_t> inner(outer + 40, outer + 40 + inner_len);
+  EXPECT_EQ(inner, std::vector<uint8_t>(syn.begin() + test::kEthLen, syn.end())) << "the client's packet as sent";
+  const uint32_t label = rte_be_to_cpu_32(net::load32(outer)) & 0xfffff;
+
+  // The client's next segments: the same backend, the same label, with no table lookup.
+  for (uint32_t k = 0; k < 3; ++k) {
+    Sent next = run_east({tcp6_frame(40000, kAck | kPsh, kClientIsn + 1 + k * 100, kServerIsn + 1, 100)});
+    ASSERT_EQ(next.west.size(), 1u);
+    const uint8_t* o = data(next.west[0]) + test::kEthLen;
+    EXPECT_EQ(addr6_at(o + 24), backend);
+    EXPECT_EQ(rte_be_to_cpu_32(net::load32(o)) & 0xfffff, label);
+  }
+  const lb::BackendCounters& c = lb_->backend(service("web6").backends[backend == kBackend6A ? 0 : 1].slot);
+  EXPECT_EQ(c.connections.get(), 1u);
+  EXPECT_EQ(c.active.get(), 1u);
+  EXPECT_EQ(c.packets.get(), 4u);
+  EXPECT_EQ(lb_->service(service("web6").slot).connections.get(), 1u);
+  EXPECT_EQ(counter(stage(Side::East, "lb"), "encapsulated"), 4u);
+  EXPECT_EQ(flows_->table6()->active(), 1u);
+  EXPECT_EQ(drops_total(), 0u);
+
+  // Its end (a reset, then the close timeout) gives the backend's active count back.
+  run_east({tcp6_frame(40000, kAck | 0x04, kClientIsn + 301, kServerIsn + 1)});
+  advance(20000);
+  for (int round = 0; round < 10; ++round) flows_->service();
+  EXPECT_EQ(flows_->table6()->active(), 0u);
+  EXPECT_EQ(c.active.get(), 0u) << "LbContext::entry6_removed";
+}
+
+TEST_F(LbStageTest, Ipv6ConnectionsSpreadOverBothBackendsAsMaglevSays) {
+  std::set<std::string> seen;
+  for (uint16_t port = 41000; port < 41064; ++port) {
+    Sent sent = run_east({tcp6_frame(port, kSyn, kClientIsn)});
+    ASSERT_EQ(sent.west.size(), 1u);
+    const uint8_t* outer = data(sent.west[0]) + test::kEthLen;
+    const std::string backend = addr6_at(outer + 24);
+    seen.insert(backend);
+    // Every box with this config picks the same: Maglev's entry for the IPv6 5-tuple.
+    const net::IpAddr src = *net::parse_ip(kClient6), dst = *net::parse_ip(kVip6);
+    const lb::Service& s = service("web6");
+    const uint16_t expect =
+        s.maglev.lookup(lb::flow_hash6(src.bytes.data(), dst.bytes.data(), htons(port), htons(80), net::kIpProtoTcp));
+    EXPECT_EQ(backend, net::IpAddr::v6(s.backends[expect].addr6.data()).str()) << port;
+  }
+  EXPECT_EQ(seen.size(), 2u) << "64 connections reach both backends";
+  EXPECT_EQ(drops_total(), 0u);
+}
+
+TEST_F(LbStageTest, Ipv6PacketOverTheMtuWithItsOuterHeaderGetsPacketTooBigForTheClient) {
+  run_east({tcp6_frame(40010, kSyn, kClientIsn)});
+  // 1500 bytes from the client: 1540 in the tunnel, over west's 1500.
+  const std::vector<uint8_t> big = tcp6_frame(40010, kAck | kPsh, kClientIsn + 1, kServerIsn + 1, 1440);
+  ASSERT_EQ(big.size() - test::kEthLen, 1500u);
+  Sent sent = run_east({big});
+  EXPECT_TRUE(sent.west.empty()) << "not sent: IPv6 is not fragmented on the way";
+  ASSERT_EQ(sent.east.size(), 1u) << "Packet Too Big back toward the client";
+  const uint8_t* ip = data(sent.east[0]) + test::kEthLen;
+  EXPECT_EQ(ip[6], net::kIpProtoIcmpv6);
+  EXPECT_EQ(addr6_at(ip + 24), kClient6);
+  EXPECT_EQ(ip[40], 2) << "Packet Too Big";
+  EXPECT_EQ(rte_be_to_cpu_32(net::load32(ip + 44)), 1460u) << "the MTU the tunnel leaves";
+  EXPECT_TRUE(test::icmp6_checksum_ok(ip));
+  // It quotes the client's own packet (to the VIP), not the outer one.
+  EXPECT_EQ(addr6_at(ip + 48 + 8), kClient6);
+  EXPECT_EQ(addr6_at(ip + 48 + 24), kVip6);
+  EXPECT_EQ(drops_at(Side::East, "route", Drop::TooBig), 1u);
+  // A segment that fits still goes.
+  Sent fits = run_east({tcp6_frame(40010, kAck | kPsh, kClientIsn + 1, kServerIsn + 1, 1400)});
+  EXPECT_EQ(fits.west.size(), 1u);
+}
+
+TEST_F(LbStageTest, Ipv6SynIsDroppedAndCountedWhenNoBackendIsUpAndLeavesNoEntry) {
+  publish_services(config_.services, [](uint16_t) { return false; });
+  Sent sent = run_east({tcp6_frame(40020, kSyn, kClientIsn), tcp6_frame(40020, kSyn, kClientIsn)});
+  EXPECT_TRUE(sent.west.empty());
+  EXPECT_TRUE(sent.east.empty());
+  EXPECT_EQ(drops_at(Side::East, "lb", Drop::LbNoBackend), 2u) << "the SYN and its retransmission in the same burst";
+  EXPECT_EQ(lb_->service(service("web6").slot).no_backend.get(), 1u);
+  EXPECT_EQ(flows_->table6()->active(), 0u) << "no entry left behind";
 }
 
 }  // namespace
