@@ -44,10 +44,13 @@ LoadBalancer::~LoadBalancer() {
 }
 
 void LoadBalancer::drain() {
+  {
+    std::lock_guard lock(replies_mutex_);
+    for (rte_mbuf* m : replies_) rte_pktmbuf_free(m);
+    replies_.clear();
+  }
   std::lock_guard lock(mutex_);
-  for (rte_mbuf* m : replies_) rte_pktmbuf_free(m);
   for (rte_mbuf* m : rsts_) rte_pktmbuf_free(m);
-  replies_.clear();
   rsts_.clear();
 }
 
@@ -133,7 +136,7 @@ uint32_t LoadBalancer::next_random() {
 
 void LoadBalancer::probe_reply(void* self, rte_mbuf* m, uint64_t /*now_ms*/) {
   auto* lb = static_cast<LoadBalancer*>(self);
-  std::lock_guard lock(lb->mutex_);
+  std::lock_guard lock(lb->replies_mutex_);
   if (lb->replies_.size() >= 1024) {
     rte_pktmbuf_free(m);  // bounded: more answers than probes ever sent
     return;
@@ -221,8 +224,11 @@ void LoadBalancer::answered(const lb::ProbeReply& reply, uint64_t now_ms) {
 void LoadBalancer::poll(uint64_t now_ms) {
   std::vector<rte_mbuf*> replies, rsts;
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(replies_mutex_);
     replies.swap(replies_);
+  }
+  {
+    std::lock_guard lock(mutex_);
     for (rte_mbuf* m : replies) {
       lb::ProbeReply reply;
       if (lb::parse_probe_reply(m, sizeof(net::EthernetHeader), probe_match(), reply)) answered(reply, now_ms);

@@ -117,7 +117,11 @@ class LoadBalancer {
   uint64_t rng_ = 0x2545f4914f6cdd1dull;
   bool rebuild_needed_ = false;
   uint32_t published_ = 0;  // tables published: the next one's tag
-  mutable std::mutex mutex_;  // checks and services vs. the readers; replies_ vs. the router's sink
+  mutable std::mutex mutex_;  // checks and services vs. the readers
+  // replies_ vs. the router's sink, which runs under the router's lock: a lock of its own,
+  // never held while calling the router (mutex_ is, to find probe and tunnel sources:
+  // one lock for both made a cycle, router -> lb in the sink, lb -> router in a reload).
+  std::mutex replies_mutex_;
 };
 
 }  // namespace sluice::runtime

@@ -18,6 +18,9 @@
 #   rr     10.1.0.103 tcp 8000 dnat round-robin b1 b2 b3, icmp health checks
 #   dsr    10.1.0.104 tcp 8000 ipip b1 b2, and dsrsink on 9000: the east host holds the VIP
 #          and answers the client directly over a link of its own to the clients' host
+#   dsr6   fd00:104::1 tcp 8000 ipip (IPv6-in-IPv6) to fd00:2::11 and ::12 (ICMPv6 echo health
+#          checks), and dsrsink6 on 9000: the same with IPv6 (the VIP routed to Sluice by the
+#          clients' default route)
 # The topology and the reporting helpers are firewall_lib.sh's.
 
 source "$(dirname "${BASH_SOURCE[0]}")/firewall_lib.sh"
@@ -64,7 +67,11 @@ lb_write_config() { # file [jq-filter...]
       {name: "rr", vip: "10.1.0.103", protocol: "tcp", port: 8000, mode: "dnat", scheduler: "round-robin",
        backends: [b(1), b(2), b(3)], health: health("icmp"; null)},
       {name: "dsr", vip: "10.1.0.104", protocol: "tcp", port: 8000, mode: "ipip", backends: [b(1), b(2)]},
-      {name: "dsrsink", vip: "10.1.0.104", protocol: "tcp", port: 9000, mode: "ipip", backends: [b(1), b(2)]}
+      {name: "dsrsink", vip: "10.1.0.104", protocol: "tcp", port: 9000, mode: "ipip", backends: [b(1), b(2)]},
+      {name: "dsr6", vip: "fd00:104::1", protocol: "tcp", port: 8000, mode: "ipip",
+       backends: [{name: "v1", address: "fd00:2::11"}, {name: "v2", address: "fd00:2::12"}], health: health("icmp"; null)},
+      {name: "dsrsink6", vip: "fd00:104::1", protocol: "tcp", port: 9000, mode: "ipip",
+       backends: [{name: "v1", address: "fd00:2::11"}, {name: "v2", address: "fd00:2::12"}]}
     ],
     workers: "auto",
     control: {http: {address: "127.0.0.1", port: $port}, telemetry: true},
@@ -186,6 +193,7 @@ lb_check_spread() {
     "the Maglev table's entries add up to its size"
   expect_jq "$s" '[.services[] | select(.name == "full") | .backends[] | .probe.good > 0] | all' "tcp probes answered"
   expect_jq "$s" '[.services[] | select(.name == "rr") | .backends[] | .probe.good > 0] | all' "icmp probes answered"
+  expect_jq "$s" '[.services[] | select(.name == "dsr6") | .backends[] | .probe.good > 0] | all' "ICMPv6 echo probes answered"
   expect_jq "$s" '[.services[] | select(.name == "full") | .backends[] | .packets > 0 and .bytes > 0] | all' \
     "backends counted packets and bytes"
 }
@@ -329,6 +337,81 @@ lb_check_ipip() {
   echo "    stream: $(printf '%s' "$r" | jq -c .), tunnel end: $(cat "$IT_TMP/decap.stats") (packets bytes)"
 }
 
+# The east host as an IPv6 ipip backend: the VIP fd00:104::1 on lo, IPv6-in-IPv6 taken
+# off in user space (ipip_decap.py 6: this kernel has no ip6_tunnel either), its two
+# backend addresses fd00:2::11 and ::12 (lb_main adds them), and its answers from the VIP back to the clients
+# over the direct link (lb_ipip_backend made it) by a policy route.
+lb_ipip6_backend() {
+  local t=${IT_NS}t1 deadline
+  nse ip -6 addr add fd00:104::1/128 dev lo
+  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/ipip_decap.py" "$t" "$IT_TMP/decap6.stats" 6 >"$IT_TMP/decap6.log" 2>&1 &
+  LB_BACKEND_PID[decap6]=$!
+  deadline=$((SECONDS + 10))
+  until grep -q READY "$IT_TMP/decap6.log"; do
+    ((SECONDS < deadline)) || fail "the IPv6 tunnel end never started: $(cat "$IT_TMP/decap6.log")"
+    sleep 0.1
+  done
+  nse ip link set "$t" up
+  nse ip -6 addr add fd00:9::1/64 dev "${IT_NS}rd" nodad
+  nsw ip -6 addr add fd00:9::2/64 dev "${IT_NS}rw" nodad
+  nse ip -6 rule add from fd00:104::1 table 106
+  nse ip -6 route add fd00:1::/64 via fd00:9::2 table 106
+  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/backend.py" dsr6 fd00:104::1 >"$IT_TMP/dsr6.log" 2>&1 &
+  LB_BACKEND_PID[dsr6]=$!
+  deadline=$((SECONDS + 10))
+  until nse ss -Hltn "src [fd00:104::1]:8000" | grep -q . && nse ss -Hltn "src [fd00:104::1]:9000" | grep -q .; do
+    ((SECONDS < deadline)) || fail "the IPv6 VIP's server does not listen ($(cat "$IT_TMP/dsr6.log"))"
+    sleep 0.1
+  done
+}
+
+lb_check_ipip6() {
+  step "(m) ipip with IPv6: IPv6-in-IPv6 to the backend, which answers the client directly; full-size segments get Packet Too Big"
+  lb_ipip6_backend
+  local n
+  for n in 1 2; do lb_wait_state dsr6 "v$n" up 5000 >/dev/null; done
+  local r s east_rx_before east_rx_after direct_before direct stream too_big_before too_big
+  east_rx_before=$(fw_stat '.ports[] | select(.name == "east") | .rx_packets')
+  direct_before=$(nse cat "/sys/class/net/${IT_NS}rd/statistics/tx_packets")
+  r=$(lb_spread fd00:104::1 8000 300)
+  expect_jq "$r" '.errors == 0' "every connection answered"
+  expect_jq "$r" '.sources == {"fd00:1::2": 300}' "the backend saw the client fd00:1::2 (delivered as sent)"
+  east_rx_after=$(fw_stat '.ports[] | select(.name == "east") | .rx_packets')
+  direct=$(( $(nse cat "/sys/class/net/${IT_NS}rd/statistics/tx_packets") - direct_before ))
+  expect_num "$direct" -ge 900 "the answers left by the direct link"
+  expect_num $((east_rx_after - east_rx_before)) -lt 100 "Sluice's east port saw none of them"
+  s=$(lb_services)
+  expect_jq "$s" '[.services[] | select(.name == "dsr6") | .backends[] | .connections] | (add == 300 and all(. > 50))' \
+    "both IPv6 backend addresses took tunnelled connections"
+  echo "    connections: $(printf '%s' "$s" | jq -c '[.services[] | select(.name == "dsr6") | .backends[] | {(.id): .connections}] | add')," \
+    "answers on the direct link: $direct, east rx during the spread: $((east_rx_after - east_rx_before))"
+  # 1500-byte segments are 1540 in the tunnel: IPv6 is not fragmented on the way, the
+  # client is told (Packet Too Big, MTU 1460) and sends smaller ones.
+  too_big_before=$(fw_stat '[.stages[]? | select(.stage == "route") | .counters.icmp_too_big // 0] | add // 0')
+  nsw "$SLUICE_PY" "$LB_DIR/client.py" stream fd00:104::1 9000 3 none >"$IT_TMP/stream6.json" 2>"$IT_TMP/stream6.err" &
+  stream=$!
+  wait "$stream" || fail "stream client failed: $(cat "$IT_TMP/stream6.err")"
+  r=$(cat "$IT_TMP/stream6.json")
+  expect_jq "$r" '.ok == true and .sent > 1000000' "a stream through the IPv6 tunnel arrived whole"
+  too_big=$(fw_stat '[.stages[]? | select(.stage == "route") | .counters.icmp_too_big // 0] | add // 0')
+  expect_num $((too_big - too_big_before)) -ge 1 "Sluice told the client its packets were too big for the tunnel"
+  nsw ip -6 route get fd00:104::1 >"$IT_TMP/pmtu6" 2>&1 || true
+  expect_contains "$(cat "$IT_TMP/pmtu6")" "mtu 1460" "the client's path MTU to the VIP is 1460"
+  echo "    stream: $(printf '%s' "$r" | jq -c .), Packet Too Big sent: $((too_big - too_big_before)), tunnel end: $(cat "$IT_TMP/decap6.stats") (packets bytes)"
+  # An IPv6 backend whose echo goes unanswered leaves the table, and comes back.
+  local budget=$((LB_FALL * LB_INTERVAL + LB_TIMEOUT + 400)) took v2_before v2_after
+  nse ip -6 addr del fd00:2::12/64 dev "${IT_NS}e0"
+  took=$(lb_wait_state dsr6 v2 down "$budget")
+  v2_before=$(lb_services | jq '.services[] | select(.name == "dsr6") | .backends[] | select(.id == "v2") | .connections')
+  r=$(lb_spread fd00:104::1 8000 100)
+  v2_after=$(lb_services | jq '.services[] | select(.name == "dsr6") | .backends[] | select(.id == "v2") | .connections')
+  expect_jq "$r" '.errors == 0' "100 connections answered with v2 down"
+  expect_num $((v2_after - v2_before)) -eq 0 "none went to the IPv6 backend marked down (after ${took} ms)"
+  nse ip -6 addr add fd00:2::12/64 dev "${IT_NS}e0" nodad
+  took=$(lb_wait_state dsr6 v2 up $((LB_RISE * LB_INTERVAL + LB_INTERVAL + 400)))
+  echo "    v2 down and back up (up after ${took} ms)"
+}
+
 lb_check_drops() {
   step "(i) no unexplained drops"
   local d
@@ -337,8 +420,9 @@ lb_check_drops() {
   # not_routable: the hosts' IPv6 multicast (MLD, solicitations); no_route: the hosts' resolver queries
   # (ping's reverse lookups) to an address nothing routes; tx_queue_full, a few at most: the
   # kernel side of a port not drained for a moment while the streams share the 2 CPUs with
-  # Sluice's busy worker (counted with its reason; more is a bug).
-  expect_jq "$d" 'del(.not_routable, .no_route, .tx_queue_full) == {} and (.tx_queue_full // 0) <= 10' \
+  # Sluice's busy worker (counted with its reason; more is a bug); too_big: (m)'s full-size
+  # IPv6 segments refused to the client with Packet Too Big, as intended.
+  expect_jq "$d" 'del(.not_routable, .no_route, .tx_queue_full, .too_big) == {} and (.tx_queue_full // 0) <= 10' \
     "only drops a killed backend explains: $d"
 }
 
@@ -346,17 +430,23 @@ lb_main() { # driver
   fw_init "$1"
   require_cmd ss
   local cfg=$IT_TMP/sluice.json n
-  # Four backend addresses on the east host; each backend is its own process.
-  for n in 1 2 3 4; do ip -n "${IT_NS}e" addr add "10.2.0.1$n/24" dev "${IT_NS}e0" 2>/dev/null || true; done
+  # Four backend addresses on the east host; each backend is its own process. Two IPv6
+  # ones for dsr6 (ICMPv6 echo health checks from the start).
+  lb_backend_addresses() {
+    for n in 1 2 3 4; do ip -n "${IT_NS}e" addr add "10.2.0.1$n/24" dev "${IT_NS}e0" 2>/dev/null || true; done
+    for n in 1 2; do ip -n "${IT_NS}e" -6 addr add "fd00:2::1$n/64" dev "${IT_NS}e0" nodad 2>/dev/null || true; done
+  }
+  lb_backend_addresses
   it_on_exit 'for p in "${LB_BACKEND_PID[@]}"; do [[ -n $p ]] && kill "$p" 2>/dev/null; done; true'
   step "start Sluice on net_$FW_DRIVER with five services"
   lb_write_config "$cfg"
   lb_start "$cfg" "$IT_TMP/sluice.log"
   # tap: the east host's interface is new after each start.
-  for n in 1 2 3 4; do ip -n "${IT_NS}e" addr add "10.2.0.1$n/24" dev "${IT_NS}e0" 2>/dev/null || true; done
+  lb_backend_addresses
   for n in 1 2 3 4; do lb_backend_start "$n"; done
   local t
   for t in 1 2 3; do lb_wait_state full "b$t" up 5000 >/dev/null; done
+  for t in 1 2; do lb_wait_state dsr6 "v$t" up 5000 >/dev/null; done
   # Drops until here belong to the set-up (net_tap: probes sent while the test still
   # moves the interfaces into their namespaces find no neighbour): (i) counts from now.
   LB_DROPS_BEFORE=$(fw_stat '.drops')
@@ -365,6 +455,7 @@ lb_main() { # driver
   lb_check_reload "$cfg"
   lb_check_pickup
   lb_check_ipip
+  lb_check_ipip6
   lb_check_drops
   step "(j) SIGTERM: exit 0, every mbuf returned"
   stop_sluice TERM

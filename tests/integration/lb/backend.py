@@ -41,6 +41,10 @@ class SinkServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
+# An IPv6 address (an IPv6 service's VIP) needs sockets of that family.
+family = socket.AF_INET6 if ":" in address else socket.AF_INET
+ThreadingHTTPServer.address_family = family
+SinkServer.address_family = family
 ThreadingHTTPServer.allow_reuse_address = True
 ThreadingHTTPServer.daemon_threads = True
 http = ThreadingHTTPServer((address, 8000), Http)
