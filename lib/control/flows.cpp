@@ -162,7 +162,15 @@ nlohmann::json record_json(const flow::FlowRecord& r, unsigned lcore) {
     if (r.nat_kind & flow::kNatDestination) kind.push_back("dnat");
     if (r.nat_kind & flow::kNatEim) kind.push_back("eim");
     if (r.nat_kind & flow::kNatHairpin) kind.push_back("hairpin");
+    if (r.nat_kind & flow::kNatLb) kind.push_back("lb");
     j["nat"] = {{"kind", std::move(kind)}, {"rule", r.nat_rule}};
+  }
+  if (r.tunnel) {
+    // ipip: the outer header its packets travel in, to the backend.
+    char tunnel_src[INET6_ADDRSTRLEN], tunnel_dst[INET6_ADDRSTRLEN];
+    inet_ntop(af, r.tunnel_src.data(), tunnel_src, sizeof(tunnel_src));
+    inet_ntop(af, r.tunnel_dst.data(), tunnel_dst, sizeof(tunnel_dst));
+    j["tunnel"] = {{"src", tunnel_src}, {"dst", tunnel_dst}};
   }
   return j;
 }

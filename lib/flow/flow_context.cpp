@@ -1,5 +1,7 @@
 #include "flow/flow_context.h"
 
+#include <type_traits>
+
 #include <rte_byteorder.h>
 
 namespace sluice::flow {
@@ -57,6 +59,13 @@ FlowRecord record_of(const Entry& e, uint32_t now_ms) {
   r.src_port = rte_be_to_cpu_16(e.key.port[opener]);
   r.dst_port = rte_be_to_cpu_16(e.key.port[opener ^ 1]);
   r.expires_in_ms = ms_diff(e.body.expires, now_ms);
+  if constexpr (std::is_same_v<Entry, FlowEntry6>) {
+    if ((e.body.flags & kFlowLb) && e.lb.service != kLbUnopened) {
+      r.tunnel = true;
+      std::memcpy(r.tunnel_src.data(), e.lb.tunnel_src, 16);
+      std::memcpy(r.tunnel_dst.data(), e.lb.backend, 16);
+    }
+  }
   return r;
 }
 template FlowRecord record_of<FlowEntry4>(const FlowEntry4&, uint32_t);
@@ -72,6 +81,11 @@ FlowRecord record_of(const FlowEntry4& e, const NatExt4* ext, uint32_t now_ms) {
   std::memcpy(r.reply_dst.data(), &ext->reply.dst, 4);
   r.reply_src_port = rte_be_to_cpu_16(ext->reply.sport);
   r.reply_dst_port = rte_be_to_cpu_16(ext->reply.dport);
+  if (ext->kind & kNatTunnel) {
+    r.tunnel = true;
+    std::memcpy(r.tunnel_src.data(), &ext->tunnel_src, 4);
+    std::memcpy(r.tunnel_dst.data(), &ext->reply.src, 4);
+  }
   return r;
 }
 

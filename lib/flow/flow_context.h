@@ -86,6 +86,10 @@ struct FlowRecord {
   uint16_t nat_rule = 0;
   std::array<uint8_t, 16> reply_src{}, reply_dst{};
   uint16_t reply_src_port = 0, reply_dst_port = 0;
+  // A load balancer's ipip connection: its packets go inside an outer header from
+  // tunnel_src to the backend (tunnel_dst), of the flow's family.
+  bool tunnel = false;
+  std::array<uint8_t, 16> tunnel_src{}, tunnel_dst{};
 };
 
 // Control thread <-> worker. The control thread (one request at a time, it serialises

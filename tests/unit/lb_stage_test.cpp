@@ -800,6 +800,12 @@ TEST_F(LbStageTest, Ipv6IpipConnectionGoesToItsBackendInsideAnOuterIpv6HeaderUnt
   EXPECT_EQ(counter(stage(Side::East, "lb"), "encapsulated"), 4u);
   EXPECT_EQ(flows_->table6()->active(), 1u);
   EXPECT_EQ(drops_total(), 0u);
+  // /flows shows the tunnel it travels in.
+  const std::vector<flow::FlowRecord> listed = list_flows();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_TRUE(listed[0].tunnel);
+  EXPECT_EQ(net::IpAddr::v6(listed[0].tunnel_dst.data()).str(), backend);
+  EXPECT_EQ(net::IpAddr::v6(listed[0].tunnel_src.data()).str(), kWestAddress6);
 
   // Its end (a reset, then the close timeout) gives the backend's active count back.
   run_east({tcp6_frame(40000, kAck | 0x04, kClientIsn + 301, kServerIsn + 1)});
