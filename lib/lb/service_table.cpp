@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 namespace sluice::lb {
 
 uint16_t SlotRegistry::service(const std::string& name) {
@@ -137,6 +139,8 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
       for (size_t i = 0; i < table->services_.size(); ++i) {
         const Service& s = table->services_[i];
         if (s.family != 6) continue;
+        if (std::find(table->vips6_.begin(), table->vips6_.end(), s.vip6) == table->vips6_.end())
+          table->vips6_.push_back(s.vip6);
         uint32_t at = hash6(s.vip6.data(), s.protocol, s.port) & table->mask6_;
         while (table->index6_[at] >= 0) at = (at + 1) & table->mask6_;
         table->index6_[at] = static_cast<int32_t>(i);

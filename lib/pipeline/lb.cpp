@@ -38,6 +38,11 @@ void LbStage::process(Burst& burst) {
     if (index == kNoEntry || meta(m).l3 != L3::Ipv4) [[unlikely]] {
       // An IPv6 service's connection; else untracked here (an evicted flow's packet is
       // the nat stage's to drop).
+      if ((meta(m).flags & kMetaFragment) && meta(m).l3 == L3::Ipv6 && services->has_ipv6() &&
+          fragment_to_vip6(m, fm, *services)) [[unlikely]] {
+        drop(burst, m, Drop::LbIpv6Fragment);
+        continue;
+      }
       Drop why;
       if ((fm.flags & kFlowMetaIpv6) && index != kNoEntry && !forward6(m, fm, *services, why)) drop(burst, m, why);
       else burst.pkts[kept++] = m;
@@ -157,6 +162,24 @@ bool LbStage::forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& servic
   if (fm.dir == 0 && !encapsulate6(m, fm, e)) [[unlikely]] {
     why = Drop::LbTunnelFailed;
     return false;
+  }
+  return true;
+}
+
+// Whether an IPv6 fragment is addressed to an IPv6 VIP: none can be scheduled whole
+// (later fragments carry no ports, and IPv6 is not reassembled here), so none is sent
+// on; a connection its first fragment was opening is removed again.
+bool LbStage::fragment_to_vip6(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services) {
+  const auto* ip = rte_pktmbuf_mtod_offset(m, const net::Ipv6Header*, meta(m).l3_offset);
+  if (!services.is_vip6(ip->dst)) return false;
+  if ((fm.flags & kFlowMetaIpv6) && fm.entry != kNoEntry) {
+    flow::FlowContext& flows = ctx_.nat->flows();
+    flow::FlowEntry6& e = flows.table6()->at(fm.entry);
+    if ((e.body.flags & flow::kFlowLb) && e.lb.service == flow::kLbUnopened) {
+      flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+      flows.counters().unmapped.inc();
+      flows.table6()->remove(fm.entry);
+    }
   }
   return true;
 }

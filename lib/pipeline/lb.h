@@ -14,7 +14,8 @@
 //      backend (direct server return: its answers go to the client by another path).
 // An IPv6 service (ipip only) needs no pair: its connection's IPv6 entry keeps the
 // backend (flow::LbExt6), opened on the first packet and tunnelled IPv6-in-IPv6
-// (forward6: open, account, tunnel).
+// (forward6: open, account, tunnel). IPv6 fragments to an IPv6 VIP are dropped
+// (fragment_to_vip6): Sluice does not reassemble IPv6.
 #pragma once
 
 #include "lb/lb_context.h"
@@ -43,6 +44,7 @@ class LbStage final : public Stage {
   bool account(rte_mbuf* m, const flow::NatExt4& ext, const lb::ServiceTable& services, uint32_t index);
   bool encapsulate(rte_mbuf* m, FlowMeta& fm, const flow::NatExt4& ext);
   bool forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& services, Drop& why);
+  bool fragment_to_vip6(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services);
   bool open6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services, Drop& why);
   bool account6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services);
   bool encapsulate6(rte_mbuf* m, FlowMeta& fm, const flow::FlowEntry6& e);

@@ -56,23 +56,32 @@ void LoadBalancer::drain() {
 
 std::unique_ptr<lb::ServiceTable> LoadBalancer::build(const std::vector<config::LbService>& services,
                                                       std::string& error) {
-  return lb::ServiceTable::build(services, registry_,
+  std::set<std::string> unroutable;
+  auto table = lb::ServiceTable::build(services, registry_,
                                  [this](uint16_t slot) {
                                    auto it = check_of_slot_.find(slot);
                                    return it == check_of_slot_.end() || checks_[it->second].health.up();
                                  },
                                  error,
-                                 [this](const net::IpAddr& backend) {
+                                 [this, &unroutable](const net::IpAddr& backend) {
                                    // ipip: from the address of the port the router sends it by, as probes.
                                    net::IpAddr src;
                                    if (!router_ || !router_->source_for_destination(backend, src) ||
                                        src.family != backend.family) {
-                                     spdlog::warn("lb: no route toward ipip backend {}: its connections are dropped "
-                                                  "(lb_tunnel_failed) until a reload finds one", backend.str());
+                                     if (!unroutable_.count(backend.str()))
+                                       spdlog::warn("lb: no route toward ipip backend {}: its connections are "
+                                                    "dropped (lb_tunnel_failed) until a reload finds one",
+                                                    backend.str());
+                                     unroutable.insert(backend.str());
                                      return net::IpAddr{};
                                    }
+                                   if (unroutable_.count(backend.str()))
+                                     spdlog::info("lb: ipip backend {} has a route again (tunnel source {})",
+                                                  backend.str(), src.str());
                                    return src;
                                  });
+  if (table) unroutable_ = std::move(unroutable);
+  return table;
 }
 
 // One check per backend of a service with health checks: kept (state and counters) for

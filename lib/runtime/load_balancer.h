@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,9 @@ class LoadBalancer {
   std::unique_ptr<l3::Published<lb::ServiceTable>> table_;
   std::vector<std::unique_ptr<lb::LbContext>> contexts_;
   lb::SlotRegistry registry_;
+  // ipip backends with no route toward them at the last build: logged when one joins or
+  // leaves, not at every rebuild (a health change rebuilds the table).
+  std::set<std::string> unroutable_;
   std::vector<config::LbService> services_;  // in force
   std::vector<config::LbService> pending_;   // prepared by a reload
   std::unique_ptr<lb::ServiceTable> pending_table_;

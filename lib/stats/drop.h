@@ -81,7 +81,8 @@ namespace sluice {
   _(ReassemblyFailed, "reassembly_failed", "fragments of a complete datagram that could not be chained (mbuf limits)") \
   _(LbNoBackend, "lb_no_backend", "new connection to a load-balanced service: no backend up (or every weight 0)") \
   _(LbBackendRemoved, "lb_backend_removed", "packet of a connection whose backend left its service (on_backend_removed: drop)") \
-  _(LbTunnelFailed, "lb_tunnel_failed", "ipip: no room to prepend the outer header (mbuf headroom), or no route toward the backend to take a tunnel source from")
+  _(LbTunnelFailed, "lb_tunnel_failed", "ipip: no room to prepend the outer header (mbuf headroom), or no route toward the backend to take a tunnel source from") \
+  _(LbIpv6Fragment, "lb_ipv6_fragment", "IPv6 fragment to an IPv6 service's VIP: Sluice does not reassemble IPv6, and only a first fragment has the ports a backend is picked by")
 
 enum class Drop : uint8_t {
 #define SLUICE_DROP_ENUM(sym, name, desc) sym,

@@ -67,7 +67,8 @@ TEST(DropTest, KnownNamesMatchTheContract) {
   EXPECT_EQ(drop_name(Drop::LbNoBackend), "lb_no_backend");
   EXPECT_EQ(drop_name(Drop::LbBackendRemoved), "lb_backend_removed");
   EXPECT_EQ(drop_name(Drop::LbTunnelFailed), "lb_tunnel_failed");
-  EXPECT_EQ(static_cast<size_t>(Drop::LbTunnelFailed), kDropCount - 1) << "LbTunnelFailed is the last entry";
+  EXPECT_EQ(drop_name(Drop::LbIpv6Fragment), "lb_ipv6_fragment");
+  EXPECT_EQ(static_cast<size_t>(Drop::LbIpv6Fragment), kDropCount - 1) << "LbIpv6Fragment is the last entry";
 }
 
 TEST(CounterTest, AddsIncrementsAndResets) {

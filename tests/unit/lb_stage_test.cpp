@@ -867,5 +867,27 @@ TEST_F(LbStageTest, Ipv6SynIsDroppedAndCountedWhenNoBackendIsUpAndLeavesNoEntry)
   EXPECT_EQ(flows_->table6()->active(), 0u) << "no entry left behind";
 }
 
+TEST_F(LbStageTest, Ipv6FragmentsToAVipAreDroppedAndCountedAndOpenNoConnection) {
+  test::V6 first;
+  first.src = kClient6;
+  first.dst = kVip6;
+  first.proto = net::kIpProtoTcp;
+  first.dst_port = 80;
+  first.payload = 200;
+  first.fragment_offset = 0;
+  first.more_fragments = true;
+  test::V6 later = first;
+  later.fragment_offset = 26;
+  later.more_fragments = false;
+  Sent sent = run_east({test::ipv6_frame(first), test::ipv6_frame(later)});
+  EXPECT_TRUE(sent.west.empty()) << "neither fragment reaches a backend";
+  EXPECT_TRUE(sent.east.empty());
+  EXPECT_EQ(drops_at(Side::East, "lb", Drop::LbIpv6Fragment), 2u);
+  EXPECT_EQ(flows_->table6()->active(), 0u) << "the first fragment's connection removed again";
+  EXPECT_EQ(lb_->service(service("web6").slot).connections.get(), 0u);
+  // A whole segment of the same connection afterwards is scheduled as usual.
+  EXPECT_EQ(run_east({tcp6_frame(40000, kSyn, kClientIsn)}).west.size(), 1u);
+}
+
 }  // namespace
 }  // namespace sluice::pipeline
