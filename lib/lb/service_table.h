@@ -200,11 +200,9 @@ inline bool planned_backend(uint16_t code, uint8_t tag, uint16_t& backend) {
 
 // A connection's hash for Maglev: a fixed function of its 5-tuple (as the client sent
 // it), the same on every Sluice so that another box picks the same backend.
-inline uint32_t flow_hash(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto) {
-  // The addresses mixed before the ports join: a client whose address and port step
-  // together (a NAT pool, a test generator) must not cancel out.
-  uint64_t h = (uint64_t(src) << 32 | dst) * 0x9e3779b97f4a7c15ull;
-  h ^= h >> 29;
+// The addresses are mixed (into `h`) before the ports join: a client whose address and
+// port step together (a NAT pool, a test generator) must not cancel out.
+inline uint32_t finish_flow_hash(uint64_t h, uint16_t sport, uint16_t dport, uint8_t proto) {
   h ^= uint64_t(sport) << 24 | uint64_t(dport) << 8 | proto;
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdull;
@@ -212,6 +210,12 @@ inline uint32_t flow_hash(uint32_t src, uint32_t dst, uint16_t sport, uint16_t d
   h *= 0xc4ceb9fe1a85ec53ull;
   h ^= h >> 33;
   return static_cast<uint32_t>(h);
+}
+
+inline uint32_t flow_hash(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto) {
+  uint64_t h = (uint64_t(src) << 32 | dst) * 0x9e3779b97f4a7c15ull;
+  h ^= h >> 29;
+  return finish_flow_hash(h, sport, dport, proto);
 }
 
 // The same for an IPv6 connection (16-byte addresses, network order).
@@ -224,13 +228,7 @@ inline uint32_t flow_hash6(const uint8_t* src, const uint8_t* dst, uint16_t spor
     h = (h ^ word) * 0x9e3779b97f4a7c15ull;
     h ^= h >> 29;
   }
-  h ^= uint64_t(sport) << 24 | uint64_t(dport) << 8 | proto;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return static_cast<uint32_t>(h);
+  return finish_flow_hash(h, sport, dport, proto);
 }
 
 }  // namespace sluice::lb

@@ -166,6 +166,21 @@ bool LbStage::forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& servic
   return true;
 }
 
+// A connection opened to backend `b` of `s`: its counters. `mid_stream`: a TCP segment
+// other than a SYN opened it (tcp_loose: another box's connection, the same backend).
+inline void LbStage::count_opened(const lb::Service& s, const lb::Backend& b, bool mid_stream) {
+  lb::BackendCounters& bc = ctx_.lb->backend(b.slot);
+  bc.connections.inc();
+  bc.active.inc();
+  lb::ServiceCounters& sc = ctx_.lb->service(s.slot);
+  sc.connections.inc();
+  opened_.inc();
+  if (mid_stream) {
+    sc.picked_up.inc();
+    picked_up_.inc();
+  }
+}
+
 // Whether an IPv6 fragment is addressed to an IPv6 VIP: none can be scheduled whole
 // (later fragments carry no ports, and IPv6 is not reassembled here), so none is sent
 // on; a connection its first fragment was opening is removed again.
@@ -222,16 +237,7 @@ bool LbStage::open6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::
   e.lb.flow_label = hash & 0xfffff;
   e.body.flags |= flow::kFlowOneWay;  // conntrack sees only the client's side
 
-  lb::BackendCounters& bc = ctx_.lb->backend(b.slot);
-  bc.connections.inc();
-  bc.active.inc();
-  lb::ServiceCounters& sc = ctx_.lb->service(s.slot);
-  sc.connections.inc();
-  opened_.inc();
-  if (pm.l4_proto == net::kIpProtoTcp && !(l4[13] & 0x02)) {
-    sc.picked_up.inc();  // mid-stream (tcp_loose): another box's connection, same backend
-    picked_up_.inc();
-  }
+  count_opened(s, b, pm.l4_proto == net::kIpProtoTcp && !(l4[13] & 0x02));
   return true;
 }
 
@@ -342,16 +348,7 @@ LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const 
     table.ext(made.index).tunnel_src = b.tunnel_src;
   }
 
-  lb::BackendCounters& bc = ctx_.lb->backend(b.slot);
-  bc.connections.inc();
-  bc.active.inc();
-  lb::ServiceCounters& sc = ctx_.lb->service(s.slot);
-  sc.connections.inc();
-  opened_.inc();
-  if (p.proto == net::kIpProtoTcp && p.l4 && !(p.l4[13] & 0x02)) {
-    sc.picked_up.inc();  // mid-stream (tcp_loose): another box's connection, same backend
-    picked_up_.inc();
-  }
+  count_opened(s, b, p.proto == net::kIpProtoTcp && p.l4 && !(p.l4[13] & 0x02));
   return Opened{made.index, Drop::NatTableFull};
 }
 

@@ -204,11 +204,7 @@ lb_check_health() {
   # A long-lived connection to a backend other than b2, through the VIP, for the whole step.
   nsw "$SLUICE_PY" "$LB_DIR/client.py" stream 10.1.0.100 9000 6 b2 >"$IT_TMP/stream.json" 2>"$IT_TMP/stream.err" &
   stream=$!
-  local deadline=$((SECONDS + 10))
-  until grep -q READY "$IT_TMP/stream.err"; do
-    ((SECONDS < deadline)) || fail "the stream client never started: $(cat "$IT_TMP/stream.err")"
-    sleep 0.1
-  done
+  wait_ready "$IT_TMP/stream.err" "the stream client"
   lb_backend_stop 2
   took=$(lb_wait_state full b2 down "$budget")
   echo "    b2 marked down after ${took} ms (budget ${budget} ms = fall x interval + timeout + 400 ms of polling)"
@@ -234,11 +230,7 @@ lb_check_reload() {
   local cfg=$1 stream r
   nsw "$SLUICE_PY" "$LB_DIR/client.py" stream 10.1.0.100 9000 4 none >"$IT_TMP/stream2.json" 2>"$IT_TMP/stream2.err" &
   stream=$!
-  local deadline=$((SECONDS + 10))
-  until grep -q READY "$IT_TMP/stream2.err"; do
-    ((SECONDS < deadline)) || fail "the stream client never started: $(cat "$IT_TMP/stream2.err")"
-    sleep 0.1
-  done
+  wait_ready "$IT_TMP/stream2.err" "the stream client"
   lb_write_config "$cfg" '(.services[] | select(.name == "full" or .name == "sink") | .backends) += [{name: "b4", address: "10.2.0.14"}]'
   fw_http POST /reload
   [[ $HTTP_CODE == 200 ]] || fail "POST /reload: HTTP $HTTP_CODE: $HTTP_BODY"
@@ -255,11 +247,7 @@ lb_check_pickup() {
   before=$(lb_services | jq '.services[] | select(.name == "dsink") | .picked_up')
   nsw "$SLUICE_PY" "$LB_DIR/client.py" stream 10.1.0.101 9000 4 none >"$IT_TMP/stream3.json" 2>"$IT_TMP/stream3.err" &
   stream=$!
-  local deadline=$((SECONDS + 10))
-  until grep -q READY "$IT_TMP/stream3.err"; do
-    ((SECONDS < deadline)) || fail "the stream client never started: $(cat "$IT_TMP/stream3.err")"
-    sleep 0.1
-  done
+  wait_ready "$IT_TMP/stream3.err" "the stream client"
   sleep 1
   fw_http POST /flows/flush
   [[ $HTTP_CODE == 200 ]] || fail "POST /flows/flush: HTTP $HTTP_CODE: $HTTP_BODY"
@@ -282,11 +270,7 @@ lb_ipip_backend() {
   nse ip addr add 10.1.0.104/32 dev lo
   ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/ipip_decap.py" "$t" "$IT_TMP/decap.stats" >"$IT_TMP/decap.log" 2>&1 &
   LB_BACKEND_PID[decap]=$!
-  deadline=$((SECONDS + 10))
-  until grep -q READY "$IT_TMP/decap.log"; do
-    ((SECONDS < deadline)) || fail "the tunnel end never started: $(cat "$IT_TMP/decap.log")"
-    sleep 0.1
-  done
+  wait_ready "$IT_TMP/decap.log" "the tunnel end"
   nse ip link set "$t" up
   ip link add "${IT_NS}rd" netns "${IT_NS}e" type veth peer name "${IT_NS}rw" netns "${IT_NS}w" ||
     fail "cannot make the direct return link"
@@ -346,11 +330,7 @@ lb_ipip6_backend() {
   nse ip -6 addr add fd00:104::1/128 dev lo
   ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/ipip_decap.py" "$t" "$IT_TMP/decap6.stats" 6 >"$IT_TMP/decap6.log" 2>&1 &
   LB_BACKEND_PID[decap6]=$!
-  deadline=$((SECONDS + 10))
-  until grep -q READY "$IT_TMP/decap6.log"; do
-    ((SECONDS < deadline)) || fail "the IPv6 tunnel end never started: $(cat "$IT_TMP/decap6.log")"
-    sleep 0.1
-  done
+  wait_ready "$IT_TMP/decap6.log" "the IPv6 tunnel end"
   nse ip link set "$t" up
   nse ip -6 addr add fd00:9::1/64 dev "${IT_NS}rd" nodad
   nsw ip -6 addr add fd00:9::2/64 dev "${IT_NS}rw" nodad

@@ -254,6 +254,15 @@ stat_value() { # jq-filter
 }
 
 # Waits until every port reports link up.
+# Waits until a helper process (a stream client, a tunnel end) prints READY into FILE.
+wait_ready() { # file what [timeout_s]
+  local deadline=$((SECONDS + ${3:-10}))
+  until grep -q READY "$1"; do
+    ((SECONDS < deadline)) || fail "$2 never started: $(cat "$1")"
+    sleep 0.1
+  done
+}
+
 wait_links_up() { # [timeout_s]
   local deadline=$((SECONDS + ${1:-15})) s
   while ((SECONDS < deadline)); do

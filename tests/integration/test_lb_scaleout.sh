@@ -91,11 +91,7 @@ for k in 1 2 3; do
   ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
     net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
   ip netns exec "$ns" "$SLUICE_PY" "$LB_DIR/ipip_decap.py" "${P}t$k" "$IT_TMP/decap$k.stats" >"$IT_TMP/decap$k.log" 2>&1 &
-  deadline=$((SECONDS + 10))
-  until grep -q READY "$IT_TMP/decap$k.log"; do
-    ((SECONDS < deadline)) || fail "k$k's tunnel end never started: $(cat "$IT_TMP/decap$k.log")"
-    sleep 0.1
-  done
+  wait_ready "$IT_TMP/decap$k.log" "k$k's tunnel end"
   ip -n "$ns" link set "${P}t$k" up
   ip netns exec "$ns" sysctl -qw "net.ipv4.conf.${P}t$k.rp_filter=0"
   ip netns exec "$ns" "$SLUICE_PY" "$LB_DIR/backend.py" "k$k" "$VIP" >"$IT_TMP/k$k.log" 2>&1 &
