@@ -945,8 +945,8 @@ inline bool ConntrackStage::open_flow(Burst& burst, BurstScratch& s, uint16_t i,
     return false;
   }
   // Early drop reuses the evicted entry in place: its index is this flow's now.
-  if (victim.evicted && s.nat && w.kind == kTrack4) [[unlikely]]
-    forget_evicted(burst, s, i, kept, w.entry);
+  if (victim.evicted && s.nat) [[unlikely]]
+    forget_evicted(burst, s, i, kept, w.entry, w.kind == kTrack6);
   if (w.cls == kNew) {
     ++s.new_flows;
     if (s.nat) {
@@ -1022,10 +1022,13 @@ bool ConntrackStage::nat_invalid(const BurstScratch& s, const Work& w, rte_mbuf*
 // evicted flow (passed already, in burst.pkts[0, kept), or found it in pass 3, after i)
 // still name it, and nat would take them for the new flow's and translate them so.
 // Their flow is gone: nat drops them (untranslated, they must not leave either).
-void ConntrackStage::forget_evicted(Burst& burst, const BurstScratch& s, uint16_t i, uint16_t kept, uint32_t index) {
-  auto forget = [index](rte_mbuf* m) {
+// Other packets of this burst that named the evicted entry (of the IPv6 table: a
+// load-balanced connection's) no longer have a flow: the nat stage drops them.
+void ConntrackStage::forget_evicted(Burst& burst, const BurstScratch& s, uint16_t i, uint16_t kept, uint32_t index,
+                                    bool v6) {
+  auto forget = [index, v6](rte_mbuf* m) {
     FlowMeta& fm = flow_meta(m);
-    if (fm.entry == index) fm = FlowMeta{kNoEntry, kNoPort, kFlowMetaEvicted, 0};
+    if (fm.entry == index && bool(fm.flags & kFlowMetaIpv6) == v6) fm = FlowMeta{kNoEntry, kNoPort, kFlowMetaEvicted, 0};
   };
   for (uint16_t k = 0; k < kept; ++k) forget(burst.pkts[k]);
   for (uint16_t j = i + 1; j < s.n; ++j) forget(burst.pkts[j]);

@@ -64,7 +64,7 @@ class ConntrackStage final : public Stage {
   firewall::Action rule_verdict(BurstScratch& s, const Work& w, const rte_mbuf* m);
   bool open_flow(Burst& burst, BurstScratch& s, uint16_t i, uint16_t kept, rte_mbuf* m, const PacketMeta& pm);
   bool nat_invalid(const BurstScratch& s, const Work& w, rte_mbuf* m);
-  void forget_evicted(Burst& burst, const BurstScratch& s, uint16_t i, uint16_t kept, uint32_t index);
+  void forget_evicted(Burst& burst, const BurstScratch& s, uint16_t i, uint16_t kept, uint32_t index, bool v6);
   // NAT, when a nat stage follows: each packet's flow for it, and a new flow's real destination.
   void record_flow(rte_mbuf* m, const Work& w, const BurstScratch& s);
   nat::Destination nat_destination(const BurstScratch& s, const rte_mbuf* m, const PacketMeta& pm) const;
