@@ -154,7 +154,7 @@ bool LbStage::forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& servic
     why = Drop::LbNoBackend;  // a later packet of a connection refused earlier in this burst
     return false;
   }
-  if (e.lb.service == flow::kLbUnopened && !open6(m, e, fm.entry, services, why)) return false;
+  if (e.lb.service == flow::kLbUnopened && !open6(m, e, fm, services, why)) return false;
   if (!account6(m, e, fm.entry, services)) {
     why = Drop::LbBackendRemoved;
     return false;
@@ -201,8 +201,10 @@ bool LbStage::fragment_to_vip6(rte_mbuf* m, const FlowMeta& fm, const lb::Servic
 
 // The backend of a new IPv6 connection, kept in its entry; refused (the entry removed)
 // when no backend takes it or none has a tunnel source.
-bool LbStage::open6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services, Drop& why) {
+bool LbStage::open6(rte_mbuf* m, flow::FlowEntry6& e, const FlowMeta& fm, const lb::ServiceTable& services,
+                    Drop& why) {
   flow::FlowContext& flows = ctx_.nat->flows();
+  const uint32_t index = fm.entry;
   auto refuse = [&](Drop reason) {
     flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
     flows.counters().unmapped.inc();
@@ -221,7 +223,9 @@ bool LbStage::open6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::
   const lb::Service& s = services.service(static_cast<uint16_t>(service_index));
   const uint32_t hash = lb::flow_hash6(ip->src, ip->dst, sport, dport, pm.l4_proto);
   uint16_t backend = lb::kNoBackend;
-  if (!lb::planned_backend(pm.aux, services.tag(), backend) ||
+  // Conntrack's plan, unless another table came in since (or the packet is not the one
+  // it planned for: aux means something else then).
+  if (!(fm.flags & kFlowMetaLb) || !lb::planned_backend(pm.aux, services.tag(), backend) ||
       (backend != lb::kNoBackend && backend >= s.backends.size())) [[unlikely]]
     backend = ctx_.lb->pick(s, hash);
   if (backend == lb::kNoBackend) {

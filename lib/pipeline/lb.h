@@ -46,7 +46,7 @@ class LbStage final : public Stage {
   bool forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& services, Drop& why);
   void count_opened(const lb::Service& s, const lb::Backend& b, bool mid_stream);
   bool fragment_to_vip6(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services);
-  bool open6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services, Drop& why);
+  bool open6(rte_mbuf* m, flow::FlowEntry6& e, const FlowMeta& fm, const lb::ServiceTable& services, Drop& why);
   bool account6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, const lb::ServiceTable& services);
   bool encapsulate6(rte_mbuf* m, FlowMeta& fm, const flow::FlowEntry6& e);
 
