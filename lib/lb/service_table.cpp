@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include <algorithm>
+#include <cstring>
 
 namespace sluice::lb {
 
@@ -139,8 +139,6 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
       for (size_t i = 0; i < table->services_.size(); ++i) {
         const Service& s = table->services_[i];
         if (s.family != 6) continue;
-        if (std::find(table->vips6_.begin(), table->vips6_.end(), s.vip6) == table->vips6_.end())
-          table->vips6_.push_back(s.vip6);
         uint32_t at = hash6(s.vip6.data(), s.protocol, s.port) & table->mask6_;
         while (table->index6_[at] >= 0) at = (at + 1) & table->mask6_;
         table->index6_[at] = static_cast<int32_t>(i);
@@ -153,6 +151,12 @@ std::unique_ptr<ServiceTable> ServiceTable::build(const std::vector<config::LbSe
 bool ServiceTable::is_vip(uint32_t addr) const {
   for (const auto& s : services_)
     if (s.family == 4 && s.vip == addr) return true;
+  return false;
+}
+
+bool ServiceTable::is_vip6(const uint8_t* addr) const {
+  for (const auto& s : services_)
+    if (s.family == 6 && std::memcmp(s.vip6.data(), addr, 16) == 0) return true;
   return false;
 }
 

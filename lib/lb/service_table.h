@@ -105,12 +105,8 @@ class ServiceTable {
   }
   bool has_ipv6() const { return mask6_ != 0; }
   // Whether `addr` (16 bytes) is an IPv6 service's VIP, whatever its protocol and port
-  // (a scan of the few IPv6 VIPs: for fragments only).
-  bool is_vip6(const uint8_t* addr) const {
-    for (const auto& v : vips6_)
-      if (std::memcmp(v.data(), addr, 16) == 0) return true;
-    return false;
-  }
+  // (a linear scan, as is_vip's: for fragments only).
+  bool is_vip6(const uint8_t* addr) const;
   // Whether `addr` (network order) is a VIP of any service (control side; a linear scan).
   bool is_vip(uint32_t addr) const;
   // The service of `slot`, or -1 when this table has none (removed by a reload).
@@ -171,7 +167,6 @@ class ServiceTable {
   uint32_t mask_ = 0;
   std::vector<int32_t> index6_;  // IPv6 services (index into services_; -1 free), the same way
   uint32_t mask6_ = 0;
-  std::vector<std::array<uint8_t, 16>> vips6_;  // each IPv6 VIP once
   std::vector<int16_t> by_slot_;
   std::vector<uint8_t> backend_present_;
   bool drops_removed_ = false;

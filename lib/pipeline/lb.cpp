@@ -181,6 +181,13 @@ inline void LbStage::count_opened(const lb::Service& s, const lb::Backend& b, bo
   }
 }
 
+// Removes IPv6 entry `index` (`e`) and its state from the flow counts.
+inline void LbStage::remove6(const flow::FlowEntry6& e, uint32_t index) {
+  flow::FlowContext& flows = ctx_.nat->flows();
+  flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
+  flows.table6()->remove(index);
+}
+
 // Whether an IPv6 fragment is addressed to an IPv6 VIP: none can be scheduled whole
 // (later fragments carry no ports, and IPv6 is not reassembled here), so none is sent
 // on; a connection its first fragment was opening is removed again.
@@ -191,9 +198,8 @@ bool LbStage::fragment_to_vip6(rte_mbuf* m, const FlowMeta& fm, const lb::Servic
     flow::FlowContext& flows = ctx_.nat->flows();
     flow::FlowEntry6& e = flows.table6()->at(fm.entry);
     if ((e.body.flags & flow::kFlowLb) && e.lb.service == flow::kLbUnopened) {
-      flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
       flows.counters().unmapped.inc();
-      flows.table6()->remove(fm.entry);
+      remove6(e, fm.entry);
     }
   }
   return true;
@@ -206,9 +212,8 @@ bool LbStage::open6(rte_mbuf* m, flow::FlowEntry6& e, const FlowMeta& fm, const 
   flow::FlowContext& flows = ctx_.nat->flows();
   const uint32_t index = fm.entry;
   auto refuse = [&](Drop reason) {
-    flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
     flows.counters().unmapped.inc();
-    flows.table6()->remove(index);
+    remove6(e, index);
     why = reason;
     return false;
   };
@@ -251,9 +256,7 @@ inline bool LbStage::account6(rte_mbuf* m, flow::FlowEntry6& e, uint32_t index, 
     const int s = services.service_of_slot(e.lb.service);
     if (s >= 0 && services.service(static_cast<uint16_t>(s)).drop_on_removed) {
       ctx_.lb->service(e.lb.service).removed.inc();
-      flow::FlowContext& flows = ctx_.nat->flows();
-      flows.counters().state_leave(flow::state_slot(e.key.proto, e.body.state));
-      flows.table6()->remove(index);
+      remove6(e, index);
       return false;
     }
   }

@@ -44,6 +44,7 @@ class LbStage final : public Stage {
   bool account(rte_mbuf* m, const flow::NatExt4& ext, const lb::ServiceTable& services, uint32_t index);
   bool encapsulate(rte_mbuf* m, FlowMeta& fm, const flow::NatExt4& ext);
   bool forward6(rte_mbuf* m, FlowMeta& fm, const lb::ServiceTable& services, Drop& why);
+  void remove6(const flow::FlowEntry6& e, uint32_t index);
   void count_opened(const lb::Service& s, const lb::Backend& b, bool mid_stream);
   bool fragment_to_vip6(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services);
   bool open6(rte_mbuf* m, flow::FlowEntry6& e, const FlowMeta& fm, const lb::ServiceTable& services, Drop& why);

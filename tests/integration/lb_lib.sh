@@ -85,16 +85,23 @@ lb_write_config() { # file [jq-filter...]
     fail "the test's own config $file does not pass --check-config: $(cat "$IT_TMP/check-config.err")"
 }
 
-lb_backend_start() { # n
-  local n=$1
+# One backend.py server on the east host (HTTP :8000, sink :9000) named NAME on ADDRESS,
+# its pid under LB_BACKEND_PID[KEY]; returns once both ports listen.
+lb_server_start() { # key name address
+  local key=$1 name=$2 addr=$3 at=$3 deadline
+  [[ $addr == *:* ]] && at="[$addr]"
   # ip netns exec execs python: $! is the server itself (a shell function would fork).
-  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/backend.py" "b$n" "10.2.0.1$n" >"$IT_TMP/b$n.log" 2>&1 &
-  LB_BACKEND_PID[$n]=$!
-  local deadline=$((SECONDS + 10))
-  until nse ss -Hltn "src 10.2.0.1$n:8000" | grep -q . && nse ss -Hltn "src 10.2.0.1$n:9000" | grep -q .; do
-    ((SECONDS < deadline)) || fail "backend b$n does not listen on 10.2.0.1$n:8000 and :9000 ($(cat "$IT_TMP/b$n.log"))"
+  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/backend.py" "$name" "$addr" >"$IT_TMP/$name.log" 2>&1 &
+  LB_BACKEND_PID[$key]=$!
+  deadline=$((SECONDS + 10))
+  until nse ss -Hltn "src $at:8000" | grep -q . && nse ss -Hltn "src $at:9000" | grep -q .; do
+    ((SECONDS < deadline)) || fail "server $name does not listen on $at:8000 and :9000 ($(cat "$IT_TMP/$name.log"))"
     sleep 0.1
   done
+}
+
+lb_backend_start() { # n
+  lb_server_start "$1" "b$1" "10.2.0.1$1"
 }
 
 lb_backend_stop() { # n
@@ -266,7 +273,7 @@ lb_check_pickup() {
 # Sluice (policy routing by the VIP source; the dnat services' answers still go back
 # through Sluice).
 lb_ipip_backend() {
-  local t=${IT_NS}t0 deadline
+  local t=${IT_NS}t0
   nse ip addr add 10.1.0.104/32 dev lo
   ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/ipip_decap.py" "$t" "$IT_TMP/decap.stats" >"$IT_TMP/decap.log" 2>&1 &
   LB_BACKEND_PID[decap]=$!
@@ -285,13 +292,7 @@ lb_ipip_backend() {
   local k
   for k in all default "$t"; do nse sysctl -qw "net.ipv4.conf.$k.rp_filter=0"; done
   for k in all default "${IT_NS}rw"; do nsw sysctl -qw "net.ipv4.conf.$k.rp_filter=0"; done
-  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/backend.py" dsr 10.1.0.104 >"$IT_TMP/dsr.log" 2>&1 &
-  LB_BACKEND_PID[dsr]=$!
-  deadline=$((SECONDS + 10))
-  until nse ss -Hltn "src 10.1.0.104:8000" | grep -q . && nse ss -Hltn "src 10.1.0.104:9000" | grep -q .; do
-    ((SECONDS < deadline)) || fail "the VIP's server does not listen ($(cat "$IT_TMP/dsr.log"))"
-    sleep 0.1
-  done
+  lb_server_start dsr dsr 10.1.0.104
 }
 
 lb_check_ipip() {
@@ -326,7 +327,7 @@ lb_check_ipip() {
 # backend addresses fd00:2::11 and ::12 (lb_main adds them), and its answers from the VIP back to the clients
 # over the direct link (lb_ipip_backend made it) by a policy route.
 lb_ipip6_backend() {
-  local t=${IT_NS}t1 deadline
+  local t=${IT_NS}t1
   nse ip -6 addr add fd00:104::1/128 dev lo
   ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/ipip_decap.py" "$t" "$IT_TMP/decap6.stats" 6 >"$IT_TMP/decap6.log" 2>&1 &
   LB_BACKEND_PID[decap6]=$!
@@ -336,13 +337,7 @@ lb_ipip6_backend() {
   nsw ip -6 addr add fd00:9::2/64 dev "${IT_NS}rw" nodad
   nse ip -6 rule add from fd00:104::1 table 106
   nse ip -6 route add fd00:1::/64 via fd00:9::2 table 106
-  ip netns exec "${IT_NS}e" "$SLUICE_PY" "$LB_DIR/backend.py" dsr6 fd00:104::1 >"$IT_TMP/dsr6.log" 2>&1 &
-  LB_BACKEND_PID[dsr6]=$!
-  deadline=$((SECONDS + 10))
-  until nse ss -Hltn "src [fd00:104::1]:8000" | grep -q . && nse ss -Hltn "src [fd00:104::1]:9000" | grep -q .; do
-    ((SECONDS < deadline)) || fail "the IPv6 VIP's server does not listen ($(cat "$IT_TMP/dsr6.log"))"
-    sleep 0.1
-  done
+  lb_server_start dsr6 dsr6 fd00:104::1
 }
 
 lb_check_ipip6() {
