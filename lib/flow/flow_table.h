@@ -201,6 +201,28 @@ class FlowTable {
     rte_prefetch0(&entries_[index]);
   }
 
+  // What the next `count` pair evictions will touch, fetched ahead: pair_to_evict()'s
+  // picks from the cursor as it stands, each victim's buckets (both keys, both
+  // candidates) and its timer neighbours. A burst of new NAT flows against a full pair
+  // pool then overlaps those misses instead of meeting them one eviction at a time.
+  void prefetch_pair_evictions(unsigned count, uint32_t now_ms) const {
+    if constexpr (kPairs) {
+      uint32_t cursor = pair_cursor_;
+      for (unsigned k = 0; k < count; ++k) {
+        const uint32_t victim = pick_pair_victim(cursor, now_ms);
+        if (victim == kNoEntry) return;
+        const NatPair4& pair = pairs_[victim & kIndexMask];
+        prefetch(pair.main.key.hash());
+        prefetch(pair.ext.reply_key.hash());
+        const FlowBody& body = pair.main.body;
+        if (body.timer_prev != kNoEntry) rte_prefetch0(&at(body.timer_prev).body);
+        if (body.timer_next != kNoEntry) rte_prefetch0(&at(body.timer_next).body);
+      }
+    }
+  }
+  // Pairs the pool can still give without evicting.
+  uint32_t pairs_free() const { return pair_capacity_ - pairs_active_; }
+
   // The entry holding `key`, or kNoEntry. Expired-but-not-yet-reaped entries are found
   // too: the caller checks the deadline.
   uint32_t find(const Key& key, uint32_t hash) const {
@@ -597,11 +619,14 @@ class FlowTable {
   // cursor, the unprotected one nearest its deadline (an approximation of the oldest that
   // reads a few lines in a row, where a scan of buckets near a key reads many; pairs have
   // half as many evictable slots in the buckets as keys). kNoEntry when all were protected.
-  uint32_t pair_to_evict(uint32_t now_ms) {
+  uint32_t pair_to_evict(uint32_t now_ms) { return pick_pair_victim(pair_cursor_, now_ms); }
+
+  // pair_to_evict() from `cursor`, which it moves on.
+  uint32_t pick_pair_victim(uint32_t& cursor, uint32_t now_ms) const {
     for (unsigned round = 0; round < 4; ++round) {
       // A run of kPairEvictionSample pairs; the pool's tail shorter than one is skipped.
-      if (pair_cursor_ + kPairEvictionSample > pair_capacity_) pair_cursor_ = 0;
-      const NatPair4* run = &pairs_[pair_cursor_];
+      if (cursor + kPairEvictionSample > pair_capacity_) cursor = 0;
+      const NatPair4* run = &pairs_[cursor];
       const unsigned n = pair_capacity_ < kPairEvictionSample ? pair_capacity_ : kPairEvictionSample;
       uint32_t best = kNoEntry;
       int32_t best_left = INT32_MAX;
@@ -610,10 +635,10 @@ class FlowTable {
         const int32_t left = ms_diff(body.expires, now_ms);
         if ((body.flags & (kFlowInUse | kFlowProtected)) == kFlowInUse && left < best_left) {
           best_left = left;
-          best = kPairBit | (pair_cursor_ + k);
+          best = kPairBit | (cursor + k);
         }
       }
-      pair_cursor_ += n;
+      cursor += n;
       if (best != kNoEntry) return best;
     }
     return kNoEntry;

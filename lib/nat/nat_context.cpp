@@ -107,7 +107,9 @@ int NatContext::allocate_port(const Policy& policy, const OutsideAddress* outsid
     if (eim) return eim_by_outside(outside_addr, port, proto) == nullptr;
     flow::FlowKey4 key;
     flow::make_key4(key, tuple.dst, outside_addr, tuple.dport, port, proto, reply_zone);
-    return table.find(key, key.hash()) == flow::kNoEntry;
+    const uint32_t hash = key.hash();
+    table.prefetch(hash);  // a free key is looked for in both its buckets: overlap the two misses
+    return table.find(key, hash) == flow::kNoEntry;
   };
   // Protocols without ports: the address alone, one flow per remote host at a time.
   if (proto != 6 && proto != 17 && proto != 1) return is_free(0) ? 0 : -1;

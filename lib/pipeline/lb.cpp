@@ -31,6 +31,7 @@ void LbStage::process(Burst& burst) {
   PairChanges changes;
   uint16_t kept = 0;
   const uint16_t n = burst.count;
+  prefetch_openings(burst, *services, table);
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = burst.pkts[i];
     FlowMeta& fm = flow_meta(m);
@@ -105,6 +106,40 @@ void LbStage::process(Burst& burst) {
   }
   burst.count = kept;
   ctx_.lb->end_burst();
+}
+
+// Before a burst's new IPv4 connections are opened, what opening them will touch is
+// fetched, so that their misses overlap: each full-NAT connection's first candidate reply
+// key (the client's own port on its first local address, allocate_port's first try),
+// and, when the pair pool is full, the pairs that will be evicted to make room.
+void LbStage::prefetch_openings(const Burst& burst, const lb::ServiceTable& services, flow::FlowTable4& table) {
+  unsigned opening = 0;
+  const nat::Policy* policy = nullptr;
+  for (uint16_t i = 0; i < burst.count; ++i) {
+    rte_mbuf* m = burst.pkts[i];
+    const FlowMeta& fm = flow_meta(m);
+    if ((fm.flags & (kFlowMetaNew | kFlowMetaLb)) != (kFlowMetaNew | kFlowMetaLb) || fm.entry == kNoEntry ||
+        flow::is_pair(fm.entry) || meta(m).l3 != L3::Ipv4)
+      continue;
+    ++opening;
+    const nat::Ipv4Packet p = ipv4_packet(m);
+    const flow::NatTuple4 orig = nat_tuple(p);
+    const int service_index = services.find(orig.dst, p.proto, orig.dport);
+    if (service_index < 0) continue;
+    const lb::Service& s = services.service(static_cast<uint16_t>(service_index));
+    uint16_t backend = lb::kNoBackend;
+    if (s.mode != config::LbMode::FullNat || s.local.empty() ||
+        !lb::planned_backend(meta(m).aux, services.tag(), backend) || backend >= s.backends.size())
+      continue;
+    const lb::Backend& b = s.backends[backend];
+    if (!policy) policy = ctx_.policy->get();
+    flow::FlowKey4 key;
+    flow::make_key4(key, b.addr, s.local[local_start(orig.src, s.local.size())], b.port ? b.port : orig.dport,
+                    orig.sport, p.proto, policy->conntrack_zone(fm.egress));
+    table.prefetch(key.hash());
+  }
+  const uint32_t free = table.pairs_free();
+  if (opening > free) table.prefetch_pair_evictions(opening - free, ctx_.nat->flows().now());
 }
 
 // Counts a load-balanced packet for its backend; false when its backend left a service

@@ -37,6 +37,7 @@ class LbStage final : public Stage {
     uint32_t index;  // the pair; kNoEntry when refused
     Drop reason;
   };
+  void prefetch_openings(const Burst& burst, const lb::ServiceTable& services, flow::FlowTable4& table);
   Opened open_connection(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services, PairChanges& changes);
   Opened pick_up_reply(rte_mbuf* m, const FlowMeta& fm, const lb::ServiceTable& services, PairChanges& changes);
   int full_nat_source(const lb::Service& s, const nat::Policy& policy, const flow::NatTuple4& toward, uint8_t proto,

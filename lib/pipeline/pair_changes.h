@@ -23,13 +23,19 @@ struct PairChanges {
   // one ended flow holding its reply tuple): room for all.
   PairChange list[kMaxBurst * 4];
   unsigned count = 0;
-  uint64_t seen = 0;  // bit (plain index % 64) of every entry listed: most lookups end here
+  // A bit for every entry listed (a filter most lookups end at). 512 of them: a burst of
+  // new flows against a full pool lists two entries a flow, and a filter much smaller
+  // than that would send every packet of the burst through the list.
+  uint64_t seen[8] = {};
+  static unsigned seen_bit(uint32_t index) { return (index ^ (index >> 9)) & 511; }
   void add(uint32_t plain, uint32_t now, Drop reason) {
     list[count++] = PairChange{plain, now, reason};
-    seen |= uint64_t(1) << (plain & 63);
+    const unsigned bit = seen_bit(plain);
+    seen[bit >> 6] |= uint64_t(1) << (bit & 63);
   }
   const PairChange* find(uint32_t plain) const {
-    if (!((seen >> (plain & 63)) & 1)) [[likely]]
+    const unsigned bit = seen_bit(plain);
+    if (!((seen[bit >> 6] >> (bit & 63)) & 1)) [[likely]]
       return nullptr;
     for (unsigned k = 0; k < count; ++k)
       if (list[k].plain == plain) return &list[k];
