@@ -473,9 +473,21 @@ inline void ConntrackStage::key_pass(Burst& burst, BurstScratch& s) {
     if (i + 4 < n) rte_prefetch0(rte_pktmbuf_mtod(burst.pkts[i + 4], void*));
     Work& w = s.work[i];
     w = Work{};
-    w.kind = kUntracked;
     w.entry = kNoEntry;
-    const PacketKey key = flow_key_of(m, meta(m), zone_, table6 != nullptr, s.keys4[i], s.keys6[i]);
+    uint8_t sender_slot;
+    uint32_t hash;
+    if (ipv4_l4_key(m, meta(m), zone_, s.keys4[i], sender_slot, hash)) [[likely]] {
+      w.kind = kTrack4;
+      w.sender_slot = sender_slot;
+      w.hash = hash;
+      // The bucket's miss starts now and overlaps the rest of this pass.
+      table4.prefetch_primary(hash);
+      s.hashes4[n4] = hash;
+      s.idx4[n4++] = i;
+      continue;
+    }
+    w.kind = kUntracked;
+    const PacketKey key = flow_key_of_any(m, meta(m), zone_, table6 != nullptr, s.keys4[i], s.keys6[i]);
     switch (key.kind) {
       case KeyKind::Untracked:
         ++untracked;

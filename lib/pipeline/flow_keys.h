@@ -36,22 +36,33 @@ struct PacketKey {
 PacketKey flow_key_of_any(const rte_mbuf* m, const PacketMeta& pm, uint16_t zone, bool track_ipv6,
                           flow::FlowKey4& key4, flow::FlowKey6& key6);
 
-// The same, with IPv4 TCP and UDP (nearly every packet) inline.
+// The key of an IPv4 TCP or UDP packet (nearly every packet), its sender's slot and its
+// hash; false for any other packet (flow_key_of_any's). Results in scalars, not a
+// PacketKey: a struct built a field at a time and read back whole stalls the hot loop
+// on store forwarding.
+inline bool ipv4_l4_key(const rte_mbuf* m, const PacketMeta& pm, uint16_t zone, flow::FlowKey4& key4,
+                        uint8_t& sender_slot, uint32_t& hash) {
+  if (pm.l3 != L3::Ipv4 || !pm.l4_offset || (pm.l4_proto != 6 && pm.l4_proto != 17)) [[unlikely]]
+    return false;
+  const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
+  const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
+  uint32_t src, dst;
+  uint16_t sport, dport;
+  std::memcpy(&src, l3 + 12, 4);
+  std::memcpy(&dst, l3 + 16, 4);
+  std::memcpy(&sport, l4, 2);
+  std::memcpy(&dport, l4 + 2, 2);
+  sender_slot = static_cast<uint8_t>(flow::make_key4(key4, src, dst, sport, dport, pm.l4_proto, zone));
+  hash = key4.hash();
+  return true;
+}
+
+// The same, with IPv4 TCP and UDP inline.
 inline PacketKey flow_key_of(const rte_mbuf* m, const PacketMeta& pm, uint16_t zone, bool track_ipv6,
                              flow::FlowKey4& key4, flow::FlowKey6& key6) {
-  if (pm.l3 == L3::Ipv4 && pm.l4_offset && (pm.l4_proto == 6 || pm.l4_proto == 17)) [[likely]] {
-    const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l3_offset);
-    const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, pm.l4_offset);
-    uint32_t src, dst;
-    uint16_t sport, dport;
-    std::memcpy(&src, l3 + 12, 4);
-    std::memcpy(&dst, l3 + 16, 4);
-    std::memcpy(&sport, l4, 2);
-    std::memcpy(&dport, l4 + 2, 2);
-    PacketKey k;
+  PacketKey k;
+  if (ipv4_l4_key(m, pm, zone, key4, k.sender_slot, k.hash)) [[likely]] {
     k.kind = KeyKind::Ipv4;
-    k.sender_slot = static_cast<uint8_t>(flow::make_key4(key4, src, dst, sport, dport, pm.l4_proto, zone));
-    k.hash = key4.hash();
     return k;
   }
   return flow_key_of_any(m, pm, zone, track_ipv6, key4, key6);
