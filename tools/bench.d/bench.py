@@ -425,6 +425,35 @@ def run_maglev(a):
     return rows
 
 
+def run_memory_floor(a):
+    """What random cache lines of the 1M case's flow-state size cost on this host at best
+    (tests/bench/sluice-memory-floor): one row per pattern (a bucket; a bucket and an entry;
+    a bucket and a NAT pair's two lines), read against sluice-lb's cycles at 1M flows."""
+    cmd = ["taskset", "-c", str(a.worker_lcore), a.memory_floor, "--mib", str(MEMORY_FLOOR_MIB)]
+    log(f"memory floor: random lines over {MEMORY_FLOOR_MIB} MiB, bursts of 32")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise Failure(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[:300]}")
+    rows = []
+    for line in r.stdout.splitlines():
+        what, *fields = line.split()
+        if what != "floor":
+            continue
+        values = dict(f.split("=", 1) for f in fields)
+        huge = values["hugepages"] == "1"
+        rows.append({"case": f"{values['pattern']}, {values['mib']} MiB", "app": "memory-floor", "flows": None,
+                     "frame_bytes": None, "mpps": None, "mode": "lb", "workload": "memory_floor",
+                     "pattern": values["pattern"], "lines_per_packet": int(values["lines"]),
+                     "region_mib": int(values["mib"]), "hugepages": huge,
+                     "cycles_per_packet": float(values["cycles_per_packet"]),
+                     "notes": "median of 5 runs" + ("" if huge else "; 4 KiB PAGES (no free hugepages)")})
+    if len(rows) != 3:
+        raise Failure(f"{' '.join(cmd)} printed no floor: {r.stdout.strip()[:300]}")
+    for row in rows:
+        log(f"  {row['pattern']}: {row['cycles_per_packet']:.1f} cycles/packet")
+    return rows
+
+
 def conntrack_numbers(row, case, c0, c1, packets, wall):
     """The flow counters over the window into `row`; returns the notes they call for."""
     f0, f1 = c0["flows"], c1["flows"]
@@ -525,6 +554,7 @@ def main():
     p.add_argument("--sluice", help="required unless --memory-only")
     p.add_argument("--l3fwd", help="required unless --memory-only")
     p.add_argument("--maglev-bench", help="lb suite: tests/bench/sluice-maglev-bench (no table build row without it)")
+    p.add_argument("--memory-floor", help="lb suite: tests/bench/sluice-memory-floor (no memory floor rows without it)")
     p.add_argument("--main-lcore", type=int, default=0)
     p.add_argument("--worker-lcore", type=int, default=1)
     p.add_argument("--prefix", default="bench")
@@ -640,12 +670,18 @@ def main():
             except (Failure, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
                 failures.append(str(e))
                 log(f"FAILED: {e}")
+        if a.suite == "lb" and a.memory_floor:
+            try:
+                rows.extend(run_memory_floor(a))
+            except (Failure, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+                failures.append(str(e))
+                log(f"FAILED: {e}")
     finally:
         for proc in list(a.started):
             stop(proc, 20)
 
     print()
-    print_table([r for r in rows if r.get("workload") != "table_build"], hz, hz_source, perf_cycles_supported(),
+    print_table([r for r in rows if r.get("workload") not in ("table_build", "memory_floor")], hz, hz_source, perf_cycles_supported(),
                 a.suite)
     if a.suite == "conntrack" or any(r["app"] in CT_APPS for r in rows):
         print_conntrack(rows)
@@ -672,13 +708,14 @@ def main():
                    # sluice-lb, and the table builds
                    "lb_connections", "lb_active", "lb_no_backend", "dst_translated_per_packet", "lb_backends",
                    "backend_share_min", "backend_share_max", "table_size", "builds", "build_ms", "build_ms_first",
-                   "build_ms_min", "build_ms_max",
+                   "build_ms_min", "build_ms_max", "pattern", "lines_per_packet", "region_mib", "hugepages",
                    # Open vSwitch, and Sluice against it
                    "window_seconds", "bytes_per_flow_method", "ovs_pool_mbufs", "ratio_vs_ovs_new_flows")
         out = []
         for r in rows:
             o = {k: r.get(k) for k in keys}
             o["cycles_method"] = ("PMD thread CPU time x TSC Hz / packets" if r["app"] in OVS_APPS else
+                                  "TSC cycles / packets" if r.get("workload") == "memory_floor" else
                                   None if r.get("workload") == "table_build" else
                                   "worker thread CPU time x TSC Hz / packets")
             for k in ("ratio_vs_ovs", "ratio_vs_ovs_cycles"):

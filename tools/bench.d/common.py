@@ -41,6 +41,9 @@ LB_LOCAL = "198.18.3.0/28"
 MAGLEV_BACKENDS = 1000              # the table build the issue times, at the default size
 MAGLEV_SIZE = 65537
 MAGLEV_BUILDS = 21                  # builds timed; the rows give their median and slowest
+# The memory floor's region: the 1M-flow lb case's bucket index (2M buckets, 128 MiB) and pair
+# pool (2M pairs, 256 MiB), the two things a load-balanced packet reads at random.
+MEMORY_FLOOR_MIB = 384
 
 
 def log(msg):

@@ -177,6 +177,7 @@ def print_lb(rows):
     """The load balancer's rows (sluice-lb), the table build times, and the LB issue's targets."""
     lb = [r for r in rows if r["app"] in LB_APPS and r.get("mpps")]
     builds = [r for r in rows if r.get("workload") == "table_build"]
+    floors = {r["pattern"]: r for r in rows if r.get("workload") == "memory_floor"}
     if lb:
         lines = [("case", "app", "Mpps", "per CPU-s", "new Mconn/s", "per CPU-s", "conns/pkt", "removed/pkt",
                   "src/pkt", "dst/pkt", "active/capacity", "backends", "B/flow")]
@@ -203,6 +204,15 @@ def print_lb(rows):
         print("maglev-build: MaglevTable::build alone; service-table-build: ServiceTable::build of one full-NAT "
               "service with\nthose backends (what the control thread compiles and publishes on a reload or a "
               "backend going up or down).\nfirst: the first build of the process (its memory not yet touched).")
+    if floors:
+        lines = [("pattern", "lines/pkt", "region", "pages", "cyc/pkt")]
+        for r in floors.values():
+            lines.append((r["pattern"], str(r["lines_per_packet"]), f"{r['region_mib']} MiB",
+                          "2 MiB" if r["hugepages"] else "4 KiB", fmt(r["cycles_per_packet"], ".1f")))
+        print_rows("Memory floor (tests/bench/sluice-memory-floor, on the worker core, after the apps):", lines)
+        print("Random lines of the 1M case's flow-state size, read in bursts of 32 with every line prefetched "
+              "first: the\nleast the flow state of a packet can cost on this host. A load-balanced packet "
+              "reads bucket+pair (its\nkey's bucket, then its pair's two lines); l3fwd reads no flow state.")
     if not lb and not builds:
         return
     print("\nTargets (load-balancer issue):")
@@ -211,6 +221,15 @@ def print_lb(rows):
             print(f"  {r['case']}, {r['app']}: {r['ratio_vs_l3fwd']:.2f}x l3fwd-lpm, "
                   f"{fmt(r.get('ratio_vs_l3fwd_cycles'), '.2f')}x by cycles (target >= 0.4x): "
                   f"{verdict(r['ratio_vs_l3fwd'] >= 0.4)}")
+            base = next((b for b in rows if b["app"] == "l3fwd" and b["case"] == r["case"]), None)
+            floor = floors.get("bucket+pair")
+            if base and base.get("cycles_per_packet") and floor:
+                budget = base["cycles_per_packet"] / 0.4
+                print(f"    0.4x is {budget:.0f} cycles a packet; l3fwd's {base['cycles_per_packet']:.0f} and the "
+                      f"flow state's floor of {floor['cycles_per_packet']:.0f} leave "
+                      f"{budget - base['cycles_per_packet'] - floor['cycles_per_packet']:.0f} for conntrack, "
+                      f"lb, both NAT rewrites and route; sluice-lb spent "
+                      f"{r['cycles_per_packet'] - base['cycles_per_packet'] - floor['cycles_per_packet']:.0f} on them")
     for r in (r for r in lb if r.get("workload") == "new"):
         per_cpu = r.get("new_flows_per_cpu_s") or 0
         print(f"  {r['case']}, {r['app']}: {r['new_flows_per_s'] / 1e6:.2f}M new connections/s per core, "
