@@ -201,25 +201,37 @@ class FlowTable {
     rte_prefetch0(&entries_[index]);
   }
 
-  // What the next `count` pair evictions will touch, fetched ahead: pair_to_evict()'s
-  // picks from the cursor as it stands, each victim's buckets (both keys, both
-  // candidates) and its timer neighbours. A burst of new NAT flows against a full pair
-  // pool then overlaps those misses instead of meeting them one eviction at a time.
-  void prefetch_pair_evictions(unsigned count, uint32_t now_ms) const {
+  // The next `count` pair evictions, picked ahead (pair_to_evict()'s picks from the
+  // cursor as it stands) with what they will touch fetched: each victim's buckets (both
+  // keys, both candidates) and its timer neighbours. pair_to_evict() then takes them in
+  // order, each while it is still the unprotected pair in use it was, with the deadline it
+  // had (else it looks afresh), until end_eviction_plan(). A burst of new NAT flows
+  // against a full pool so overlaps those misses and scans each run of pairs once.
+  void plan_pair_evictions(unsigned count, uint32_t now_ms) {
     if constexpr (kPairs) {
+      planned_count_ = planned_next_ = 0;
+      if (count > kMaxPlanned) count = kMaxPlanned;
+      // Picks that could wrap around the pool might name one pair twice.
+      if (uint64_t(count) * kPairEvictionSample * 4 > pair_capacity_) return;
       uint32_t cursor = pair_cursor_;
+      // The runs the picks will read (one each, unless all of a run are protected), all
+      // asked for before the first is read.
+      for (uint32_t p = cursor, end = cursor + count * kPairEvictionSample; p < end && p < pair_capacity_; ++p)
+        rte_prefetch0(&pairs_[p].main.body);
       for (unsigned k = 0; k < count; ++k) {
         const uint32_t victim = pick_pair_victim(cursor, now_ms);
         if (victim == kNoEntry) return;
         const NatPair4& pair = pairs_[victim & kIndexMask];
+        const FlowBody& body = pair.main.body;
+        planned_[planned_count_++] = PlannedEviction{victim, cursor, body.expires};
         prefetch(pair.main.key.hash());
         prefetch(pair.ext.reply_key.hash());
-        const FlowBody& body = pair.main.body;
         if (body.timer_prev != kNoEntry) rte_prefetch0(&at(body.timer_prev).body);
         if (body.timer_next != kNoEntry) rte_prefetch0(&at(body.timer_next).body);
       }
     }
   }
+  void end_eviction_plan() { planned_count_ = planned_next_ = 0; }
   // Pairs the pool can still give without evicting.
   uint32_t pairs_free() const { return pair_capacity_ - pairs_active_; }
 
@@ -619,7 +631,18 @@ class FlowTable {
   // cursor, the unprotected one nearest its deadline (an approximation of the oldest that
   // reads a few lines in a row, where a scan of buckets near a key reads many; pairs have
   // half as many evictable slots in the buckets as keys). kNoEntry when all were protected.
-  uint32_t pair_to_evict(uint32_t now_ms) { return pick_pair_victim(pair_cursor_, now_ms); }
+  uint32_t pair_to_evict(uint32_t now_ms) {
+    if (planned_next_ < planned_count_) {
+      const PlannedEviction& v = planned_[planned_next_++];
+      const FlowBody& body = pairs_[v.pair & kIndexMask].main.body;
+      if ((body.flags & (kFlowInUse | kFlowProtected)) == kFlowInUse && body.expires == v.expires) {
+        pair_cursor_ = v.cursor_after;
+        return v.pair;
+      }
+      end_eviction_plan();  // the pool moved under the plan
+    }
+    return pick_pair_victim(pair_cursor_, now_ms);
+  }
 
   // pair_to_evict() from `cursor`, which it moves on.
   uint32_t pick_pair_victim(uint32_t& cursor, uint32_t now_ms) const {
@@ -807,6 +830,15 @@ class FlowTable {
   uint32_t free_head_ = kNoEntry;
   uint32_t free_pair_head_ = kNoEntry;
   uint32_t pair_cursor_ = 0;  // where pair_to_evict() looks next
+  // plan_pair_evictions()'s picks, each with the cursor after it and its deadline then.
+  struct PlannedEviction {
+    uint32_t pair;
+    uint32_t cursor_after;
+    uint32_t expires;
+  };
+  static constexpr unsigned kMaxPlanned = 64;
+  PlannedEviction planned_[kMaxPlanned];
+  unsigned planned_count_ = 0, planned_next_ = 0;
   uint32_t active_ = 0;
   uint32_t pairs_active_ = 0;
   PairObserver pair_observer_ = nullptr;

@@ -105,13 +105,15 @@ void LbStage::process(Burst& burst) {
     burst.pkts[kept++] = m;
   }
   burst.count = kept;
+  table.end_eviction_plan();  // the next stage's evictions look afresh
   ctx_.lb->end_burst();
 }
 
 // Before a burst's new IPv4 connections are opened, what opening them will touch is
 // fetched, so that their misses overlap: each full-NAT connection's first candidate reply
 // key (the client's own port on its first local address, allocate_port's first try),
-// and, when the pair pool is full, the pairs that will be evicted to make room.
+// and, when the pair pool is full, the pairs that will be evicted to make room (picked
+// now, taken in order by the evictions that follow).
 void LbStage::prefetch_openings(const Burst& burst, const lb::ServiceTable& services, flow::FlowTable4& table) {
   unsigned opening = 0;
   const nat::Policy* policy = nullptr;
@@ -139,7 +141,7 @@ void LbStage::prefetch_openings(const Burst& burst, const lb::ServiceTable& serv
     table.prefetch(key.hash());
   }
   const uint32_t free = table.pairs_free();
-  if (opening > free) table.prefetch_pair_evictions(opening - free, ctx_.nat->flows().now());
+  if (opening > free) table.plan_pair_evictions(opening - free, ctx_.nat->flows().now());
 }
 
 // Counts a load-balanced packet for its backend; false when its backend left a service

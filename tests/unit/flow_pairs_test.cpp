@@ -347,10 +347,9 @@ TEST_F(FlowPairsTest, FullPairPoolEvictsTheOldestUnprotectedPair) {
     if (bucket_of(next.reply) == bucket_of(flows[0].orig)) break;
   }
   const uint32_t plain = open(next, 10000);
-  // Fetching ahead what the next evictions touch (the lb stage does, for a burst of
-  // new connections) picks nothing itself.
+  // A plan of evictions that could wrap around so small a pool is not made.
   EXPECT_EQ(table_->pairs_free(), 0u);
-  table_->prefetch_pair_evictions(8, 10000);
+  table_->plan_pair_evictions(8, 10000);
   const uint32_t p = promote(plain, next, 10000);
   ASSERT_NE(p, kNoEntry);
   ASSERT_EQ(evicted_.size(), 1u);
@@ -374,6 +373,30 @@ TEST_F(FlowPairsTest, FullPairPoolEvictsTheOldestUnprotectedPair) {
   table_->expire(700000, 10000, [&](const FlowEntry4&) { ++expired; });
   EXPECT_EQ(expired, 4u);
   EXPECT_EQ(table_->active(), 0u);
+}
+
+// The lb stage plans a burst's evictions before it opens the connections: the plan's
+// picks are the scan's, taken in order while each pair is as it was when planned.
+TEST_F(FlowPairsTest, PlannedEvictionsAreTheScansPicksUntilAPairMoves) {
+  make(1024, 256);
+  std::vector<uint32_t> pairs;
+  for (uint32_t i = 0; i < 256; ++i) {
+    const PairFlow f = pair_flow(i + 1, static_cast<uint16_t>(5000 + i));
+    pairs.push_back(promote(open(f, i, 600000), f, i));  // deadlines in creation order
+    ASSERT_NE(pairs.back(), kNoEntry);
+  }
+  ASSERT_EQ(table_->pairs_free(), 0u);
+  table_->plan_pair_evictions(3, 1000);  // the first of each run of 16: pairs 0, 16, 32
+  table_->arm(pairs[16], 1000 + 900000, 1000);  // a packet of pair 16 came since
+  for (uint32_t k = 0; k < 3; ++k) {
+    const PairFlow f = pair_flow(2000 + k, static_cast<uint16_t>(9000 + k));
+    ASSERT_NE(promote(open(f, 1000), f, 1000), kNoEntry);
+  }
+  ASSERT_EQ(evicted_.size(), 3u);
+  EXPECT_EQ(evicted_[0], pairs[0]) << "the plan's first pick";
+  EXPECT_EQ(evicted_[1], pairs[17]) << "pair 16 moved: its run looked at afresh";
+  EXPECT_EQ(evicted_[2], pairs[32]) << "the scan goes on from there";
+  table_->end_eviction_plan();
 }
 
 TEST_F(FlowPairsTest, FullPairPoolOfProtectedPairsRefusesPromote) {
