@@ -393,20 +393,28 @@ def lb_numbers(row, case, c0, c1, packets, wall):
     return notes
 
 
-def run_maglev(a):
-    """The Maglev and service table build times (tests/bench/sluice-maglev-bench): one row
-    each, in the rows' form (no Mpps: a control-thread build, not forwarding)."""
-    # On the worker core, which nothing else uses once the apps are stopped.
-    cmd = ["taskset", "-c", str(a.worker_lcore), a.maglev_bench, "--backends", str(MAGLEV_BACKENDS),
-           "--size", str(MAGLEV_SIZE), "--builds", str(MAGLEV_BUILDS)]
-    log(f"maglev table build: {MAGLEV_BACKENDS} backends, {MAGLEV_SIZE} entries")
+def run_micro(cmd):
+    """Runs one micro-benchmark on the worker core (nothing else uses it once the apps are
+    stopped): each line of its output that starts with a word, as (word, {key: value})."""
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         raise Failure(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[:300]}")
-    rows = []
+    out = []
     for line in r.stdout.splitlines():
         what, *fields = line.split()
-        values = dict(f.split("=", 1) for f in fields)
+        out.append((what, dict(f.split("=", 1) for f in fields)))
+    return out, r.stdout
+
+
+def run_maglev(a):
+    """The Maglev and service table build times (tests/bench/sluice-maglev-bench): one row
+    each, in the rows' form (no Mpps: a control-thread build, not forwarding)."""
+    cmd = ["taskset", "-c", str(a.worker_lcore), a.maglev_bench, "--backends", str(MAGLEV_BACKENDS),
+           "--size", str(MAGLEV_SIZE), "--builds", str(MAGLEV_BUILDS)]
+    log(f"maglev table build: {MAGLEV_BACKENDS} backends, {MAGLEV_SIZE} entries")
+    lines, stdout = run_micro(cmd)
+    rows = []
+    for what, values in lines:
         app = {"maglev": "maglev-build", "service_table": "service-table-build"}.get(what)
         if not app:
             continue
@@ -419,7 +427,7 @@ def run_maglev(a):
                      "notes": f"median of {values['builds']} builds; first {float(values['first_ms']):.2f} ms, "
                               f"min {float(values['min_ms']):.2f}, max {float(values['max_ms']):.2f}"})
     if len(rows) != 2:
-        raise Failure(f"{' '.join(cmd)} printed no build times: {r.stdout.strip()[:300]}")
+        raise Failure(f"{' '.join(cmd)} printed no build times: {stdout.strip()[:300]}")
     for row in rows:
         log(f"  {row['app']}: {row['build_ms']:.2f} ms median, {row['build_ms_max']:.2f} ms slowest")
     return rows
@@ -431,15 +439,11 @@ def run_memory_floor(a):
     a bucket and a NAT pair's two lines), read against sluice-lb's cycles at 1M flows."""
     cmd = ["taskset", "-c", str(a.worker_lcore), a.memory_floor, "--mib", str(MEMORY_FLOOR_MIB)]
     log(f"memory floor: random lines over {MEMORY_FLOOR_MIB} MiB, bursts of 32")
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        raise Failure(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[:300]}")
+    lines, stdout = run_micro(cmd)
     rows = []
-    for line in r.stdout.splitlines():
-        what, *fields = line.split()
+    for what, values in lines:
         if what != "floor":
             continue
-        values = dict(f.split("=", 1) for f in fields)
         huge = values["hugepages"] == "1"
         rows.append({"case": f"{values['pattern']}, {values['mib']} MiB", "app": "memory-floor", "flows": None,
                      "frame_bytes": None, "mpps": None, "mode": "lb", "workload": "memory_floor",
@@ -448,7 +452,7 @@ def run_memory_floor(a):
                      "cycles_per_packet": float(values["cycles_per_packet"]),
                      "notes": "median of 5 runs" + ("" if huge else "; 4 KiB PAGES (no free hugepages)")})
     if len(rows) != 3:
-        raise Failure(f"{' '.join(cmd)} printed no floor: {r.stdout.strip()[:300]}")
+        raise Failure(f"{' '.join(cmd)} printed no floor: {stdout.strip()[:300]}")
     for row in rows:
         log(f"  {row['pattern']}: {row['cycles_per_packet']:.1f} cycles/packet")
     return rows
@@ -664,15 +668,12 @@ def main():
                     if r.get("new_flows_per_s") and peer.get("new_flows_per_s") and case.workload == "new":
                         r["ratio_vs_ovs_new_flows"] = r["new_flows_per_s"] / peer["new_flows_per_s"]
             rows.extend(case_rows)
-        if a.suite == "lb" and a.maglev_bench:
+        # The lb suite's micro-benchmarks, each when tools/bench built it.
+        for wanted, run in ((a.maglev_bench, run_maglev), (a.memory_floor, run_memory_floor)):
+            if a.suite != "lb" or not wanted:
+                continue
             try:
-                rows.extend(run_maglev(a))
-            except (Failure, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
-                failures.append(str(e))
-                log(f"FAILED: {e}")
-        if a.suite == "lb" and a.memory_floor:
-            try:
-                rows.extend(run_memory_floor(a))
+                rows.extend(run(a))
             except (Failure, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
                 failures.append(str(e))
                 log(f"FAILED: {e}")
