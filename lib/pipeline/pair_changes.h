@@ -64,8 +64,8 @@ struct PairChanges {
     const unsigned bit = seen_bit(plain);
     seen[bit >> 6] |= uint64_t(1) << (bit & 63);
     if (flow::is_pair(now)) {
-      const unsigned bit = seen_bit(now);
-      pending[bit >> 6] |= uint64_t(1) << (bit & 63);
+      const unsigned now_bit = seen_bit(now);
+      pending[now_bit >> 6] |= uint64_t(1) << (now_bit & 63);
     }
   }
   const PairChange* find(uint32_t plain) const {
