@@ -1,5 +1,9 @@
 #include "runtime/eal.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -60,6 +64,49 @@ std::vector<std::string> build_eal_args(const config::Config& config, const std:
   args.insert(args.end(), config.eal.extra_args.begin(), config.eal.extra_args.end());
   args.insert(args.end(), cli_args.begin(), cli_args.end());
   return args;
+}
+
+std::string eal_file_prefix(const std::vector<std::string>& eal_args) {
+  std::string prefix = "rte";  // DPDK's own default
+  for (size_t i = 0; i < eal_args.size(); ++i) {
+    const std::string& a = eal_args[i];
+    if (a == "--file-prefix" && i + 1 < eal_args.size()) prefix = eal_args[++i];
+    else if (a.rfind("--file-prefix=", 0) == 0) prefix = a.substr(sizeof("--file-prefix=") - 1);
+  }
+  return prefix;
+}
+
+std::string eal_runtime_dir(const std::string& prefix) {
+  // As DPDK's eal_create_runtime_dir: /var/run for root, else $XDG_RUNTIME_DIR or /tmp.
+  std::string base = "/var/run";
+  if (getuid() != 0) {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    base = xdg && *xdg ? xdg : "/tmp";
+  }
+  return base + "/dpdk/" + prefix;
+}
+
+std::string eal_prefix_in_use(const std::vector<std::string>& eal_args) {
+  for (size_t i = 0; i < eal_args.size(); ++i) {
+    const std::string& a = eal_args[i];
+    if (a == "--in-memory" || a == "--no-shconf") return {};
+    if ((a == "--proc-type" && i + 1 < eal_args.size() && eal_args[i + 1] != "primary") ||
+        (a.rfind("--proc-type=", 0) == 0 && a != "--proc-type=primary"))
+      return {};
+  }
+  const std::string prefix = eal_file_prefix(eal_args);
+  const std::string path = eal_runtime_dir(prefix) + "/config";
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};  // never made, or removed: nobody holds it
+  struct flock lock {};
+  lock.l_type = F_WRLCK;  // would a primary's write lock be granted?
+  lock.l_whence = SEEK_SET;
+  const bool held = fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+  close(fd);
+  if (!held) return {};
+  return "EAL file prefix '" + prefix + "' is in use: process " + std::to_string(lock.l_pid) + " holds " + path +
+         " (another Sluice, or another DPDK primary process, is running with it); stop it, or give this one "
+         "another eal.file_prefix (or `-- --file-prefix NAME`)";
 }
 
 }  // namespace sluice::runtime

@@ -16,6 +16,7 @@
 
 #include "pipeline/packet_meta.h"
 #include "router/router.h"
+#include "runtime/eal.h"
 
 namespace sluice::runtime {
 
@@ -48,9 +49,15 @@ bool Runtime::init_eal(const std::vector<std::string>& eal_args, std::string& er
   std::string joined;
   for (const auto& arg : eal_args) joined += (joined.empty() ? "" : " ") + arg;
   spdlog::info("EAL arguments: {}", joined);
+  // The one refusal DPDK explains only in a log line, with rte_errno unset: said first.
+  if (std::string in_use = eal_prefix_in_use(eal_args); !in_use.empty()) {
+    error = std::move(in_use);
+    return false;
+  }
   int rc = rte_eal_init(static_cast<int>(argv.size() - 1), argv.data());
   if (rc < 0) {
-    error = std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +
+    // Some failures leave rte_errno at 0, whose text would be "Success".
+    error = std::string("EAL initialisation failed") + (rte_errno ? std::string(": ") + rte_strerror(rte_errno) : "") +
             " (see the EAL log above; hugepages missing? try `-- --no-huge`)";
     return false;
   }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # EAL arguments after "--" replace the config's values for the same option: file prefix
 # (telemetry socket directory moves), lcores, --no-huge. Bad EAL arguments end the
-# process with exit 1 and a clear error, promptly.
+# process with exit 1 and a clear error, promptly; so does a file prefix another
+# Sluice holds, naming it and its holder, while that one runs on.
 set -euo pipefail
 source "$(dirname "$0")/../../tools/lib/common.sh"
 source "$(dirname "$0")/lib.sh"
@@ -63,5 +64,15 @@ bad_eal "Unable to parse device .net_bogus0." "an unknown vdev driver" -- --vdev
 # The bad runs left nothing behind: a normal start still works.
 start_sluice "$cfg" "$IT_TMP/sluice-after.log"
 wait_ping 10.99.0.2
+
+# ---- a second Sluice with the same file prefix: the cause and the fix, not "Success"
+bad_eal "EAL file prefix '$IT_FP' is in use: process $SLUICE_PID holds /var/run/dpdk/$IT_FP/config" \
+  "second instance, same prefix"
+second_log=$IT_TMP/bad-eal-$(tr -c 'a-z0-9' '_' <<<"second instance, same prefix").log
+! grep -q "Success" "$second_log" || fail "the second instance's error says 'Success': $(grep Success "$second_log")"
+grep -q "another eal.file_prefix" "$second_log" || fail "the error does not say how to fix it: $(tail -3 "$second_log")"
+# The first one never noticed.
+kill -0 "$SLUICE_PID" 2>/dev/null || fail "the first Sluice stopped"
+ping_ok 10.99.0.2 -c 50 -i 0.01
 stop_sluice TERM
 echo "test_eal_override: all checks passed"

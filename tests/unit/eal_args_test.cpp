@@ -1,5 +1,12 @@
 // build_eal_args: config -> EAL argv, and `sluice ... -- ARGS` replacing a config value
 // rather than adding a second, conflicting one. auto_mbuf_count: the pool sizing rule.
+// eal_prefix_in_use: a file prefix another DPDK primary holds, named before EAL starts.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -166,6 +173,63 @@ TEST(AutoMbufCountTest, ResultIsAlwaysPowerOfTwoMinusOne) {
     EXPECT_GE(n, 8191u);
     EXPECT_EQ(n & (n + 1), 0u) << n << " is not 2^k - 1";
   }
+}
+
+}  // namespace
+}  // namespace sluice::runtime
+
+namespace sluice::runtime {
+namespace {
+
+TEST(EalPrefixTest, TheLastFilePrefixWinsAndDpdksDefaultOtherwise) {
+  EXPECT_EQ(eal_file_prefix({"sluice", "-l", "0-1"}), "rte");
+  EXPECT_EQ(eal_file_prefix({"sluice", "--file-prefix", "a", "--file-prefix=b"}), "b");
+  EXPECT_EQ(eal_file_prefix({"sluice", "--file-prefix=b", "--file-prefix", "c"}), "c");
+  if (getuid() == 0) {
+    EXPECT_EQ(eal_runtime_dir("x"), "/var/run/dpdk/x");
+  }
+}
+
+// A primary DPDK process's lock on its runtime directory's config file, held by another
+// process (a child here: a process never sees its own fcntl locks as conflicts).
+TEST(EalPrefixTest, APrefixAnotherProcessHoldsIsNamedWithItsHolder) {
+  const std::string prefix = "ut-prefix-" + std::to_string(getpid());
+  const std::string dir = eal_runtime_dir(prefix);
+  ASSERT_EQ(system(("mkdir -p " + dir).c_str()), 0);
+  const std::string config = dir + "/config";
+  const Args args{"sluice", "--file-prefix", prefix};
+  EXPECT_EQ(eal_prefix_in_use(args), "") << "no config file: nobody holds it";
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // As rte_eal_config_create: a write lock on the config file, held while it runs.
+    const int fd = open(config.c_str(), O_RDWR | O_CREAT, 0600);
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    const char ok = fd >= 0 && fcntl(fd, F_SETLK, &lock) == 0 ? 1 : 0;
+    if (write(ready[1], &ok, 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(ready[0], &ok, 1), 1);
+  EXPECT_EQ(ok, 1) << "the child took the lock";
+  const std::string held = eal_prefix_in_use(args);
+  EXPECT_THAT(held, ::testing::HasSubstr("EAL file prefix '" + prefix + "' is in use: process " +
+                                         std::to_string(child) + " holds " + config));
+  EXPECT_THAT(held, ::testing::HasSubstr("another eal.file_prefix"));
+  EXPECT_EQ(eal_prefix_in_use({"sluice", "--file-prefix", prefix, "--in-memory"}), "") << "no shared config";
+  EXPECT_EQ(eal_prefix_in_use({"sluice", "--file-prefix", prefix, "--proc-type=secondary"}), "")
+      << "a secondary attaches to the primary on purpose";
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
+  EXPECT_EQ(eal_prefix_in_use(args), "") << "the holder is gone: the file alone holds nothing";
+  ASSERT_EQ(system(("rm -rf " + dir).c_str()), 0);
 }
 
 }  // namespace
