@@ -28,7 +28,7 @@ LbStage::LbStage(uint16_t port_id, const NatStageContext& context) : Stage("lb")
 void LbStage::process(Burst& burst) {
   const lb::ServiceTable* services = ctx_.services->get();
   flow::FlowTable4& table = ctx_.nat->flows().table4();
-  PairChanges changes(burst);
+  PairChanges changes;
   uint16_t kept = 0;
   const uint16_t n = burst.count;
   prefetch_openings(burst, *services, table);
@@ -59,7 +59,7 @@ void LbStage::process(Burst& burst) {
         index = fm.entry = change->now;
       } else if ((fm.flags & (kFlowMetaNew | kFlowMetaLb)) == (kFlowMetaNew | kFlowMetaLb)) {
         // 2. A new connection to a service.
-        const unsigned before = changes.begin_flow();
+        const unsigned before = changes.count;
         const Opened opened = open_connection(m, fm, *services, changes);
         for (unsigned k = before; k < changes.count; ++k)
           if (flow::is_pair(changes.list[k].plain)) [[unlikely]]
@@ -73,7 +73,7 @@ void LbStage::process(Burst& burst) {
       } else if ((fm.flags & kFlowMetaNew) && services->has_dnat_backends()) [[unlikely]] {
         // 2b. Maybe a DNAT backend's reply met mid-stream (tcp_loose, after a flush or
         // another box's failure): the connection it belongs to, if the table says so.
-        const unsigned before = changes.begin_flow();
+        const unsigned before = changes.count;
         const Opened opened = pick_up_reply(m, fm, *services, changes);
         for (unsigned k = before; k < changes.count; ++k)
           if (flow::is_pair(changes.list[k].plain)) [[unlikely]]

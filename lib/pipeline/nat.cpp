@@ -47,7 +47,7 @@ void NatStage::process(Burst& burst) {
   nat::NatContext& nat = *ctx_.nat;
   nat.see_policy(policy);
   flow::FlowTable4& table = nat.flows().table4();
-  PairChanges changes(burst);
+  PairChanges changes;
   uint32_t translated = 0, errors = 0;
   uint16_t kept = 0;
   const uint16_t n = burst.count;
@@ -72,7 +72,7 @@ void NatStage::process(Burst& burst) {
         }
         index = change->now;
       } else if (fm.flags & kFlowMetaNew) {
-        const unsigned before = changes.begin_flow();
+        const unsigned before = changes.count;
         const Outcome made = map_new(fm, ipv4_packet(m), policy, changes);
         for (unsigned k = before; k < changes.count; ++k)
           if (flow::is_pair(changes.list[k].plain)) [[unlikely]]

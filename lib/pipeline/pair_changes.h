@@ -19,15 +19,6 @@ struct PairChange {
 };
 
 struct PairChanges {
-  // Notes the pair every packet of `burst` names, so that forget_pair() passes over an
-  // evicted pair nothing in the burst has named (nearly all of them) without a look.
-  explicit PairChanges(const Burst& burst) {
-    for (uint16_t i = 0; i < burst.count; ++i) {
-      const uint32_t entry = flow_meta(burst.pkts[i]).entry;
-      if (flow::is_pair(entry)) note(flow::main_index(entry));
-    }
-  }
-
   // Each new flow promotes (or removes) one entry and may evict three (two for room,
   // one ended flow holding its reply tuple): room for all.
   PairChange list[kMaxBurst * 4];
@@ -37,36 +28,10 @@ struct PairChanges {
   // than that would send every packet of the burst through the list.
   uint64_t seen[8] = {};
   static unsigned seen_bit(uint32_t index) { return (index ^ (index >> 9)) & 511; }
-  // The same for the pairs packets name: those the burst came with and those changes
-  // before the current flow's made (a packet that follows its flow's change is given its
-  // `now`). The current flow's own changes wait in `pending` until the next begin_flow():
-  // its new pair usually sits where the pair it evicted was, which nothing named yet.
-  uint64_t named[8] = {};
-  uint64_t pending[8] = {};
-  void note(uint32_t pair) {
-    const unsigned bit = seen_bit(pair);
-    named[bit >> 6] |= uint64_t(1) << (bit & 63);
-  }
-  // A new flow's changes start here: the index its forget_pair() calls take as `before`.
-  unsigned begin_flow() {
-    for (unsigned w = 0; w < 8; ++w) {
-      named[w] |= pending[w];
-      pending[w] = 0;
-    }
-    return count;
-  }
-  bool maybe_named(uint32_t pair) const {
-    const unsigned bit = seen_bit(pair);
-    return (named[bit >> 6] >> (bit & 63)) & 1;
-  }
   void add(uint32_t plain, uint32_t now, Drop reason) {
     list[count++] = PairChange{plain, now, reason};
     const unsigned bit = seen_bit(plain);
     seen[bit >> 6] |= uint64_t(1) << (bit & 63);
-    if (flow::is_pair(now)) {
-      const unsigned now_bit = seen_bit(now);
-      pending[now_bit >> 6] |= uint64_t(1) << (now_bit & 63);
-    }
   }
   const PairChange* find(uint32_t plain) const {
     const unsigned bit = seen_bit(plain);
@@ -77,13 +42,37 @@ struct PairChanges {
     return nullptr;
   }
 
+  // The same filter for the pairs forget_pair() may have to undo: those the kept packets
+  // name (`burst.pkts[0, named_packets)`) and those earlier flows' changes made
+  // (`list[0, named_changes)`), noted by forget_pair() as far as it needs, so that a burst
+  // without evictions pays nothing for it.
+  uint64_t named[8] = {};
+  uint16_t named_packets = 0;
+  unsigned named_changes = 0;
+  void note(uint32_t pair) {
+    const unsigned bit = seen_bit(pair);
+    named[bit >> 6] |= uint64_t(1) << (bit & 63);
+  }
+  bool maybe_named(uint32_t pair) const {
+    const unsigned bit = seen_bit(pair);
+    return (named[bit >> 6] >> (bit & 63)) & 1;
+  }
+
   // Pair `pair` was evicted to make room for a new flow's translation, and that flow has
   // its place now: the packets of the burst kept so far that belong to it would leave
   // with what the later stages then find there, and a flow promoted into it earlier in
-  // the burst (a change before `before`, begin_flow()'s) is gone. `drop(m)` drops one packet.
+  // the burst (a change before `before`, where the new flow's own begin) is gone.
+  // `drop(m)` drops one packet.
   template <typename DropFn>
   void forget_pair(Burst& burst, uint16_t& kept, unsigned before, uint32_t pair, DropFn&& drop) {
-    // No packet named it, nor any change: a pair of another burst's flow, nothing to forget.
+    for (; named_packets < kept; ++named_packets) {
+      const uint32_t entry = flow_meta(burst.pkts[named_packets]).entry;
+      if (flow::is_pair(entry)) note(flow::main_index(entry));
+    }
+    // Not the new flow's own changes: its new pair usually sits where the evicted one was.
+    for (; named_changes < before; ++named_changes)
+      if (flow::is_pair(list[named_changes].now)) note(list[named_changes].now);
+    // Named by no kept packet and no earlier change: another burst's flow, nothing to forget.
     if (!maybe_named(pair)) [[likely]]
       return;
     for (unsigned k = 0; k < before; ++k) {
@@ -98,6 +87,7 @@ struct PairChanges {
       else burst.pkts[still++] = m;
     }
     kept = still;
+    named_packets = still;  // those left were noted; the filter keeps the others' bits
   }
 };
 

@@ -11,8 +11,7 @@ namespace {
 // A burst of new flows against a full pool lists two entries a flow (the plain entry
 // promoted, a pair evicted), more than a 64-bit filter could tell apart.
 TEST(PairChangesTest, FindsEveryEntryOfAFullBurst) {
-  Burst burst;
-  PairChanges changes(burst);
+  PairChanges changes;
   const unsigned flows = kMaxBurst;
   for (uint32_t k = 0; k < flows; ++k) {
     changes.add(100 + k * 7, flow::kPairBit | (5000 + k), Drop::NatTableFull);  // promoted
@@ -43,16 +42,16 @@ TEST(PairChangesTest, FindsEveryEntryOfAFullBurst) {
 // (its change now says so); a pair nothing named is passed over.
 TEST(PairChangesTest, ForgetPairUndoesOnlyWhatNamedThePair) {
   Burst burst;  // no packets: the changes alone name pairs
-  PairChanges changes(burst);
+  PairChanges changes;
   const uint32_t pair = flow::kPairBit | 42, other = flow::kPairBit | 43;
-  changes.begin_flow();
-  changes.add(7, pair, Drop::NatTableFull);  // plain 7 became the pair
-  EXPECT_FALSE(changes.maybe_named(pair)) << "a flow's own new pair names nothing until the next flow";
-  const unsigned before = changes.begin_flow();
-  EXPECT_TRUE(changes.maybe_named(pair));
+  changes.add(7, pair, Drop::NatTableFull);  // plain 7 became the pair: the flow's changes start at 0
   uint16_t kept = 0;
   unsigned dropped = 0;
+  changes.forget_pair(burst, kept, 0, other, [&](rte_mbuf*) { ++dropped; });  // that flow evicts
+  EXPECT_FALSE(changes.maybe_named(pair)) << "a flow's own new pair names nothing until the next flow";
+  const unsigned before = changes.count;  // a later flow evicts
   changes.forget_pair(burst, kept, before, other, [&](rte_mbuf*) { ++dropped; });
+  EXPECT_TRUE(changes.maybe_named(pair));
   EXPECT_EQ(changes.find(7)->now, pair) << "another pair's eviction changes nothing";
   changes.forget_pair(burst, kept, before, pair, [&](rte_mbuf*) { ++dropped; });
   EXPECT_EQ(changes.find(7)->now, flow::kNoEntry) << "the flow promoted into the evicted pair is gone";
@@ -75,7 +74,7 @@ TEST_F(PairChangesBurstTest, ForgetPairDropsTheKeptPacketsThatNameThePair) {
     flow_meta(m) = FlowMeta{entry, kNoPort, 0, 0};
     burst.pkts[burst.count++] = m;
   }
-  PairChanges changes(burst);
+  PairChanges changes;
   std::vector<rte_mbuf*> dropped;
   auto drop = [&](rte_mbuf* m) { dropped.push_back(m); };
   uint16_t kept = burst.count;
@@ -87,7 +86,7 @@ TEST_F(PairChangesBurstTest, ForgetPairDropsTheKeptPacketsThatNameThePair) {
   // Packet 3's plain entry became `made` (the stage gives the packet its change's now).
   changes.add(5, made, Drop::NatTableFull);
   flow_meta(burst.pkts[3]).entry = made;
-  const unsigned before = changes.begin_flow();  // a later flow evicts
+  const unsigned before = changes.count;  // a later flow evicts
   changes.forget_pair(burst, kept, before, victim, drop);  // by either key
   ASSERT_EQ(dropped.size(), 2u);
   EXPECT_EQ(flow_meta(dropped[0]).entry, victim);
