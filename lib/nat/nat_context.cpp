@@ -105,8 +105,7 @@ int NatContext::allocate_port(const Policy& policy, const OutsideAddress* outsid
     if (has_reserved && outside->is_reserved(proto, port_host)) return false;
     const uint16_t port = rte_cpu_to_be_16(port_host);
     if (eim) return eim_by_outside(outside_addr, port, proto) == nullptr;
-    flow::FlowKey4 key;
-    flow::make_key4(key, tuple.dst, outside_addr, tuple.dport, port, proto, reply_zone);
+    const flow::FlowKey4 key = reply_key_for(tuple, outside_addr, port, proto, reply_zone);
     const uint32_t hash = key.hash();
     table.prefetch(hash);  // a free key is looked for in both its buckets: overlap the two misses
     return table.find(key, hash) == flow::kNoEntry;

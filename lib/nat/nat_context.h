@@ -118,6 +118,14 @@ class NatContext {
   // when the reply key is not in the flow table; EIM: when no mapping holds it.
   int allocate_port(const Policy& policy, const OutsideAddress* outside, uint32_t outside_addr, uint16_t first,
                     uint16_t last, const flow::NatTuple4& tuple, uint8_t proto, uint16_t reply_zone);
+  // The reply key of flow `tuple` with its source translated to `outside_addr`:`port`
+  // (network order): what allocate_port (EDM) finds free or taken.
+  static flow::FlowKey4 reply_key_for(const flow::NatTuple4& tuple, uint32_t outside_addr, uint16_t port,
+                                      uint8_t proto, uint16_t reply_zone) {
+    flow::FlowKey4 key;
+    flow::make_key4(key, tuple.dst, outside_addr, tuple.dport, port, proto, reply_zone);
+    return key;
+  }
 
   // Makes the translation of a new flow: `plain_index` is its entry (conntrack just made
   // it), `orig` its tuple as the opener sent it, `out_port` where conntrack found it

@@ -19,6 +19,11 @@ uint32_t local_start(uint32_t client, size_t count) {
   return static_cast<uint32_t>((uint64_t(client * 0x9e3779b1u) * count) >> 32);
 }
 
+// A full-NAT connection as allocate_port sees it: the client's tuple toward backend `b`.
+flow::NatTuple4 toward_backend(const flow::NatTuple4& orig, const lb::Backend& b) {
+  return flow::NatTuple4{orig.src, b.addr, orig.sport, b.port ? b.port : orig.dport};
+}
+
 constexpr unsigned kLocalAddressesTried = 4;  // bounded work when the preferred address is full
 
 }  // namespace
@@ -135,10 +140,9 @@ void LbStage::prefetch_openings(const Burst& burst, const lb::ServiceTable& serv
       continue;
     const lb::Backend& b = s.backends[backend];
     if (!policy) policy = ctx_.policy->get();
-    flow::FlowKey4 key;
-    flow::make_key4(key, b.addr, s.local[local_start(orig.src, s.local.size())], b.port ? b.port : orig.dport,
-                    orig.sport, p.proto, policy->conntrack_zone(fm.egress));
-    table.prefetch(key.hash());
+    table.prefetch(nat::NatContext::reply_key_for(toward_backend(orig, b), s.local[local_start(orig.src, s.local.size())],
+                                                  orig.sport, p.proto, policy->conntrack_zone(fm.egress))
+                       .hash());
   }
   const uint32_t free = table.pairs_free();
   if (opening > free) table.plan_pair_evictions(opening - free, ctx_.nat->flows().now());
@@ -370,7 +374,7 @@ LbStage::Opened LbStage::open_connection(rte_mbuf* m, const FlowMeta& fm, const 
     // keys the pair; the backend's answers never come this way.
     spec.kind = flow::kNatTunnel | flow::kNatLb;
   } else if (s.mode == config::LbMode::FullNat) {
-    const flow::NatTuple4 toward{orig.src, spec.reply.src, orig.sport, spec.reply.sport};
+    const flow::NatTuple4 toward = toward_backend(orig, b);
     uint32_t address = 0;
     const int port = full_nat_source(s, policy, toward, p.proto, reply_zone, address, spec.address_slot);
     if (port < 0) {
