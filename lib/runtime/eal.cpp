@@ -66,14 +66,21 @@ std::vector<std::string> build_eal_args(const config::Config& config, const std:
   return args;
 }
 
-std::string eal_file_prefix(const std::vector<std::string>& eal_args) {
-  std::string prefix = "rte";  // DPDK's own default
-  for (size_t i = 0; i < eal_args.size(); ++i) {
-    const std::string& a = eal_args[i];
-    if (a == "--file-prefix" && i + 1 < eal_args.size()) prefix = eal_args[++i];
-    else if (a.rfind("--file-prefix=", 0) == 0) prefix = a.substr(sizeof("--file-prefix=") - 1);
+namespace {
+
+// The value the last `name VALUE` or `name=VALUE` of `args` gives, or `otherwise`.
+std::string last_value(const std::vector<std::string>& args, const std::string& name, std::string otherwise) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name && i + 1 < args.size()) otherwise = args[++i];
+    else if (args[i].rfind(name + "=", 0) == 0) otherwise = args[i].substr(name.size() + 1);
   }
-  return prefix;
+  return otherwise;
+}
+
+}  // namespace
+
+std::string eal_file_prefix(const std::vector<std::string>& eal_args) {
+  return last_value(eal_args, "--file-prefix", "rte");  // DPDK's own default
 }
 
 std::string eal_runtime_dir(const std::string& prefix) {
@@ -87,13 +94,9 @@ std::string eal_runtime_dir(const std::string& prefix) {
 }
 
 std::string eal_prefix_in_use(const std::vector<std::string>& eal_args) {
-  for (size_t i = 0; i < eal_args.size(); ++i) {
-    const std::string& a = eal_args[i];
+  for (const std::string& a : eal_args)
     if (a == "--in-memory" || a == "--no-shconf") return {};
-    if ((a == "--proc-type" && i + 1 < eal_args.size() && eal_args[i + 1] != "primary") ||
-        (a.rfind("--proc-type=", 0) == 0 && a != "--proc-type=primary"))
-      return {};
-  }
+  if (last_value(eal_args, "--proc-type", "primary") != "primary") return {};
   const std::string prefix = eal_file_prefix(eal_args);
   const std::string path = eal_runtime_dir(prefix) + "/config";
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
