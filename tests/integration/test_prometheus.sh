@@ -133,7 +133,7 @@ t0=$(date +%s.%N)
 out=$(nsw timeout 30 ping -n -q -i 0.002 -w 8 10.99.0.2 2>&1) || true
 t1=$(date +%s.%N)
 s1=$(stats_get)
-read -r sent received < <(printf '%s\n' "$out" | sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) (packets )?received.*/\1 \2/p')
+read -r sent received < <(printf '%s\n' "$out" | sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) (packets )?received.*/\1 \2/p') || true
 [[ -n ${received:-} ]] || fail "ping -i 0.002 -w 8: no summary: $out"
 ((received > 0 && received * 10 >= sent * 9)) || fail "ping -i 0.002 -w 8: $received of $sent answered: $out"
 it_log "ok: ping -i 0.002 -w 8 10.99.0.2: $sent sent, $received received"
