@@ -8,6 +8,7 @@
 #include "control/nat.h"
 #include "control/services.h"
 #include "control/stats.h"
+#include "control/trace.h"
 
 namespace sluice::control {
 
@@ -18,10 +19,13 @@ constexpr time_t kTimeoutSeconds = 5;         // read and write: a stalled clien
 constexpr size_t kKeepAliveRequests = 100;
 constexpr size_t kMaxPayload = 64 * 1024;     // nothing here takes a body
 
-constexpr const char* kPaths[] = {"/health", "/stats", "/metrics", "/config", "/neighbours", "/routes", "/flows",
-                                  "/flows/flush", "/nat", "/services", "/reload"};
-// Paths that change state take POST only; the rest are read with GET/HEAD.
-constexpr const char* kPostPaths[] = {"/flows/flush", "/reload"};
+constexpr const char* kPaths[] = {"/health", "/stats",    "/metrics", "/config",      "/neighbours",
+                                  "/routes", "/flows",    "/flows/flush", "/nat",   "/services",
+                                  "/reload", "/trace",    "/trace/stop"};
+// Paths that change state take POST; the rest are read with GET/HEAD. /trace takes
+// both: POST arms the tracer, GET reads what it caught.
+constexpr const char* kPostPaths[] = {"/flows/flush", "/reload", "/trace", "/trace/stop"};
+bool is_get_path(const std::string& path) { return path == "/trace"; }
 
 bool is_known_path(const std::string& path) {
   for (const char* p : kPaths)
@@ -105,6 +109,8 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     if (!list_flows(runtime_, query_of(req), out, why, status)) json_reply(res, {{"error", why}}, status);
     else json_reply(res, out);
   });
+  // The packet tracer: what it caught so far (POST /trace arms it).
+  srv.Get("/trace", [this](const httplib::Request&, httplib::Response& res) { json_reply(res, trace_json(runtime_)); });
   // Anything but GET/HEAD is answered before httplib reads a body: 405 with the Allow
   // header on our paths (RFC 9110 15.5.6), 404 elsewhere.
   // POSTs are answered here too, before httplib would read (and, without a
@@ -115,9 +121,10 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
       handle_post(req, res);
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!post_path && (req.method == "GET" || req.method == "HEAD")) return httplib::Server::HandlerResponse::Unhandled;
+    const bool get_path = !post_path || is_get_path(req.path);
+    if (get_path && (req.method == "GET" || req.method == "HEAD")) return httplib::Server::HandlerResponse::Unhandled;
     if (is_known_path(req.path)) {
-      res.set_header("Allow", post_path ? "POST" : "GET, HEAD");
+      res.set_header("Allow", !post_path ? "GET, HEAD" : get_path ? "GET, HEAD, POST" : "POST");
       json_reply(res, {{"error", "method " + req.method + " not allowed on " + req.path}}, 405);
     } else {
       json_reply(res, {{"error", "no such path: " + req.path}}, 404);
@@ -149,8 +156,8 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     return false;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows /nat /services (GET), "
-               "/flows/flush /reload (POST) on http://{}:{}",
+  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows /nat /services /trace "
+               "(GET), /flows/flush /reload /trace /trace/stop (POST) on http://{}:{}",
                config.address, config.port);
   return true;
 }
@@ -165,10 +172,19 @@ void HttpServer::handle_post(const httplib::Request& req, httplib::Response& res
     json_reply(res, result.json(), result.ok ? 200 : result.status);
     return;
   }
-  // /flows/flush
   nlohmann::json out;
   std::string why;
   int status = 200;
+  if (req.path == "/trace") {
+    if (!arm_trace(runtime_, query_of(req), out, why, status)) json_reply(res, {{"error", why}}, status);
+    else json_reply(res, out);
+    return;
+  }
+  if (req.path == "/trace/stop") {
+    json_reply(res, stop_trace(runtime_));
+    return;
+  }
+  // /flows/flush
   if (!flush_flows(runtime_, query_of(req), out, why, status)) json_reply(res, {{"error", why}}, status);
   else json_reply(res, out);
 }

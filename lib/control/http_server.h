@@ -1,5 +1,6 @@
 // The HTTP control endpoint (cpp-httplib): /health, /stats, /metrics, /config,
-// /neighbours, /routes, /flows, /nat, /services (GET) and /flows/flush, /reload (POST).
+// /neighbours, /routes, /flows, /nat, /services, /trace (GET) and /flows/flush, /reload,
+// /trace, /trace/stop (POST).
 // Runs on its own small thread pool pinned with the control thread, never on a worker
 // lcore; handlers read counters, and reach the workers' flow tables only through their
 // mailboxes, so no client can slow the data plane down.

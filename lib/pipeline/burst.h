@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 
 #include "config/config.h"
+#include "stats/drop.h"
 
 namespace sluice::pipeline {
 
@@ -17,8 +18,12 @@ struct Burst {
   uint16_t discarded = 0;
   rte_mbuf* pkts[kMaxBurst];
   rte_mbuf* discards[kMaxBurst];
+  Drop discard_reasons[kMaxBurst];  // why each discard went: the tracer reads them
 
-  void discard(rte_mbuf* m) { discards[discarded++] = m; }
+  void discard(rte_mbuf* m, Drop reason) {
+    discard_reasons[discarded] = reason;
+    discards[discarded++] = m;
+  }
   void free_discards() {
     if (discarded) rte_pktmbuf_free_bulk(discards, discarded);
     discarded = 0;

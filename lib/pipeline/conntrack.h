@@ -45,6 +45,7 @@ class ConntrackStage final : public Stage {
                  const NatStageContext* nat = nullptr);
   void process(Burst& burst) override;
   void read_counters(NamedCounters& out) const override;
+  void describe(const rte_mbuf* m, std::string& out) const override;  // conntrack_trace.cpp
 
   struct Work;          // one packet's scratch (conntrack.cpp)
   struct BurstScratch;  // one burst's: every packet's Work, keys and hashes, local counters

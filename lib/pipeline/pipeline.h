@@ -29,15 +29,19 @@ class Pipeline {
   // the stage after `steer` (handoff_stage()).
   void run_from(Burst& burst, size_t first) {
     for (size_t s = first; s < stages_.size(); ++s) {
-      Stage& stage = *stages_[s];
-      uint16_t in = burst.count;
-      uint16_t discarded_before = burst.discarded;
-      stage.process(burst);
-      StageCounters& c = stage.counters();
-      c.packets_in.add(in);
-      c.packets_out.add(in - (burst.discarded - discarded_before));
+      run_stage(s, burst);
       if (burst.count == 0) break;
     }
+  }
+  // Stage `s` alone, counted (the tracer runs stages one at a time).
+  void run_stage(size_t s, Burst& burst) {
+    Stage& stage = *stages_[s];
+    uint16_t in = burst.count;
+    uint16_t discarded_before = burst.discarded;
+    stage.process(burst);
+    StageCounters& c = stage.counters();
+    c.packets_in.add(in);
+    c.packets_out.add(in - (burst.discarded - discarded_before));
   }
   // The index of the first stage after `steer`, or 0 when the pipeline does not steer.
   size_t handoff_stage() const {

@@ -29,6 +29,10 @@ class Stage {
   // Stage-specific counters, appended for the stats readers (control thread).
   virtual void read_counters(NamedCounters& /*out*/) const {}
 
+  // The packet tracer only (never the fast path): what this stage decided for `m`, a
+  // packet it just kept, in a few words ("flow 17 established, rule 3 'web'").
+  virtual void describe(const rte_mbuf* /*m*/, std::string& /*out*/) const {}
+
   const std::string& name() const { return name_; }
   StageCounters& counters() { return counters_; }
   const StageCounters& counters() const { return counters_; }
@@ -36,7 +40,7 @@ class Stage {
  protected:
   void drop(Burst& burst, rte_mbuf* m, Drop reason) {
     counters_.drop(reason);
-    burst.discard(m);
+    burst.discard(m, reason);
   }
 
   StageCounters counters_;

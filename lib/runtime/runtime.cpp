@@ -230,10 +230,18 @@ bool Runtime::setup(std::string& error) {
 
   if (config_.tracked() && !resolve_steering(error)) return false;
 
+  std::vector<std::string> port_names;
+  for (const auto& port : ports_) {
+    if (port->port_id >= port_names.size()) port_names.resize(port->port_id + 1);
+    port_names[port->port_id] = port->name;
+  }
+  trace_ = std::make_unique<pipeline::TraceSession>(std::move(port_names));
+
   // Worker i owns TX queue i on every port: no TX queue is ever shared.
   for (size_t w = 0; w < config_.workers.size(); ++w) {
     const config::WorkerConfig& wc = config_.workers[w];
     auto worker = std::make_unique<Worker>(wc.lcore, static_cast<uint16_t>(config_.burst_size));
+    worker->attach_trace(trace_.get());
     worker->set_idle_sleep(IdleSleep{config_.polling.sleep_when_idle, config_.polling.sleep_after_polls,
                                      config_.polling.max_sleep_us});
     for (const auto& port : ports_) worker->add_tx_queue(port->port_id, static_cast<uint16_t>(w));

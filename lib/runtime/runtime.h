@@ -54,6 +54,8 @@ class Runtime {
   // The load balancer's control side (null without services).
   const LoadBalancer* load_balancer() const { return lb_.get(); }
   const router::Router* router() const { return router_.get(); }
+  // The packet tracer (null before the workers are built): armed and read by the control thread.
+  pipeline::TraceSession* trace() const { return trace_.get(); }
 
   // Connection tracking: one flow context per worker (index = worker index), empty
   // when no port tracks. The control thread reads their counters and uses their
@@ -126,6 +128,7 @@ class Runtime {
   std::unique_ptr<nat::EventLog> nat_log_;
   std::unique_ptr<LoadBalancer> lb_;
   std::vector<std::unique_ptr<l3::TokenBucket>> reject_buckets_;
+  std::unique_ptr<pipeline::TraceSession> trace_;  // the packet tracer every worker looks at
   static uint64_t steady_now_ms();
   bool software_steering_ = false;
   std::vector<std::vector<rte_ring*>> handoff_rings_;  // [from][to], null on the diagonal

@@ -48,7 +48,10 @@ void Worker::run_handed(pipeline::Burst& burst, rte_mbuf** pkts, unsigned n) {
     while (i < n && pkts[i]->port == port) burst.pkts[burst.count++] = pkts[i++];
     const HandoffTarget& target = port < RTE_MAX_ETHPORTS ? handoff_[port] : HandoffTarget{};
     if (target.pipeline) {
-      target.pipeline->run_from(burst, target.first_stage);
+      if (trace_ && trace_->armed()) [[unlikely]]
+        pipeline::trace_run(*target.pipeline, burst, target.first_stage, *trace_, lcore_id_, true);
+      else
+        target.pipeline->run_from(burst, target.first_stage);
     } else {
       handoff_dropped_.add(burst.count);
       rte_pktmbuf_free_bulk(burst.pkts, burst.count);
@@ -91,7 +94,10 @@ int Worker::run() {
       burst.count = rte_eth_rx_burst(rx.port_id, rx.queue_id, burst.pkts, burst_size_);
       if (burst.count == 0) continue;
       received += burst.count;
-      rx.pipeline->run(burst);
+      if (trace_ && trace_->armed()) [[unlikely]]
+        pipeline::trace_run(*rx.pipeline, burst, 0, *trace_, lcore_id_, false);
+      else
+        rx.pipeline->run(burst);
       burst.free_discards();
     }
     const uint32_t handed_in = handoff_rings_.empty() ? 0 : drain_handoff(burst);

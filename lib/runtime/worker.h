@@ -13,6 +13,7 @@
 #include "pipeline/output.h"
 #include "l3/rcu.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/trace.h"
 #include "stats/counter.h"
 
 namespace sluice::runtime {
@@ -57,6 +58,8 @@ class Worker {
   // NAT: the worker runs its reassembly timeouts.
   void attach_nat(nat::NatContext* nat) { nat_ = nat; }
   void set_idle_sleep(const IdleSleep& idle) { idle_ = idle; }
+  // The packet tracer: while armed, this worker's bursts run through trace_run().
+  void attach_trace(pipeline::TraceSession* trace) { trace_ = trace; }
   // Software steering: a ring another worker hands this one packets on, and, per
   // ingress port, the pipeline and stage they continue at. `owned` pipelines run only
   // for handed-over packets (this worker polls no queue of that port).
@@ -109,6 +112,7 @@ class Worker {
   flow::FlowContext* flows_ = nullptr;
   nat::NatContext* nat_ = nullptr;
   IdleSleep idle_;
+  pipeline::TraceSession* trace_ = nullptr;
   struct HandoffTarget {
     pipeline::Pipeline* pipeline = nullptr;
     size_t first_stage = 0;
