@@ -71,7 +71,7 @@ struct PerPort {
     if (!fix.empty() && v != Verdict::Pass && std::find(fixes.begin(), fixes.end(), fix) == fixes.end())
       fixes.push_back(fix);
   }
-  CheckResult done() const { return result(verdict, join(findings, "; "), join(fixes, " && ")); }
+  CheckResult done() const { return result(verdict, join(findings, "; "), join(fixes, "; ")); }
 };
 
 std::string bind_fix(const std::string& address) { return "modprobe vfio-pci && dpdk-devbind.py -b vfio-pci " + address; }
@@ -229,7 +229,7 @@ CheckResult iommu(const Host& host, const Target& target) {
       out.add(Verdict::Fail,
               address + ": IOMMU group " + *group + " also holds " + join(others, ", ") +
                   ", which must be on vfio-pci or unbound too",
-              join(fixes, " && "));
+              join(fixes, "; "));
     else
       out.add(Verdict::Pass, address + ": IOMMU group " + *group);
   }
@@ -248,7 +248,7 @@ CheckResult nic_queues(const Host& host, const Target& target) {
     std::string dir = "/sys/class/net/" + port.iface;
     if (!host.exists(dir)) {
       out.add(Verdict::Fail, label + ": no such interface (" + host.path(dir) + "): the port fails to start",
-              "ip -br link   # create " + port.iface + " before Sluice starts, or fix iface= in ports[].devargs");
+              "ip link show " + port.iface + " (create it before Sluice starts, or fix iface= in ports[].devargs)");
       continue;
     }
     unsigned rx = 0;

@@ -405,6 +405,7 @@ TEST_F(HostcheckTest, NicQueues) {
   EXPECT_EQ(r.fix, "ethtool -L eth1 combined 6");
   config_.ports[1].devargs = "iface=eth9";
   EXPECT_VERDICT(run("nic.queues"), Verdict::Fail, "lan eth9: no such interface");
+  EXPECT_EQ(run("nic.queues").fix, "ip link show eth9 (create it before Sluice starts, or fix iface= in ports[].devargs)");
   config_.ports[1].device = "net_af_packet0";
   config_.ports[1].devargs = "iface=eth1,qpairs=4";
   EXPECT_VERDICT(run("nic.queues"), Verdict::Pass, "read by af_packet's 4 fanout socket(s)");
