@@ -1,6 +1,7 @@
 // cpu.* (worker lcores online, isolated, clocked and kept out of deep C-states), irq.*
 // (no interrupt lands on a worker) and irqbalance (nothing moves them back).
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 #include <set>

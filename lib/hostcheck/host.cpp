@@ -34,10 +34,14 @@ Host::Host(std::string root) : root_(std::move(root)) {
 std::optional<std::string> Host::read(const std::string& absolute) const {
   std::ifstream in(path(absolute), std::ios::binary);
   if (!in) return std::nullopt;
-  std::string text(kMaxFileBytes, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return std::nullopt;
-  text.resize(static_cast<size_t>(in.gcount()));
+  std::string text;
+  char buf[4096];
+  while (text.size() < kMaxFileBytes) {
+    in.read(buf, sizeof(buf));
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (!in) break;
+  }
+  if (in.bad()) return std::nullopt;  // a directory, or an I/O error
   return text;
 }
 

@@ -30,7 +30,7 @@ class Host {
   // The path with every symlink resolved, still under the root; nullopt when missing.
   std::optional<std::string> real_path(const std::string& absolute) const;
 
-  // What `ethtool FLAG IFACE` prints. Live host: runs /usr/sbin/ethtool (no shell);
+  // What `ethtool FLAG IFACE` prints. Live host: runs ethtool from PATH (no shell);
   // a prepared root: the file ROOT/ethtool/IFACE/FLAG (e.g. ROOT/ethtool/eth1/-x).
   // nullopt when it cannot tell (no such file, ethtool missing or failing).
   std::optional<std::string> ethtool(const std::string& iface, const std::string& flag) const;

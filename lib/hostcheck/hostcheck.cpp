@@ -3,6 +3,7 @@
 #include "hostcheck/hostcheck.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <functional>
 #include <set>
