@@ -5,7 +5,7 @@
 #
 #   tools/test.sh              everything
 #   tools/test.sh FILTER...    only the tests whose name contains a FILTER (names: unit,
-#                              fuzz, integration/NAME for tests/integration/test_NAME.sh:
+#                              unit-hostcheck, fuzz, integration/NAME for tests/integration/test_NAME.sh:
 #                              "xconnect" runs both cross-connect tests, "integration" all
 #                              integration tests)
 #
@@ -96,17 +96,20 @@ fi
 
 # ---------------------------------------------------------------- unit tests
 
-run_unit() {
-  local exe=$SLUICE_BUILD/tests/unit/sluice-unit-tests json=$LOG_DIR/unit.json log=$LOG_DIR/unit.log rc=0
+# One GoogleTest executable under tests/unit/, each case counted: sluice-unit-tests (label
+# "unit"), or another such as sluice-hostcheck-tests (no EAL, its own process).
+run_unit() { # [executable label]
+  local label=${2:-unit}
+  local exe=$SLUICE_BUILD/tests/unit/${1:-sluice-unit-tests} json=$LOG_DIR/$label.json log=$LOG_DIR/$label.log rc=0
   log "unit tests: $exe"
   if [[ ! -x $exe ]]; then
-    failed unit "no unit-test executable at $exe"
+    failed "$label" "no unit-test executable at $exe"
     return
   fi
   rm -f "$json"
   timeout -k 10 "$UNIT_TIMEOUT" "$exe" --gtest_output="json:$json" --gtest_color=no >"$log" 2>&1 || rc=$?
   if [[ ! -s $json ]] || ! jq -e . "$json" >/dev/null 2>&1; then
-    failed unit "exit status $rc and no JSON report$( ((rc == 124)) && echo ": timed out after ${UNIT_TIMEOUT}s")"
+    failed "$label" "exit status $rc and no JSON report$( ((rc == 124)) && echo ": timed out after ${UNIT_TIMEOUT}s")"
     show_tail "$log" 40
     return
   fi
@@ -122,19 +125,19 @@ run_unit() {
     case $status in
       pass) unit_pass=$((unit_pass + 1)); PASSED=$((PASSED + 1)) ;;
       disabled) ;;
-      skip) unit_fail=$((unit_fail + 1)); failed "unit $name" "skipped: a test that cannot run is a failure" ;;
-      *) unit_fail=$((unit_fail + 1)); failed "unit $name" "see $log" ;;
+      skip) unit_fail=$((unit_fail + 1)); failed "$label $name" "skipped: a test that cannot run is a failure" ;;
+      *) unit_fail=$((unit_fail + 1)); failed "$label $name" "see $log" ;;
     esac
   done <<<"$cases"
   if ((unit_fail > 0)); then
     grep -E '^\[  FAILED  \]|Failure|error:' "$log" | head -40 | sed 's/^/    | /'
   fi
   if ((rc != 0 && unit_fail == 0)); then
-    failed unit "exit status $rc though no case failed"
+    failed "$label" "exit status $rc though no case failed"
     show_tail "$log" 30
   fi
-  printf 'PASS unit: %d case(s) passed\n' "$unit_pass"
-  ((unit_fail == 0)) || printf 'unit: %d case(s) failed\n' "$unit_fail"
+  printf 'PASS %s: %d case(s) passed\n' "$label" "$unit_pass"
+  ((unit_fail == 0)) || printf '%s: %d case(s) failed\n' "$label" "$unit_fail"
 }
 
 # ---------------------------------------------------------------- fuzz
@@ -181,6 +184,7 @@ run_integration() { # script
 }
 
 selected unit && run_unit
+selected unit-hostcheck && run_unit sluice-hostcheck-tests unit-hostcheck
 selected fuzz && run_fuzz
 
 shopt -s nullglob
