@@ -12,6 +12,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_pdump.h>
 #include <spdlog/spdlog.h>
 
 #include "pipeline/packet_meta.h"
@@ -35,6 +36,7 @@ Runtime::~Runtime() {
     policy_.reset();
     flow_contexts_.clear();
     qsbr_.reset();
+    if (pdump_ready_) rte_pdump_uninit();
     for (auto& pool : mempools_) rte_mempool_free(pool.pool);
     mempools_.clear();
     rte_eal_cleanup();
@@ -67,7 +69,26 @@ bool Runtime::init_eal(const std::vector<std::string>& eal_args, std::string& er
     error = std::string("cannot register the packet metadata mbuf field: ") + rte_strerror(rte_errno);
     return false;
   }
+  init_pdump(eal_args);
   return true;
+}
+
+// dpdk-dumpcap (and dpdk-pdump) are secondary processes that ask this one, over EAL's
+// IPC, to copy a port's packets to them: costs nothing until one asks. Without shared
+// memory (--in-memory, --no-shconf) no secondary can attach; that is said, not fatal.
+void Runtime::init_pdump(const std::vector<std::string>& eal_args) {
+  const std::string prefix = eal_file_prefix(eal_args);
+  for (const auto& arg : eal_args)
+    if (arg == "--in-memory" || arg == "--no-shconf") {
+      spdlog::info("pdump: off ({} leaves no shared memory for dpdk-dumpcap to attach to)", arg);
+      return;
+    }
+  if (rte_pdump_init() != 0) {
+    spdlog::warn("pdump: cannot initialise ({}): dpdk-dumpcap will not attach", rte_strerror(rte_errno));
+    return;
+  }
+  pdump_ready_ = true;
+  spdlog::info("pdump: ready: dpdk-dumpcap --file-prefix {} -i PORT -w FILE.pcapng captures a port", prefix);
 }
 
 unsigned Runtime::auto_mbuf_count(const config::Config& config) {

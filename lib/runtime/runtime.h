@@ -131,6 +131,8 @@ class Runtime {
   std::unique_ptr<pipeline::TraceSession> trace_;  // the packet tracer every worker looks at
   static uint64_t steady_now_ms();
   bool software_steering_ = false;
+  bool pdump_ready_ = false;
+  void init_pdump(const std::vector<std::string>& eal_args);
   std::vector<std::vector<rte_ring*>> handoff_rings_;  // [from][to], null on the diagonal
   bool resolve_steering(std::string& error);
   void free_handoff_rings();
