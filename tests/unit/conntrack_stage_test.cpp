@@ -32,6 +32,7 @@ using flow::TcpState;
 using test::addr4_raw;
 using test::data;
 using test::dst4;
+using test::fix_l4_checksum;
 using test::get16;
 using test::ip_of;
 using test::ipv4_checksum_ok;
@@ -121,21 +122,6 @@ void fill_tcp(std::vector<uint8_t>& b, size_t l4, const Tcp& t) {
   put32(b, l4 + 8, t.ack);
   b[l4 + 13] = t.flags;
   put16(b, l4 + 14, t.window);
-}
-
-// The TCP or UDP checksum of an IPv4 (no options) or IPv6 (no extension headers) frame,
-// filled in: conntrack checks it on segments that open or change a flow.
-void fix_l4_checksum(std::vector<uint8_t>& b, bool v6) {
-  const uint8_t* ip = &b[kL3];
-  const size_t l4 = kL3 + (v6 ? 40 : 20);
-  const uint8_t proto = v6 ? ip[6] : ip[9];
-  const auto len = static_cast<uint32_t>(v6 ? get16(ip + 4) : get16(ip + 2) - 20u);
-  const size_t at = l4 + (proto == net::kIpProtoTcp ? 16 : 6);
-  put16(b, at, 0);
-  const uint32_t pseudo = v6 ? test::pseudo6(ip, len, proto) : sum16(ip + 12, 8) + proto + len;
-  uint16_t sum = uint16_t(~sum16(&b[l4], len, pseudo));
-  if (sum == 0 && proto == net::kIpProtoUdp) sum = 0xffff;  // 0 means "none" in UDP
-  put16(b, at, sum);
 }
 
 std::vector<uint8_t> tcp4(const Tcp& t) {

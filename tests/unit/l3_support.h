@@ -181,6 +181,21 @@ inline std::vector<uint8_t> ipv6_frame(const V6& v) {
 }
 
 // Whether the upper-layer checksum of an IPv6 packet (no extension headers) verifies.
+// The TCP or UDP checksum of an IPv4 (no options) or IPv6 (no extension headers) frame,
+// filled in: conntrack checks it on segments that open or change a flow.
+inline void fix_l4_checksum(std::vector<uint8_t>& b, bool v6) {
+  const uint8_t* ip = &b[kL3];
+  const size_t l4 = kL3 + (v6 ? 40 : 20);
+  const uint8_t proto = v6 ? ip[6] : ip[9];
+  const auto len = static_cast<uint32_t>(v6 ? get16(ip + 4) : get16(ip + 2) - 20u);
+  const size_t at = l4 + (proto == net::kIpProtoTcp ? 16 : 6);
+  put16(b, at, 0);
+  const uint32_t pseudo = v6 ? pseudo6(ip, len, proto) : sum16(ip + 12, 8) + proto + len;
+  uint16_t sum = uint16_t(~sum16(&b[l4], len, pseudo));
+  if (sum == 0 && proto == net::kIpProtoUdp) sum = 0xffff;  // 0 means "none" in UDP
+  put16(b, at, sum);
+}
+
 inline bool icmp6_checksum_ok(const uint8_t* ip) {
   uint32_t len = get16(ip + 4);
   return sum16(ip + 40, len, pseudo6(ip, len, ip[6])) == 0xffff;
