@@ -48,9 +48,11 @@ void Worker::run_handed(pipeline::Burst& burst, rte_mbuf** pkts, unsigned n) {
     while (i < n && pkts[i]->port == port) burst.pkts[burst.count++] = pkts[i++];
     const HandoffTarget& target = port < RTE_MAX_ETHPORTS ? handoff_[port] : HandoffTarget{};
     if (target.pipeline) {
+#ifndef SLUICE_NO_TRACER
       if (trace_ && trace_->armed()) [[unlikely]]
         pipeline::trace_run(*target.pipeline, burst, target.first_stage, *trace_, lcore_id_, true);
       else
+#endif
         target.pipeline->run_from(burst, target.first_stage);
     } else {
       handoff_dropped_.add(burst.count);
@@ -94,9 +96,11 @@ int Worker::run() {
       burst.count = rte_eth_rx_burst(rx.port_id, rx.queue_id, burst.pkts, burst_size_);
       if (burst.count == 0) continue;
       received += burst.count;
+#ifndef SLUICE_NO_TRACER
       if (trace_ && trace_->armed()) [[unlikely]]
         pipeline::trace_run(*rx.pipeline, burst, 0, *trace_, lcore_id_, false);
       else
+#endif
         rx.pipeline->run(burst);
       burst.free_discards();
     }

@@ -172,10 +172,12 @@ def sluice_cmd(a, app, case, run_dir):
     path = os.path.join(run_dir, name)
     with open(path, "w") as f:
         json.dump(config, f, indent=2)
-    return [a.sluice, "--config", path], {}, SluiceStats(http_port, a.prefix + "-sl" if app in NAT_APPS else None)
+    binary = a.sluice_notrace if app == "sluice-notrace" else a.sluice
+    return [binary, "--config", path], {}, SluiceStats(http_port, a.prefix + "-sl" if app in NAT_APPS else None)
 
 
-COMMANDS = {"testpmd": testpmd_cmd, "l3fwd": l3fwd_cmd, "sluice": sluice_cmd, "sluice-ct": sluice_cmd,
+COMMANDS = {"testpmd": testpmd_cmd, "l3fwd": l3fwd_cmd, "sluice": sluice_cmd, "sluice-notrace": sluice_cmd,
+            "sluice-ct": sluice_cmd,
             "sluice-fw": sluice_cmd, "sluice-nat": sluice_cmd, "sluice-lb": sluice_cmd, "ovs-ct": ovs_cmd,
             "ovs-nat": ovs_cmd}
 
@@ -557,6 +559,7 @@ def main():
     p.add_argument("--data-dir", help="required unless --memory-only")
     p.add_argument("--sluice", help="required unless --memory-only")
     p.add_argument("--l3fwd", help="required unless --memory-only")
+    p.add_argument("--sluice-notrace", help="app sluice-notrace: Sluice built with -Dtracer=false (the tracer's cost when off)")
     p.add_argument("--maglev-bench", help="lb suite: tests/bench/sluice-maglev-bench (no table build row without it)")
     p.add_argument("--memory-floor", help="lb suite: tests/bench/sluice-memory-floor (no memory floor rows without it)")
     p.add_argument("--main-lcore", type=int, default=0)
@@ -593,6 +596,8 @@ def main():
         return 0
     if not (a.data_dir and a.sluice and a.l3fwd):
         p.error("--data-dir, --sluice and --l3fwd are required")
+    if "sluice-notrace" in apps and not a.sluice_notrace:
+        p.error("app sluice-notrace needs --sluice-notrace")
     hz, hz_source = tsc_hz()
     run_dir = os.path.join(a.data_dir, "run-" + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(run_dir, exist_ok=True)

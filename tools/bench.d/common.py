@@ -16,13 +16,13 @@ GEN_VERSION = "v1"                  # bump when genpcap.py changes what it write
 DUT_MAC = "02:70:63:61:70:00"       # net_pcap's MAC for the first pcap port of a process
 MBUF_BYTES = 2432                   # one 2176-byte-data-room mbuf with its headers, rounded up
 WORKING_MBUFS = 32768               # beyond the pcap's own: queues, caches, bursts in flight
-APPS = ("testpmd", "l3fwd", "sluice", "sluice-ct", "sluice-fw", "sluice-nat", "sluice-lb", "ovs-ct", "ovs-nat")
+APPS = ("testpmd", "l3fwd", "sluice", "sluice-notrace", "sluice-ct", "sluice-fw", "sluice-nat", "sluice-lb", "ovs-ct", "ovs-nat")
 ROUTER_APPS = ("testpmd", "l3fwd", "sluice")     # the router suite's default
 CT_APPS = ("sluice-ct", "sluice-fw")             # Sluice with the conntrack stage
 NAT_APPS = ("sluice-nat",)                       # conntrack + nat: pairs beside the plain entries
 LB_APPS = ("sluice-lb",)                         # conntrack + lb + nat: full-NAT pairs to a service's backends
 TRACKING_APPS = CT_APPS + NAT_APPS + LB_APPS     # Sluice apps with a flow table
-SLUICE_APPS = ("sluice",) + TRACKING_APPS
+SLUICE_APPS = ("sluice", "sluice-notrace") + TRACKING_APPS  # sluice-notrace: built with -Dtracer=false
 OVS_APPS = ("ovs-ct", "ovs-nat")                 # Open vSwitch's userspace datapath
 OVS_PEER = {"sluice-ct": "ovs-ct", "sluice-fw": "ovs-ct", "sluice-nat": "ovs-nat"}  # what a user would pick instead
 FLOW_ENTRY_BYTES = 64               # lib/flow: one IPv4 FlowEntry4, one cache line
