@@ -1,11 +1,17 @@
 #include "runtime/eal.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
+#include <fstream>
 #include <map>
+#include <optional>
 #include <set>
+#include <sstream>
 
 namespace sluice::runtime {
 
@@ -110,6 +116,123 @@ std::string eal_prefix_in_use(const std::vector<std::string>& eal_args) {
   return "EAL file prefix '" + prefix + "' is in use: process " + std::to_string(lock.l_pid) + " holds " + path +
          " (another Sluice, or another DPDK primary process, is running with it); stop it, or give this one "
          "another eal.file_prefix (or `-- --file-prefix NAME`)";
+}
+
+namespace {
+
+std::optional<unsigned> parse_unsigned(std::string_view text) {
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+// "0-3,6": the numbers, or nullopt for anything else (EAL's own syntax is richer).
+std::optional<std::vector<unsigned>> parse_cpu_list(const std::string& spec) {
+  std::vector<unsigned> out;
+  std::stringstream in(spec);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    const size_t dash = part.find('-');
+    auto lo = parse_unsigned(std::string_view(part).substr(0, dash));
+    auto hi = dash == std::string::npos ? lo : parse_unsigned(std::string_view(part).substr(dash + 1));
+    if (!lo || !hi || *hi < *lo || *hi > 4096) return std::nullopt;
+    for (unsigned c = *lo; c <= *hi; ++c) out.push_back(c);
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+std::string cpu_list_text(const std::vector<unsigned>& cpus) {
+  std::string text;
+  for (size_t i = 0; i < cpus.size();) {
+    size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    if (!text.empty()) text += ',';
+    text += std::to_string(cpus[i]);
+    if (j > i) {
+      text += '-';
+      text += std::to_string(cpus[j]);
+    }
+    i = j + 1;
+  }
+  return text.empty() ? "none" : text;
+}
+
+// A /proc/meminfo field's number (kB for sizes), or 0.
+uint64_t meminfo_value(const std::string& meminfo, const std::string& field) {
+  const size_t at = meminfo.find(field + ":");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(meminfo.c_str() + at + field.size() + 1, nullptr, 10);
+}
+
+}  // namespace
+
+std::vector<unsigned> usable_cpus() {
+  std::vector<unsigned> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (unsigned c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+std::string eal_lcores_unusable(const std::vector<std::string>& eal_args, const std::vector<unsigned>& usable) {
+  std::string spec = last_value(eal_args, "-l", "");
+  spec = last_value(eal_args, "--lcores", spec);
+  if (spec.empty() || usable.empty()) return {};
+  auto wanted = parse_cpu_list(spec);
+  if (!wanted) return {};
+  std::vector<unsigned> missing;
+  for (unsigned c : *wanted)
+    if (!std::binary_search(usable.begin(), usable.end(), c)) missing.push_back(c);
+  if (missing.empty()) return {};
+  return "EAL lcores " + spec + ": CPU(s) " + cpu_list_text(missing) + " are not usable here: this host lets Sluice run on " +
+         cpu_list_text(usable) + " (" + std::to_string(usable.size()) +
+         " online and in its affinity mask); set eal.lcores within those (one for the control thread, one per "
+         "worker), or fewer workers";
+}
+
+std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, const std::string& meminfo, bool mounted) {
+  for (const auto& a : eal_args)
+    if (a == "--no-huge") return {};
+  const uint64_t total = meminfo_value(meminfo, "HugePages_Total");
+  const uint64_t free_pages = meminfo_value(meminfo, "HugePages_Free");
+  const uint64_t page_kb = meminfo_value(meminfo, "Hugepagesize");
+  const std::string fix = "reserve them with drivers-config/hugepages.sh reserve 512 (or `sysctl -w vm.nr_hugepages=512` "
+                          "and `mount -t hugetlbfs nodev /dev/hugepages`), or for a test run without: `-- --no-huge`";
+  if (total == 0) return "no hugepages are reserved (HugePages_Total 0 in /proc/meminfo): " + fix;
+  if (!mounted) return "no hugetlbfs is mounted (none in /proc/mounts), so EAL cannot map hugepages: " + fix;
+  auto wanted_mb = parse_unsigned(last_value(eal_args, "-m", ""));
+  if (!wanted_mb || page_kb == 0) return {};
+  const uint64_t free_mb = free_pages * page_kb / 1024;
+  if (*wanted_mb <= free_mb) return {};
+  return "eal.memory_mb " + std::to_string(*wanted_mb) + " asks for more hugepage memory than is free: " +
+         std::to_string(free_pages) + " of " + std::to_string(total) + " pages of " + std::to_string(page_kb) +
+         " kB free (" + std::to_string(free_mb) + " MiB; another DPDK process may hold the rest): lower "
+         "eal.memory_mb, or reserve more: drivers-config/hugepages.sh reserve " +
+         std::to_string(total + (*wanted_mb - free_mb) * 1024 / page_kb + 1) + " --at-least";
+}
+
+std::string eal_hugepages_missing(const std::vector<std::string>& eal_args) {
+  // /proc/meminfo speaks of the default page size only: pages of another size (1 GiB
+  // beside a 2 MiB default) are EAL's too, and then it is left to judge.
+  std::ifstream default_size_file("/proc/meminfo");
+  std::string line, default_kb;
+  while (std::getline(default_size_file, line))
+    if (line.rfind("Hugepagesize:", 0) == 0) default_kb = std::to_string(std::strtoull(line.c_str() + 13, nullptr, 10));
+  for (const char* size : {"hugepages-1048576kB", "hugepages-2048kB", "hugepages-32768kB", "hugepages-64kB"}) {
+    if (std::string(size) == "hugepages-" + default_kb + "kB") continue;
+    std::ifstream nr(std::string("/sys/kernel/mm/hugepages/") + size + "/nr_hugepages");
+    unsigned long pages = 0;
+    if (nr >> pages && pages > 0) return {};
+  }
+  std::ifstream meminfo_file("/proc/meminfo"), mounts_file("/proc/mounts");
+  std::stringstream meminfo, mounts;
+  meminfo << meminfo_file.rdbuf();
+  mounts << mounts_file.rdbuf();
+  return eal_hugepages_missing(eal_args, meminfo.str(), mounts.str().find(" hugetlbfs ") != std::string::npos);
 }
 
 }  // namespace sluice::runtime

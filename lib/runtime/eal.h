@@ -22,4 +22,19 @@ std::string eal_runtime_dir(const std::string& prefix);
 // create lock" and leaves rte_errno unset.
 std::string eal_prefix_in_use(const std::vector<std::string>& eal_args);
 
+// The lcores `eal_args` give EAL (the last -l/--lcores: "0-3", "0,2,4-5") that are not
+// among `usable` (the CPUs online and in Sluice's affinity mask), as a message naming
+// them, the usable set and the fix; empty when all are usable, or when the list uses
+// EAL's lcore@cpu mapping syntax (EAL checks that itself).
+std::string eal_lcores_unusable(const std::vector<std::string>& eal_args, const std::vector<unsigned>& usable);
+// The CPUs this process may run on (sched_getaffinity).
+std::vector<unsigned> usable_cpus();
+
+// Whether the hugepages EAL needs for `eal_args` are there: `meminfo` is /proc/meminfo's
+// text, `mounted` whether a hugetlbfs is mounted. Empty when fine or not needed
+// (--no-huge); else the message: none reserved, none mounted, or fewer free than -m asks.
+std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, const std::string& meminfo, bool mounted);
+// eal_hugepages_missing() on this host.
+std::string eal_hugepages_missing(const std::vector<std::string>& eal_args);
+
 }  // namespace sluice::runtime

@@ -1,5 +1,10 @@
 #include "runtime/port.h"
 
+#include <limits.h>
+#include <unistd.h>
+
+#include <cstring>
+
 #include <string_view>
 
 #include <array>
@@ -39,9 +44,80 @@ std::string offload_names(uint64_t offloads, bool rx) {
   return names.empty() ? "none" : names;
 }
 
+namespace {
+
+// devargs' `key=VALUE`, or empty.
+std::string devarg(const std::string& devargs, const std::string& key) {
+  size_t at = 0;
+  while (at <= devargs.size()) {
+    size_t end = devargs.find(',', at);
+    if (end == std::string::npos) end = devargs.size();
+    const std::string item = devargs.substr(at, end - at);
+    if (item.rfind(key + "=", 0) == 0) return item.substr(key.size() + 1);
+    at = end + 1;
+  }
+  return {};
+}
+
+bool path_exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
+std::string link_name(const std::string& path) {
+  char target[PATH_MAX];
+  const ssize_t n = readlink(path.c_str(), target, sizeof(target) - 1);
+  if (n <= 0) return {};
+  target[n] = 0;
+  const char* slash = strrchr(target, '/');
+  return slash ? slash + 1 : target;
+}
+
+}  // namespace
+
+// Why DPDK did not probe a port's device, as far as the host shows it: a missing
+// interface or file, a PCI device absent or bound to a kernel driver, a tap name taken.
+std::string diagnose_probe_failure(const config::PortConfig& cfg) {
+  const std::string& dev = cfg.device;
+  if (cfg.is_pci) {
+    const std::string sys = "/sys/bus/pci/devices/" + dev;
+    if (!path_exists(sys)) return "there is no PCI device " + dev + " on this host (lspci -D lists them)";
+    const std::string driver = link_name(sys + "/driver");
+    if (driver.empty())
+      return "PCI device " + dev + " is bound to no driver: bind it to vfio-pci: drivers-config/bind-nic.sh bind " + dev;
+    if (driver != "vfio-pci" && driver != "uio_pci_generic" && driver != "igb_uio")
+      return "PCI device " + dev + " is bound to the kernel driver '" + driver +
+             "', which DPDK cannot use: bind it to vfio-pci: drivers-config/bind-nic.sh bind " + dev +
+             " (its kernel interface goes away; or run Sluice on that interface with net_af_xdp or net_af_packet)";
+    return "PCI device " + dev + " is bound to " + driver +
+           " but DPDK could not take it: is another DPDK process using it (the vfio group busy)? See the EAL log above";
+  }
+  const std::string iface = devarg(cfg.devargs, "iface");
+  if (dev.rfind("net_af_packet", 0) == 0 || dev.rfind("net_af_xdp", 0) == 0 || dev.rfind("eth_af_packet", 0) == 0) {
+    if (iface.empty()) return dev + " needs devargs iface=NAME (the kernel interface it runs on)";
+    if (!path_exists("/sys/class/net/" + iface))
+      return "interface '" + iface + "' (devargs iface=) does not exist: create it, or name an existing one (ip -br link)";
+    return "interface '" + iface + "' exists but the PMD refused it (down, wrong queue count, or busy: see the log above)";
+  }
+  if (dev.rfind("net_tap", 0) == 0 && !iface.empty() && path_exists("/sys/class/net/" + iface))
+    return "interface '" + iface + "' already exists (another Sluice, or a leftover tap: `ip link del " + iface +
+           "`), so net_tap cannot create it: delete it or choose another iface=";
+  if (dev.rfind("net_pcap", 0) == 0) {
+    for (const char* key : {"rx_pcap", "tx_pcap"}) {
+      const std::string file = devarg(cfg.devargs, key);
+      if (!file.empty() && std::string(key) == "rx_pcap" && !path_exists(file))
+        return "rx_pcap file '" + file + "' does not exist";
+    }
+    for (const char* key : {"iface", "rx_iface", "tx_iface"}) {
+      const std::string name = devarg(cfg.devargs, key);
+      if (!name.empty() && !path_exists("/sys/class/net/" + name))
+        return "interface '" + name + "' (devargs " + key + "=) does not exist";
+    }
+  }
+  return "check its devargs and the log above";
+}
+
 bool find_port(Port& port, std::string& error) {
   if (rte_eth_dev_get_port_by_name(port.config->device.c_str(), &port.port_id) != 0) {
-    error = "port " + port.name + ": device '" + port.config->device + "' was not probed by DPDK (check devargs and the log above)";
+    error = "port " + port.name + ": device '" + port.config->device +
+            "' was not probed by DPDK: " + diagnose_probe_failure(*port.config);
     return false;
   }
   return true;

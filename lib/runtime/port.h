@@ -40,6 +40,8 @@ struct Port {
 
 // Finds the ethdev for `config.device` (probed by EAL) and fills port.port_id.
 bool find_port(Port& port, std::string& error);
+// Why DPDK probed no device for `cfg`, read from the host (sysfs, the file system).
+std::string diagnose_probe_failure(const config::PortConfig& cfg);
 
 // Configures queues, RSS, offloads, MTU, MAC and promiscuous mode, and starts the port.
 // `config_path` ("ports[1]") prefixes errors that come from the config's values.

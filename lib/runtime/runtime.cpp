@@ -56,6 +56,16 @@ bool Runtime::init_eal(const std::vector<std::string>& eal_args, std::string& er
     error = std::move(in_use);
     return false;
   }
+  // EAL's own words for these are "Invalid 'command line' arguments" and a page of usage,
+  // or a mapping failure far down its log: the cause and the fix are said first.
+  if (std::string lcores = eal_lcores_unusable(eal_args, usable_cpus()); !lcores.empty()) {
+    error = std::move(lcores);
+    return false;
+  }
+  if (std::string huge = eal_hugepages_missing(eal_args); !huge.empty()) {
+    error = std::move(huge);
+    return false;
+  }
   int rc = rte_eal_init(static_cast<int>(argv.size() - 1), argv.data());
   if (rc < 0) {
     // Some failures leave rte_errno at 0, whose text would be "Success".

@@ -232,5 +232,38 @@ TEST(EalPrefixTest, APrefixAnotherProcessHoldsIsNamedWithItsHolder) {
   ASSERT_EQ(system(("rm -rf " + dir).c_str()), 0);
 }
 
+TEST(EalPreflightTest, LcoresBeyondTheUsableCpusAreNamedWithTheFix) {
+  const std::vector<unsigned> usable = {0, 1};
+  EXPECT_EQ(eal_lcores_unusable({"sluice", "-l", "0-1"}, usable), "");
+  EXPECT_EQ(eal_lcores_unusable({"sluice", "-l", "0,1"}, usable), "");
+  const std::string msg = eal_lcores_unusable({"sluice", "-l", "0-5"}, usable);
+  EXPECT_THAT(msg, ::testing::HasSubstr("EAL lcores 0-5: CPU(s) 2-5 are not usable here"));
+  EXPECT_THAT(msg, ::testing::HasSubstr("run on 0-1 (2 online"));
+  EXPECT_THAT(eal_lcores_unusable({"sluice", "-l", "0-1", "--lcores=0,3,5"}, usable),
+              ::testing::HasSubstr("CPU(s) 3,5 are not usable"))
+      << "the last lcore option is EAL's";
+  EXPECT_EQ(eal_lcores_unusable({"sluice", "--lcores", "(0-1)@0,2@1"}, usable), "") << "EAL's mapping syntax: EAL judges";
+  EXPECT_EQ(eal_lcores_unusable({"sluice"}, usable), "");
+  EXPECT_THAT(eal_lcores_unusable({"sluice", "-l", "0,2-3,7"}, {0, 2, 3, 4}), ::testing::HasSubstr("CPU(s) 7 are"));
+}
+
+TEST(EalPreflightTest, HugepagesNoneUnmountedOrTooFewAreSaid) {
+  const std::string reserved = "MemTotal: 100 kB\nHugePages_Total:     512\nHugePages_Free:      300\n"
+                               "HugePages_Rsvd: 0\nHugepagesize:       2048 kB\n";
+  const std::string none = "HugePages_Total:       0\nHugePages_Free:        0\nHugepagesize:       2048 kB\n";
+  const std::vector<std::string> args = {"sluice", "-m", "256"};
+  EXPECT_EQ(eal_hugepages_missing(args, reserved, true), "") << "256 MiB of 600 free";
+  EXPECT_THAT(eal_hugepages_missing(args, none, true), ::testing::HasSubstr("no hugepages are reserved"));
+  EXPECT_THAT(eal_hugepages_missing(args, none, true), ::testing::HasSubstr("hugepages.sh reserve 512"));
+  EXPECT_THAT(eal_hugepages_missing(args, none, true), ::testing::HasSubstr("--no-huge"));
+  EXPECT_THAT(eal_hugepages_missing(args, reserved, false), ::testing::HasSubstr("no hugetlbfs is mounted"));
+  const std::string short_msg = eal_hugepages_missing({"sluice", "-m", "1024"}, reserved, true);
+  EXPECT_THAT(short_msg, ::testing::HasSubstr("eal.memory_mb 1024 asks for more hugepage memory than is free: 300 of "
+                                              "512 pages of 2048 kB free (600 MiB"));
+  EXPECT_THAT(short_msg, ::testing::HasSubstr("reserve 725 --at-least"));
+  EXPECT_EQ(eal_hugepages_missing({"sluice", "-m", "1024", "--no-huge"}, none, false), "") << "--no-huge needs none";
+  EXPECT_EQ(eal_hugepages_missing({"sluice"}, reserved, true), "") << "no -m: EAL takes what it needs";
+}
+
 }  // namespace
 }  // namespace sluice::runtime
