@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -194,7 +196,8 @@ std::string eal_lcores_unusable(const std::vector<std::string>& eal_args, const 
          "worker), or fewer workers";
 }
 
-std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, const std::string& meminfo, bool mounted) {
+std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, const std::string& meminfo, bool mounted,
+                                  uint64_t reclaimable_mb) {
   for (const auto& a : eal_args)
     if (a == "--no-huge") return {};
   const uint64_t total = meminfo_value(meminfo, "HugePages_Total");
@@ -207,7 +210,7 @@ std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, cons
   auto wanted_mb = parse_unsigned(last_value(eal_args, "-m", ""));
   if (!wanted_mb || page_kb == 0) return {};
   const uint64_t free_mb = free_pages * page_kb / 1024;
-  if (*wanted_mb <= free_mb) return {};
+  if (*wanted_mb <= free_mb + reclaimable_mb) return {};
   return "eal.memory_mb " + std::to_string(*wanted_mb) + " asks for more hugepage memory than is free: " +
          std::to_string(free_pages) + " of " + std::to_string(total) + " pages of " + std::to_string(page_kb) +
          " kB free (" + std::to_string(free_mb) + " MiB; another DPDK process may hold the rest): lower "
@@ -229,10 +232,25 @@ std::string eal_hugepages_missing(const std::vector<std::string>& eal_args) {
     if (nr >> pages && pages > 0) return {};
   }
   std::ifstream meminfo_file("/proc/meminfo"), mounts_file("/proc/mounts");
-  std::stringstream meminfo, mounts;
+  std::stringstream meminfo;
   meminfo << meminfo_file.rdbuf();
-  mounts << mounts_file.rdbuf();
-  return eal_hugepages_missing(eal_args, meminfo.str(), mounts.str().find(" hugetlbfs ") != std::string::npos);
+  // Pages a killed run with this prefix left in its files: EAL takes them back at start.
+  bool mounted = false;
+  uint64_t reclaimable = 0;
+  const std::string stale = eal_file_prefix(eal_args) + "map_";
+  std::string dev, dir, type;
+  while (std::getline(mounts_file, line)) {
+    std::istringstream fields(line);
+    if (!(fields >> dev >> dir >> type) || type != "hugetlbfs") continue;
+    mounted = true;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      struct stat st {};
+      if (entry.path().filename().string().rfind(stale, 0) == 0 && stat(entry.path().c_str(), &st) == 0)
+        reclaimable += uint64_t(st.st_blocks) * 512;
+    }
+  }
+  return eal_hugepages_missing(eal_args, meminfo.str(), mounted, reclaimable >> 20);
 }
 
 }  // namespace sluice::runtime

@@ -1,6 +1,7 @@
 // EAL arguments from config, with `sluice ... -- ARGS` overriding option by option.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,9 +32,11 @@ std::string eal_lcores_unusable(const std::vector<std::string>& eal_args, const 
 std::vector<unsigned> usable_cpus();
 
 // Whether the hugepages EAL needs for `eal_args` are there: `meminfo` is /proc/meminfo's
-// text, `mounted` whether a hugetlbfs is mounted. Empty when fine or not needed
+// text, `mounted` whether a hugetlbfs is mounted, `reclaimable_mb` what files of this
+// prefix hold (a killed run's, which EAL takes back). Empty when fine or not needed
 // (--no-huge); else the message: none reserved, none mounted, or fewer free than -m asks.
-std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, const std::string& meminfo, bool mounted);
+std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, const std::string& meminfo, bool mounted,
+                                  uint64_t reclaimable_mb = 0);
 // eal_hugepages_missing() on this host.
 std::string eal_hugepages_missing(const std::vector<std::string>& eal_args);
 

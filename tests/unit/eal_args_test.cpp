@@ -261,6 +261,8 @@ TEST(EalPreflightTest, HugepagesNoneUnmountedOrTooFewAreSaid) {
   EXPECT_THAT(short_msg, ::testing::HasSubstr("eal.memory_mb 1024 asks for more hugepage memory than is free: 300 of "
                                               "512 pages of 2048 kB free (600 MiB"));
   EXPECT_THAT(short_msg, ::testing::HasSubstr("reserve 725 --at-least"));
+  EXPECT_EQ(eal_hugepages_missing({"sluice", "-m", "1024"}, reserved, true, 424), "")
+      << "a killed run's files of this prefix hold the rest: EAL takes them back";
   EXPECT_EQ(eal_hugepages_missing({"sluice", "-m", "1024", "--no-huge"}, none, false), "") << "--no-huge needs none";
   EXPECT_EQ(eal_hugepages_missing({"sluice"}, reserved, true), "") << "no -m: EAL takes what it needs";
 }
