@@ -24,6 +24,11 @@ void view_l4(PacketView& v, const uint8_t* l4, uint32_t len) {
     v.has_ports = true;
     v.sport = l4[0];  // type
     v.dport = l4[1];  // code
+    const bool echo = v.proto == 1 ? (l4[0] == 8 || l4[0] == 0) : (l4[0] == 128 || l4[0] == 129);
+    if (echo && len >= 6) {
+      v.has_icmp_id = true;
+      v.icmp_id = be16(l4 + 4);  // what NAT translates in place of a port
+    }
   }
 }
 
@@ -141,7 +146,8 @@ std::string view_string(const PacketView& v) {
     s = endpoint(v.src, ports, v.sport) + " > " + endpoint(v.dst, ports, v.dport) + " " + proto_name(v.proto);
     if (v.proto == 6 && v.has_ports) s += " [" + tcp_flags_string(v.tcp_flags) + "]";
     if ((v.proto == 1 || v.proto == 58) && v.has_ports)
-      s += " type " + std::to_string(v.sport) + " code " + std::to_string(v.dport);
+      s += " type " + std::to_string(v.sport) + " code " + std::to_string(v.dport) +
+           (v.has_icmp_id ? " id " + std::to_string(v.icmp_id) : "");
     if (v.fragment) s += " fragment";
     s += (v.family == 4 ? " ttl " : " hlim ") + std::to_string(v.ttl);
   }

@@ -38,6 +38,8 @@ struct PacketView {
   bool has_ports = false;  // TCP/UDP ports, or ICMP type/code in sport/dport
   net::IpAddr src, dst;
   uint16_t sport = 0, dport = 0;
+  bool has_icmp_id = false;  // an echo request or reply: its identifier
+  uint16_t icmp_id = 0;
   uint32_t length = 0;     // frame length
 };
 
