@@ -7,7 +7,7 @@
 #   netns ${p}w (inside):  ${p}w0 10.1.0.2/24 fd00:1::2/64, gw 10.1.0.1 / fd00:1::1  <->  Sluice west (zone inside)
 #   netns ${p}e (outside): ${p}e0 10.2.0.2/24 fd00:2::2/64, gw 10.2.0.1 / fd00:2::1  <->  Sluice east (zone outside)
 #
-# af_packet: veths ${p}w0/${p}w1, ${p}e0/${p}e1, Sluice on the root-side ends ${p}w1/${p}e1.
+# af_packet, af_xdp: veths ${p}w0/${p}w1, ${p}e0/${p}e1, Sluice on the root-side ends ${p}w1/${p}e1.
 # tap: Sluice creates taps ${p}w0/${p}e0, which are moved into the namespaces after every
 # start (a tap disappears with the process that made it).
 #
@@ -436,6 +436,7 @@ fw_write_config() { # file [jq-filter...]
   shift
   case $FW_DRIVER in
     af_packet) west="iface=${IT_NS}w1" east="iface=${IT_NS}e1" ;;
+    af_xdp) west=$(af_xdp_devargs "${IT_NS}w1") east=$(af_xdp_devargs "${IT_NS}e1") ;;
     tap) west="iface=${IT_NS}w0" east="iface=${IT_NS}e0" ;;
     *) fail "fw_write_config: unknown driver '$FW_DRIVER'" ;;
   esac
@@ -505,7 +506,7 @@ fw_start() { # config log [eal args...]
   fw_wait_ping e fd00:1::2
 }
 
-fw_init() { # driver (af_packet|tap)
+fw_init() { # driver (af_packet|af_xdp|tap)
   FW_DRIVER=$1
   require_cmd ip curl jq ping iperf3 hping3 ss timeout
   [[ -x $SLUICE_PY ]] || fail "no $SLUICE_PY"
@@ -516,7 +517,7 @@ fw_init() { # driver (af_packet|tap)
   set -E
   trap 'fw_on_err $LINENO "$BASH_COMMAND"' ERR
   case $FW_DRIVER in
-    af_packet) fw_topo_veth ;;
+    af_packet | af_xdp) fw_topo_veth ;;
     tap) topo_destroy "$IT_NS" ;;
     *) fail "fw_init: unknown driver '$FW_DRIVER'" ;;
   esac
@@ -1006,6 +1007,7 @@ fw_main() {
   fw_check_flows
   step "(g) SIGTERM: exit 0, every mbuf returned"
   stop_sluice TERM
+  [[ $FW_DRIVER == af_xdp ]] && assert_af_xdp_accounted "$IT_TMP/sluice.log" west east
   it_kill_ns_procs
 
   step "restart with conntrack.capacity 1024"
@@ -1016,4 +1018,6 @@ fw_main() {
   fw_check_reload
   step "(g) SIGTERM: exit 0, every mbuf returned"
   stop_sluice TERM
+  [[ $FW_DRIVER == af_xdp ]] && assert_af_xdp_accounted "$IT_TMP/sluice-small.log" west east
+  return 0
 }
