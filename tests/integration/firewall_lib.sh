@@ -923,14 +923,14 @@ wait_generation() { # generation what [timeout_s]
 
 # (f) reloads under traffic; refused reloads keep the old rules.
 fw_check_reload() {
-  step "(f) 10 reloads (POST /reload and SIGHUP, a rule added/removed) under ping -i 0.01 -c 1000: no loss"
+  step "(f) 10 reloads (POST /reload and SIGHUP, a rule added/removed) under ping -i 0.01 -c 2000: no loss"
   local cfg=$FW_CONFIG gen0 gen i ping_out rules_before names out rc refused_before
   cp "$cfg" "$IT_TMP/config-before-reload.json"
   gen0=$(fw_stat .firewall.generation)
   expect_num "$gen0" -ge 1 "firewall generation at start"
   local ports_before
   ports_before=$(fw_stats | jq -c '[.ports[] | {name, rx_packets, tx_packets}]')
-  nsw ping -n -q -i 0.01 -c 1000 -W 2 10.2.0.2 >"$IT_TMP/ping-reload.log" 2>&1 &
+  nsw ping -n -q -i 0.01 -c 2000 -W 2 10.2.0.2 >"$IT_TMP/ping-reload.log" 2>&1 &
   local ping=$!
   sleep 0.3
   for i in $(seq 1 10); do
@@ -954,7 +954,7 @@ fw_check_reload() {
   kill -0 "$ping" 2>/dev/null || fail "the ping finished before the 10th reload: the reloads were not all under traffic"
   wait "$ping" || true
   ping_out=$(tail -3 "$IT_TMP/ping-reload.log")
-  [[ $ping_out == *"1000 packets transmitted, 1000 received"* ]] ||
+  [[ $ping_out == *"2000 packets transmitted, 2000 received"* ]] ||
     fail "ping during the reloads lost packets: $ping_out
 port counters during the ping (requests: west rx -> east tx; replies: east rx -> west tx): $(fw_stats | jq -c --argjson b "$ports_before" \
       '[.ports[] as $p | ($b[] | select(.name == $p.name)) as $q | {name: $p.name, rx: ($p.rx_packets - $q.rx_packets), tx: ($p.tx_packets - $q.tx_packets)}]')"
