@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <rte_mempool.h>
@@ -30,6 +31,14 @@ struct MempoolInfo {
   rte_mempool* pool = nullptr;
   unsigned size = 0;
 };
+
+// The shutdown's verdict on one pool: every mbuf back but `kept`, the count the drivers
+// are known to hold for good (net_af_xdp's fill rings), exactly; and the line it logs.
+struct PoolCheck {
+  bool clean = false;
+  std::string message;
+};
+PoolCheck check_pool(std::string_view name, unsigned size, unsigned free_count, unsigned kept);
 
 class Runtime {
  public:
@@ -94,7 +103,8 @@ class Runtime {
   static constexpr unsigned kHandoffRingSize = 1024;
   // Asks workers to stop and waits for them; their TX buffers are flushed on return.
   void stop_workers();
-  // Stops and closes ports, then checks that every mbuf is back in its pool.
+  // Stops and closes ports, then checks that every mbuf is back in its pool, but for
+  // the fill rings net_af_xdp keeps (exactly kAfXdpFillRingMbufs per RX queue).
   // Returns false (and logs which pool) on a leak.
   bool shutdown();
 
@@ -135,6 +145,7 @@ class Runtime {
   void init_pdump(const std::vector<std::string>& eal_args);
   std::vector<std::vector<rte_ring*>> handoff_rings_;  // [from][to], null on the diagonal
   bool resolve_steering(std::string& error);
+  unsigned settle_af_xdp_ports();
   void free_handoff_rings();
   mutable std::mutex policy_mutex_;  // reload vs. readers of the policy on control threads
   std::shared_ptr<const config::Config> reloaded_;  // under policy_mutex_

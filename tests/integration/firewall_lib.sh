@@ -7,7 +7,7 @@
 #   netns ${p}w (inside):  ${p}w0 10.1.0.2/24 fd00:1::2/64, gw 10.1.0.1 / fd00:1::1  <->  Sluice west (zone inside)
 #   netns ${p}e (outside): ${p}e0 10.2.0.2/24 fd00:2::2/64, gw 10.2.0.1 / fd00:2::1  <->  Sluice east (zone outside)
 #
-# af_packet: veths ${p}w0/${p}w1, ${p}e0/${p}e1, Sluice on the root-side ends ${p}w1/${p}e1.
+# af_packet, af_xdp: veths ${p}w0/${p}w1, ${p}e0/${p}e1, Sluice on the root-side ends ${p}w1/${p}e1.
 # tap: Sluice creates taps ${p}w0/${p}e0, which are moved into the namespaces after every
 # start (a tap disappears with the process that made it).
 #
@@ -436,6 +436,7 @@ fw_write_config() { # file [jq-filter...]
   shift
   case $FW_DRIVER in
     af_packet) west="iface=${IT_NS}w1" east="iface=${IT_NS}e1" ;;
+    af_xdp) west=$(af_xdp_devargs "${IT_NS}w1") east=$(af_xdp_devargs "${IT_NS}e1") ;;
     tap) west="iface=${IT_NS}w0" east="iface=${IT_NS}e0" ;;
     *) fail "fw_write_config: unknown driver '$FW_DRIVER'" ;;
   esac
@@ -505,7 +506,7 @@ fw_start() { # config log [eal args...]
   fw_wait_ping e fd00:1::2
 }
 
-fw_init() { # driver (af_packet|tap)
+fw_init() { # driver (af_packet|af_xdp|tap)
   FW_DRIVER=$1
   require_cmd ip curl jq ping iperf3 hping3 ss timeout
   [[ -x $SLUICE_PY ]] || fail "no $SLUICE_PY"
@@ -516,7 +517,7 @@ fw_init() { # driver (af_packet|tap)
   set -E
   trap 'fw_on_err $LINENO "$BASH_COMMAND"' ERR
   case $FW_DRIVER in
-    af_packet) fw_topo_veth ;;
+    af_packet | af_xdp) fw_topo_veth ;;
     tap) topo_destroy "$IT_NS" ;;
     *) fail "fw_init: unknown driver '$FW_DRIVER'" ;;
   esac
@@ -922,14 +923,14 @@ wait_generation() { # generation what [timeout_s]
 
 # (f) reloads under traffic; refused reloads keep the old rules.
 fw_check_reload() {
-  step "(f) 10 reloads (POST /reload and SIGHUP, a rule added/removed) under ping -i 0.01 -c 1000: no loss"
+  step "(f) 10 reloads (POST /reload and SIGHUP, a rule added/removed) under ping -i 0.01 -c 2000: no loss"
   local cfg=$FW_CONFIG gen0 gen i ping_out rules_before names out rc refused_before
   cp "$cfg" "$IT_TMP/config-before-reload.json"
   gen0=$(fw_stat .firewall.generation)
   expect_num "$gen0" -ge 1 "firewall generation at start"
   local ports_before
   ports_before=$(fw_stats | jq -c '[.ports[] | {name, rx_packets, tx_packets}]')
-  nsw ping -n -q -i 0.01 -c 1000 -W 2 10.2.0.2 >"$IT_TMP/ping-reload.log" 2>&1 &
+  nsw ping -n -q -i 0.01 -c 2000 -W 2 10.2.0.2 >"$IT_TMP/ping-reload.log" 2>&1 &
   local ping=$!
   sleep 0.3
   for i in $(seq 1 10); do
@@ -953,7 +954,7 @@ fw_check_reload() {
   kill -0 "$ping" 2>/dev/null || fail "the ping finished before the 10th reload: the reloads were not all under traffic"
   wait "$ping" || true
   ping_out=$(tail -3 "$IT_TMP/ping-reload.log")
-  [[ $ping_out == *"1000 packets transmitted, 1000 received"* ]] ||
+  [[ $ping_out == *"2000 packets transmitted, 2000 received"* ]] ||
     fail "ping during the reloads lost packets: $ping_out
 port counters during the ping (requests: west rx -> east tx; replies: east rx -> west tx): $(fw_stats | jq -c --argjson b "$ports_before" \
       '[.ports[] as $p | ($b[] | select(.name == $p.name)) as $q | {name: $p.name, rx: ($p.rx_packets - $q.rx_packets), tx: ($p.tx_packets - $q.tx_packets)}]')"
@@ -1006,6 +1007,7 @@ fw_main() {
   fw_check_flows
   step "(g) SIGTERM: exit 0, every mbuf returned"
   stop_sluice TERM
+  [[ $FW_DRIVER == af_xdp ]] && assert_af_xdp_accounted "$IT_TMP/sluice.log" west east
   it_kill_ns_procs
 
   step "restart with conntrack.capacity 1024"
@@ -1016,4 +1018,6 @@ fw_main() {
   fw_check_reload
   step "(g) SIGTERM: exit 0, every mbuf returned"
   stop_sluice TERM
+  [[ $FW_DRIVER == af_xdp ]] && assert_af_xdp_accounted "$IT_TMP/sluice-small.log" west east
+  return 0
 }

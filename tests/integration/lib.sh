@@ -139,8 +139,8 @@ it_init() { # prefix http_port
 
 # ---------------------------------------------------------------- config
 
-# Writes a two-port cross-connect config: west <-> east. DRIVER is af_packet (ports on
-# the root-side veth ends ${IT_NS}w1/${IT_NS}e1) or tap (Sluice creates taps
+# Writes a two-port cross-connect config: west <-> east. DRIVER is af_packet or af_xdp
+# (ports on the root-side veth ends ${IT_NS}w1/${IT_NS}e1) or tap (Sluice creates taps
 # ${IT_NS}w0/${IT_NS}e0 for topo_tap_attach). Extra jq assignments may follow
 # (e.g. '.logging.level="debug"').
 write_xconnect_config() { # file driver [jq-filter...]
@@ -148,6 +148,7 @@ write_xconnect_config() { # file driver [jq-filter...]
   shift 2
   case $driver in
     af_packet) west="iface=${IT_NS}w1"; east="iface=${IT_NS}e1" ;;
+    af_xdp) west=$(af_xdp_devargs "${IT_NS}w1"); east=$(af_xdp_devargs "${IT_NS}e1") ;;
     tap) west="iface=${IT_NS}w0"; east="iface=${IT_NS}e0" ;;
     *) fail "write_xconnect_config: unknown driver $driver" ;;
   esac
@@ -202,8 +203,15 @@ start_sluice_nowait() { # config log [eal args...]
   SLUICE_PID=$!
 }
 
+# net_af_xdp's devargs for one veth end: one queue (a veth offers no more to the 22.11
+# PMD, which reads only ethtool's combined channels; drivers-config/net_af_xdp.md).
+af_xdp_devargs() { # iface
+  printf 'iface=%s,start_queue=0,queue_count=1' "$1"
+}
+
 # Sends SIGNAL (default TERM), waits up to 30 s, asserts exit 0 and that the log
-# reports every mbuf returned and none leaked.
+# reports every mbuf returned (or, with net_af_xdp ports, accounted for: exactly the
+# fill rings' mbufs kept, see assert_af_xdp_accounted) and none leaked.
 stop_sluice() { # [signal]
   local sig=${1:-TERM} rc=0
   [[ -n $SLUICE_PID ]] || fail "stop_sluice: Sluice is not running"
@@ -223,10 +231,37 @@ stop_sluice() { # [signal]
   SLUICE_PID=""
   ((rc == 0)) || fail "Sluice exited with status $rc after SIG$sig (expected 0)"
   ! grep -q "mbufs not returned" "$SLUICE_LOG" || fail "mbuf leak: $(grep "mbufs not returned" "$SLUICE_LOG")"
-  grep -Eq "mempool [^ ]+: all [0-9]+ mbufs returned" "$SLUICE_LOG" ||
-    fail "the log has no 'mempool NAME: all N mbufs returned' line after SIG$sig"
+  grep -Eq "mempool [^ ]+: all [0-9]+ mbufs (returned|accounted for: [0-9]+ returned, [0-9]+ kept by net_af_xdp fill rings)" "$SLUICE_LOG" ||
+    fail "the log has no 'mempool NAME: all N mbufs returned' (or '... accounted for') line after SIG$sig"
   grep -q "shutdown complete" "$SLUICE_LOG" || fail "the log has no 'shutdown complete' line"
-  it_log "ok: Sluice stopped by SIG$sig: exit 0, $(grep -Eo "mempool [^ ]+: all [0-9]+ mbufs returned" "$SLUICE_LOG" | tail -1)"
+  it_log "ok: Sluice stopped by SIG$sig: exit 0, $(grep -Eo "mempool [^ ]+: all [0-9]+ mbufs (returned|accounted for.*)" "$SLUICE_LOG" | tail -1)"
+}
+
+# After a stop of Sluice with net_af_xdp ports PORT...: each port's line about the
+# mbufs its fill ring keeps (2048 a queue, one queue a port here) and the pool's line
+# that every other mbuf came back: size - returned == 2048 x ports, exactly.
+assert_af_xdp_accounted() { # log port...
+  local log=$1 port line size returned kept
+  shift
+  for port in "$@"; do
+    grep -q "port $port: net_af_xdp keeps 2048 mbufs in its fill ring at close (1 rx queue(s) x 2048;" "$log" ||
+      fail "no 'port $port: net_af_xdp keeps 2048 mbufs in its fill ring at close' line in $log"
+  done
+  line=$(grep -Eo "mempool [^ ]+: all [0-9]+ mbufs accounted for: [0-9]+ returned, [0-9]+ kept by net_af_xdp fill rings" "$log" | tail -1)
+  [[ -n $line ]] || fail "no 'mempool NAME: all N mbufs accounted for' line in $log"
+  read -r size returned kept < <(sed -E 's/.*: all ([0-9]+) mbufs accounted for: ([0-9]+) returned, ([0-9]+) kept.*/\1 \2 \3/' <<<"$line")
+  assert_eq "$kept" "$((2048 * $#))" "mbufs kept by the net_af_xdp fill rings ($# port(s) x 2048)"
+  assert_eq "$((size - returned))" "$kept" "mbufs not returned == mbufs the fill rings keep"
+}
+
+# The XDP mode Sluice found on each net_af_xdp port (the PMD of 22.11 has no devarg to
+# choose it, libxdp takes native where the driver has it); written to the test's log.
+af_xdp_modes() { # log
+  local lines
+  lines=$(grep -Eo "port [a-z]+: net_af_xdp on [^:]+: XDP program attached in .*" "$1") ||
+    fail "the log has no 'port NAME: net_af_xdp on IFACE: XDP program attached in ...' line"
+  it_log "net_af_xdp mode, as Sluice logged it:"
+  printf '    %s\n' "$lines" >&2
 }
 
 # ---------------------------------------------------------------- HTTP / JSON

@@ -68,6 +68,12 @@ route_counter() { # http_port port_name counter
     jqs "sum(r['counters'].get('$3', 0) for r in d['stages'] if r['stage'] == 'route' and r['port'] == '$2')"
 }
 
+# UDP datagrams a namespace dropped for a full socket buffer (IPv4 and IPv6).
+router_rcvbuf_errors() { # netns
+  ip netns exec "$1" awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ {n += $6} $1 == "Udp6RcvbufErrors" {n += $2} END {print n + 0}' \
+    /proc/net/snmp /proc/net/snmp6
+}
+
 # Every client check of issue #3 through a running Sluice on port $2.
 router_checks() { # prefix http_port
   local p=$1 port=$2 out
@@ -101,9 +107,18 @@ router_checks() { # prefix http_port
   echo "$out" | jqs "'TCP %.0f Mbit/s' % (d['end']['sum_received']['bits_per_second']/1e6)"
   [[ $(echo "$out" | jqs "int(d['end']['sum_received']['bytes'] > 0)") == 1 ]] || fail "iperf3 TCP moved nothing"
   "${E[@]}" iperf3 -s -D -1 -p 5202 --logfile /dev/null; sleep 0.5
+  local rcvbuf_before rcvbuf lost
+  rcvbuf_before=$(router_rcvbuf_errors "${p}e")
   out=$("${W[@]}" iperf3 -c 10.2.0.2 -p 5202 -u -b 10M -t 3 -J) || fail "iperf3 UDP failed"
   echo "$out" | jqs "'UDP lost %.2f%%' % d['end']['sum']['lost_percent']"
-  [[ $(echo "$out" | jqs "int(d['end']['sum']['lost_percent'] < 1.0)") == 1 ]] || fail "iperf3 UDP lost more than 1%"
+  if [[ $(echo "$out" | jqs "int(d['end']['sum']['lost_percent'] < 1.0)") != 1 ]]; then
+    # As firewall_lib's expect_udp_no_loss: datagrams the receiving host dropped for a
+    # full socket buffer (its iperf3 starved of CPU on a busy machine) are not Sluice's.
+    lost=$(echo "$out" | jqs "d['end']['sum']['lost_packets']")
+    rcvbuf=$(($(router_rcvbuf_errors "${p}e") - rcvbuf_before))
+    ((lost <= rcvbuf)) || fail "iperf3 UDP lost more than 1%: $lost datagrams, only $rcvbuf of them in the receiver's socket buffer (RcvbufErrors)"
+    echo "note: UDP: $lost datagrams lost, all in the receiving host's socket buffer (RcvbufErrors +$rcvbuf), none in Sluice"
+  fi
   step "curl 1 MB through path-MTU discovery"
   head -c 1000000 /dev/urandom >"$WORK/blob"
   (cd "$WORK" && exec "${W[@]}" /usr/bin/python3 -m http.server 8000 --bind 10.1.0.2 >/dev/null 2>&1) &

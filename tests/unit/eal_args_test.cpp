@@ -167,6 +167,19 @@ TEST(AutoMbufCountTest, BigConfig) {
   EXPECT_EQ(Runtime::auto_mbuf_count(c), 131071u);
 }
 
+TEST(AutoMbufCountTest, AfXdpCountsItsFillRingNotRxDescriptors) {
+  // net_af_xdp fills 2048 mbufs an RX queue whatever rx_descriptors says:
+  // 2 x (2048 + 3000) + 1 x (64 + 2 x 128) + 2 x 384 = 11184 -> 16383; the same ports on
+  // af_packet: 2 x (256 + 3000) + 1088 = 7600 -> 8191.
+  auto two_ports = [](const std::string& driver) {
+    return R"({"eal": {"lcores": "0-1"}, "ports": [
+      {"name": "west", "device": ")" + driver + R"(0", "devargs": "iface=a", "rx_descriptors": 256, "tx_descriptors": 3000, "pipeline": [{"stage": "xconnect", "peer": "east"}]},
+      {"name": "east", "device": ")" + driver + R"(1", "devargs": "iface=b", "rx_descriptors": 256, "tx_descriptors": 3000, "pipeline": [{"stage": "xconnect", "peer": "west"}]}]})";
+  };
+  EXPECT_EQ(Runtime::auto_mbuf_count(parse(two_ports("net_af_xdp"))), 16383u);
+  EXPECT_EQ(Runtime::auto_mbuf_count(parse(two_ports("net_af_packet"))), 8191u);
+}
+
 TEST(AutoMbufCountTest, ResultIsAlwaysPowerOfTwoMinusOne) {
   for (unsigned d : {64u, 100u, 1000u, 3000u, 5000u, 16384u}) {
     unsigned n = Runtime::auto_mbuf_count(parse(three_lcores(d, d, 256)));
