@@ -265,7 +265,7 @@ TEST_F(RuntimeTest, SetupReportsADeviceThatWasNotProbed) {
   Runtime runtime(*parsed.config);
   std::string error;
   EXPECT_FALSE(runtime.setup(error));
-  EXPECT_EQ(error, "port west: device 'net_null7' was not probed by DPDK (check devargs and the log above)");
+  EXPECT_EQ(error, "port west: device 'net_null7' was not probed by DPDK: check its devargs and the log above");
   ASSERT_EQ(runtime.mempools().size(), 1u);
   rte_mempool_free(runtime.mempools()[0].pool);
 }
