@@ -315,7 +315,7 @@ std::string render_services(const json& services) {
     out += field(s, "name") + ": " + field(s, "protocol") + " " + field(s, "vip") + ":" + field(s, "port") + ", " +
            field(s, "mode") + ", " + field(s, "scheduler") + ", health " + field(s, "health") + "; " +
            field(s, "connections") + " connections, " + field(s, "no_backend") + " without a backend\n";
-    Table t({">ID", "ADDRESS", ">PORT", ">WEIGHT", "STATE", ">ACTIVE", ">CONNECTIONS", ">PACKETS", ">BYTES", "PROBE"});
+    Table t({"BACKEND", "ADDRESS", ">PORT", ">WEIGHT", "STATE", ">ACTIVE", ">CONNECTIONS", ">PACKETS", ">BYTES", "PROBE"});
     for (const auto& b : array_of(s, "backends")) {
       const json& probe = member(b, "probe");
       t.add({field(b, "id"), field(b, "address"), field(b, "port"), field(b, "weight"), field(b, "state"),
