@@ -4,11 +4,13 @@
 #   SLUICE_ROOT       the repository
 #   SLUICE_BUILD      the meson build directory (default $SLUICE_ROOT/build)
 #   SLUICE_BIN        the appliance binary
+#   SLUICECTL_BIN     its HTTP API's command-line client
 #   SLUICE_EAL_HUGE   "" when hugepages are ready, "--no-huge" after a fallback
 
 SLUICE_ROOT=${SLUICE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SLUICE_BUILD=${SLUICE_BUILD:-$SLUICE_ROOT/build}
 SLUICE_BIN=$SLUICE_BUILD/app/sluice
+SLUICECTL_BIN=$SLUICE_BUILD/app/sluicectl
 SLUICE_EAL_HUGE=${SLUICE_EAL_HUGE:-}
 # The pyenv python on these machines has no scapy; Debian's has.
 SLUICE_PY=/usr/bin/python3
