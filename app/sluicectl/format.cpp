@@ -270,7 +270,10 @@ std::string render_flows(const json& flows) {
     if (member(f, "seen_reply") == true) flags += std::string(flags.empty() ? "" : ",") + "replied";
     std::string nat;
     const json& n = member(f, "nat");
-    for (const auto& k : array_of(n, "kind")) nat += (nat.empty() ? "" : "+") + cell(k);
+    for (const auto& k : array_of(n, "kind")) {
+      if (!nat.empty()) nat += '+';
+      nat += cell(k);
+    }
     const json& reply = member(f, "reply");
     if (reply.is_object()) nat += " reply " + endpoint(reply, "src", "src_port") + " > " + endpoint(reply, "dst", "dst_port");
     const double expires = number(f, "expires_in_s", -1);
