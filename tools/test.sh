@@ -90,8 +90,8 @@ if (build_sluice); then
 else
   failed build "see $SLUICE_BUILD/ninja.log"
   show_tail "$SLUICE_BUILD/ninja.log" 40
-  # Whatever still builds (the appliance alone) keeps the integration tests meaningful.
-  ninja -C "$SLUICE_BUILD" app/sluice >>"$SLUICE_BUILD/ninja.log" 2>&1 || true
+  # Whatever still builds (the appliance and sluicectl) keeps the integration tests meaningful.
+  ninja -C "$SLUICE_BUILD" app/sluice app/sluicectl >>"$SLUICE_BUILD/ninja.log" 2>&1 || true
 fi
 
 # ---------------------------------------------------------------- unit tests

@@ -68,7 +68,7 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
   srv.set_payload_max_length(kMaxPayload);
 
   srv.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    json_reply(res, {{"status", "ok"}, {"uptime_seconds", uptime_seconds(runtime_)}});
+    json_reply(res, {{"status", "ok"}, {"uptime_seconds", uptime_seconds(runtime_)}, {"version", SLUICE_VERSION}});
   });
   srv.Get("/stats", [this](const httplib::Request&, httplib::Response& res) {
     json_reply(res, collect_stats(runtime_));

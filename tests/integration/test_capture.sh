@@ -69,6 +69,23 @@ it_log "capture: $summary"
 assert_eq "$summary" "10.99.0.1>10.99.0.2:request:98=10 10.99.0.2>10.99.0.1:reply:98=10" \
   "captured echo requests and replies (src>dst:kind:frame length=count)"
 
+# sluicectl capture: the port by name, the prefix from /config, dpdk-dumpcap run for it.
+[[ -x $SLUICECTL_BIN ]] || fail "no sluicectl at $SLUICECTL_BIN"
+( sleep 2; nsw ping -q -c 10 -i 0.1 10.99.0.2 >/dev/null 2>&1 ) &
+pinger=$!
+rc=0
+timeout 60 "$SLUICECTL_BIN" --address "$IT_HTTP" capture --port east -w "$IT_TMP/east.pcapng" --duration 5 \
+  >"$IT_TMP/ctl-capture.log" 2>&1 </dev/null || rc=$?
+wait "$pinger" || true
+((rc == 0)) || fail "sluicectl capture exited with $rc: $(cat "$IT_TMP/ctl-capture.log")"
+east_echo=$("$SLUICE_PY" - "$IT_TMP/east.pcapng" <<'PY'
+import sys
+from scapy.all import rdpcap, ICMP
+print(sum(1 for p in rdpcap(sys.argv[1]) if ICMP in p and p[ICMP].type in (0, 8)))
+PY
+) || fail "scapy could not read $IT_TMP/east.pcapng"
+assert_eq "$east_echo" 20 "echo requests and replies sluicectl capture caught on east in 5 s"
+
 # Still forwarding after the capture ended, and nothing lost to it.
 ping_ok 10.99.0.2 -c 5 -i 0.1
 assert_conservation

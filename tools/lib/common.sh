@@ -5,12 +5,14 @@
 #   SLUICE_BUILD      the meson build directory (default $SLUICE_ROOT/build)
 #   SLUICE_BIN        the appliance binary
 #   SLUICE_HOSTCHECK_BIN  the host audit (sluice-hostcheck)
+#   SLUICECTL_BIN     its HTTP API's command-line client
 #   SLUICE_EAL_HUGE   "" when hugepages are ready, "--no-huge" after a fallback
 
 SLUICE_ROOT=${SLUICE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 SLUICE_BUILD=${SLUICE_BUILD:-$SLUICE_ROOT/build}
 SLUICE_BIN=$SLUICE_BUILD/app/sluice
 SLUICE_HOSTCHECK_BIN=$SLUICE_BUILD/app/sluice-hostcheck/sluice-hostcheck
+SLUICECTL_BIN=$SLUICE_BUILD/app/sluicectl
 SLUICE_EAL_HUGE=${SLUICE_EAL_HUGE:-}
 # The pyenv python on these machines has no scapy; Debian's has.
 SLUICE_PY=/usr/bin/python3
