@@ -11,7 +11,7 @@ source "$(dirname "$0")/../../tools/lib/common.sh"
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/stats_lib.sh"
 
-it_init xad 9245
+it_init xad 9250
 require_cmd ping iperf3
 
 topo_veth_create "$IT_NS"
