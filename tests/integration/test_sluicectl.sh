@@ -197,21 +197,28 @@ SLUICECTL_ADDRESS=127.0.0.1:1 "$SLUICECTL_BIN" ports >/dev/null 2>&1 || rc=$?
 expect_eq "$rc" 3 "SLUICECTL_ADDRESS=127.0.0.1:1 ports: exit status"
 # Not the API: an HTTP server whose /health is a text file.
 mkdir -p "$IT_TMP/notapi" && echo "not json" >"$IT_TMP/notapi/health"
-"$SLUICE_PY" -m http.server $((IT_PORT + 1)) --bind 127.0.0.1 -d "$IT_TMP/notapi" >"$IT_TMP/notapi.log" 2>&1 &
+# On a port the kernel picks (a fixed one may still be held by an earlier test's socket).
+"$SLUICE_PY" -c 'import functools, http.server, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+print(server.server_port, flush=True)
+server.serve_forever()' "$IT_TMP/notapi" >"$IT_TMP/notapi.port" 2>"$IT_TMP/notapi.log" &
 notapi_pid=$!
 it_on_exit "kill $notapi_pid"
 deadline=$((SECONDS + 10))
-until curl -s -o /dev/null -m 1 "http://127.0.0.1:$((IT_PORT + 1))/health"; do
+notapi_port=""
+until [[ -n $notapi_port ]] && curl -s -o /dev/null -m 1 "http://127.0.0.1:$notapi_port/health"; do
   ((SECONDS < deadline)) || fail "the non-API HTTP server did not start: $(cat "$IT_TMP/notapi.log")"
   sleep 0.1
+  notapi_port=$(head -1 "$IT_TMP/notapi.port" 2>/dev/null || true)
 done
 rc=0
-"$SLUICECTL_BIN" --address "127.0.0.1:$((IT_PORT + 1))" status >/dev/null 2>"$CTL_OUT/malformed.err" || rc=$?
+"$SLUICECTL_BIN" --address "127.0.0.1:$notapi_port" status >/dev/null 2>"$CTL_OUT/malformed.err" || rc=$?
 expect_eq "$rc" 4 "status against a server that is not Sluice: exit status"
 expect_contains "$(cat "$CTL_OUT/malformed.err")" "malformed answer to GET /health" "malformed message"
 kill "$notapi_pid" 2>/dev/null || true
 
-step "capture: the dpdk-dumpcap command line and its errors (no capture: Sluice does not initialise pdump yet)"
+step "capture: the dpdk-dumpcap command line and its errors (a real capture: test_capture)"
 ctl capture-dry 0 capture --port east -w "$IT_TMP/east.pcapng" -c 5 --duration 3 --dumpcap /usr/bin/dpdk-dumpcap --dry-run
 expect_eq "$OUT" "/usr/bin/dpdk-dumpcap --file-prefix=$IT_FP -i 1 -w $IT_TMP/east.pcapng -c 5 -a duration:3" "capture --dry-run"
 ctl capture-dry-json 0 --json capture --port west -w /tmp/x.pcapng --dry-run
