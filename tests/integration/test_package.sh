@@ -223,6 +223,12 @@ if have_systemd; then
   assert_eq "$(systemctl is-enabled sluice || true)" enabled "systemctl is-enabled sluice after dpkg -i"
 fi
 UNIT=/lib/systemd/system/sluice.service
+# systemd's own check of the installed unit (works without systemd running).
+if command -v systemd-analyze >/dev/null; then
+  VERIFY=$(timeout 60 systemd-analyze verify "$UNIT" 2>&1) || fail "systemd-analyze verify $UNIT: $VERIFY"
+  ! grep -F sluice.service <<<"$VERIFY" || fail "systemd-analyze verify $UNIT complains"
+  it_log "ok: systemd-analyze verify $UNIT"
+fi
 
 # An installed example with this test's taps, HTTP port and file prefix.
 jq --arg fp "$IT_FP" --argjson port "$IT_PORT" --arg w "iface=${IT_NS}w0" --arg e "iface=${IT_NS}e0" \
@@ -267,7 +273,12 @@ if have_systemd; then
   timeout 60 systemctl stop sluice || fail "systemctl stop sluice failed"
   assert_eq "$(systemctl show -p Result --value sluice)" success "the service's Result after stop"
   assert_eq "$(systemctl show -p ExecMainStatus --value sluice)" 0 "the service's exit status"
-  logs | grep -q "shutdown complete" || fail "no 'shutdown complete' in the journal: $(logs | tail -20)"
+  # journald may write the last lines a moment after the stop returns.
+  deadline=$((SECONDS + 10))
+  until logs | grep -q "shutdown complete"; do
+    ((SECONDS < deadline)) || fail "no 'shutdown complete' in the journal 10 s after the stop: $(logs | tail -20)"
+    sleep 0.5
+  done
   logs | grep -Eq "mempool [^ ]+: all [0-9]+ mbufs returned" || fail "no 'all N mbufs returned' in the journal"
   it_log "ok: stopped cleanly: $(logs | grep -Eo 'mempool [^ ]+: all [0-9]+ mbufs returned' | tail -1)"
   # Removing the package stops a running service (debian/sluice.prerm).
