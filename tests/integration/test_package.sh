@@ -39,6 +39,12 @@ build_option() { # name
   meson introspect --buildoptions "$SLUICE_BUILD" | jq -r --arg n "$1" '.[] | select(.name == $n) | .value'
 }
 
+# Names of the executables the build installs (meson's install: true), whatever app/ has.
+installed_executables() {
+  meson introspect --targets "$SLUICE_BUILD" |
+    jq -r '.[] | select(.type == "executable" and .installed) | .install_filename[]' | xargs -r -n1 basename
+}
+
 restore_build_options() {
   [[ -f $SAVED_OPTIONS ]] || return 0
   local args
@@ -103,8 +109,8 @@ check_install_tree() { # stage
   fi
   it_log "checking the install under $stage: prefix $prefix, config $sysconfdir/sluice, unit in $unitdir"
 
-  # Every executable app/ builds for install (sluicectl too, once it is there).
-  for name in sluice sluice-hostcheck $([[ -f $SLUICE_ROOT/app/sluicectl/meson.build ]] && echo sluicectl); do
+  # sluice, sluice-hostcheck and every other executable the build installs (sluicectl).
+  for name in sluice sluice-hostcheck $(installed_executables); do
     [[ -x $stage$bindir/$name && -f $stage$bindir/$name ]] || fail "$bindir/$name is not installed (or not executable) under $stage"
   done
   if [[ -f $SLUICE_ROOT/tools/completion/sluicectl.bash ]]; then
@@ -184,7 +190,12 @@ for f in ./usr/bin/sluice ./usr/bin/sluice-hostcheck ./lib/systemd/system/sluice
   grep -qxF "$f" <<<"$CONTENTS" || fail "the .deb does not contain $f; it has:
 $CONTENTS"
 done
-[[ -f $SLUICE_ROOT/app/sluicectl/meson.build ]] && { grep -qxF ./usr/bin/sluicectl <<<"$CONTENTS" || fail "the .deb has no sluicectl"; }
+for name in $(installed_executables); do
+  grep -qxF "./usr/bin/$name" <<<"$CONTENTS" || fail "the .deb has no /usr/bin/$name, which the build installs"
+done
+if [[ -f $SLUICE_ROOT/tools/completion/sluicectl.bash ]]; then
+  grep -qxF ./usr/share/bash-completion/completions/sluicectl <<<"$CONTENTS" || fail "the .deb has no sluicectl completion"
+fi
 ! grep -qxF ./etc/sluice/sluice.json <<<"$CONTENTS" || fail "the .deb must not ship /etc/sluice/sluice.json (the admin writes it)"
 ! grep -q '^./usr/local' <<<"$CONTENTS" || fail "the .deb has files under /usr/local"
 it_log "ok: dpkg-deb -c lists the binaries, unit, helpers, examples and docs ($(grep -vc '/$' <<<"$CONTENTS") files)"
