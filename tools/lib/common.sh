@@ -23,6 +23,7 @@ SLUICE_PACKAGES=(
   libdpdk-dev dpdk dpdk-dev
   libboost-program-options-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev googletest libcpp-httplib-dev libpcap-dev
+  debhelper
   iproute2 ethtool iputils-ping traceroute curl iperf3 hping3 tcpdump socat
   python3 python3-scapy prometheus nftables conntrack
 )
