@@ -55,7 +55,7 @@ bad_eal() { # expected-log-text what -- eal args...
   it_log "ok: $what: exit 1, '$(grep -m1 -- "$want" "$log" | cut -c1-160)'"
 }
 bad_eal "EAL initialisation failed" "unknown EAL option" -- --no-such-eal-option
-bad_eal "EAL initialisation failed" "lcores the machine lacks" -- -l 0-200
+bad_eal "CPU(s) [0-9]*-200 are not usable here: this host lets Sluice run on" "lcores the machine lacks" -- -l 0-200
 bad_eal "EAL initialisation failed" "malformed lcore list" -- -l 1-0
 bad_eal "workers: lcore 1 is not enabled in EAL" "worker lcore left out by -l 0" -- -l 0
 bad_eal "workers: lcore 1 is EAL's main lcore" "--main-lcore 1" -- --main-lcore 1
