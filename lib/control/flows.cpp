@@ -14,11 +14,6 @@ namespace {
 
 constexpr auto kAnswerTimeout = std::chrono::seconds(2);
 
-bool parse_number(const std::string& text, uint64_t max, uint64_t& out) {
-  if (text.empty() || text.size() > 20) return false;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && end == text.data() + text.size() && out <= max;
-}
 
 std::string protocol_name(uint8_t proto) {
   switch (proto) {
@@ -60,12 +55,7 @@ bool read_filter(const FlowQuery& query, flow::FlowFilter& filter, std::string& 
       }
       filter.port = static_cast<int>(port);
     } else if (key == "protocol") {
-      uint64_t proto;
-      if (value == "tcp") filter.protocol = 6;
-      else if (value == "udp") filter.protocol = 17;
-      else if (value == "icmp") filter.protocol = 1;
-      else if (value == "icmpv6") filter.protocol = 58;
-      else if (parse_number(value, 255, proto)) filter.protocol = static_cast<int>(proto);
+      if (auto proto = parse_protocol(value)) filter.protocol = *proto;
       else {
         error = "protocol: must be tcp, udp, icmp, icmpv6 or 0..255, got '" + value + "'";
         return false;
@@ -186,6 +176,22 @@ bool read_cursor(const std::string& text, size_t workers, size_t& worker, uint64
 }
 
 }  // namespace
+
+bool parse_number(const std::string& text, uint64_t max, uint64_t& out) {
+  if (text.empty() || text.size() > 20) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size() && out <= max;
+}
+
+std::optional<uint8_t> parse_protocol(const std::string& text) {
+  if (text == "tcp") return 6;
+  if (text == "udp") return 17;
+  if (text == "icmp") return 1;
+  if (text == "icmpv6") return 58;
+  uint64_t proto;
+  if (parse_number(text, 255, proto)) return static_cast<uint8_t>(proto);
+  return std::nullopt;
+}
 
 bool parse_query_list(const std::string& text, FlowQuery& out, std::string& error) {
   size_t start = 0;

@@ -3,7 +3,9 @@
 // single-writer), and the query language /flows and /sluice/flows share.
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +28,11 @@ bool list_flows(const runtime::Runtime& runtime, const FlowQuery& query, nlohman
 // Removes the matching flows on every worker: {"flushed": N}.
 bool flush_flows(const runtime::Runtime& runtime, const FlowQuery& query, nlohmann::json& out, std::string& error,
                  int& status);
+
+// A decimal parameter no larger than `max`; false for anything else.
+bool parse_number(const std::string& text, uint64_t max, uint64_t& out);
+// tcp, udp, icmp, icmpv6 or 0..255 as a protocol number; nullopt for anything else.
+std::optional<uint8_t> parse_protocol(const std::string& text);
 
 // "a=b,c=d" (telemetry parameters) into a query; false on a malformed pair.
 bool parse_query_list(const std::string& text, FlowQuery& out, std::string& error);

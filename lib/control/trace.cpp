@@ -1,7 +1,5 @@
 #include "control/trace.h"
 
-#include <charconv>
-
 #include <rte_cycles.h>
 
 #include "pipeline/trace.h"
@@ -9,12 +7,6 @@
 namespace sluice::control {
 
 namespace {
-
-bool parse_number(const std::string& text, uint64_t max, uint64_t& out) {
-  if (text.empty() || text.size() > 20) return false;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && end == text.data() + text.size() && out <= max;
-}
 
 bool parse_bool(const std::string& text, bool& out) {
   if (text == "1" || text == "true" || text == "yes" || text.empty()) out = true;
@@ -87,11 +79,7 @@ bool arm_trace(const runtime::Runtime& runtime, const FlowQuery& query, nlohmann
         return false;
       }
     } else if (key == "proto") {
-      if (value == "tcp") filter.proto = 6;
-      else if (value == "udp") filter.proto = 17;
-      else if (value == "icmp") filter.proto = 1;
-      else if (value == "icmpv6" || value == "icmp6") filter.proto = 58;
-      else if (parse_number(value, 255, n)) filter.proto = static_cast<int>(n);
+      if (auto proto = parse_protocol(value == "icmp6" ? "icmpv6" : value)) filter.proto = *proto;
       else {
         error = "proto: must be tcp, udp, icmp, icmpv6 or 0..255, got '" + value + "'";
         return false;
