@@ -221,24 +221,21 @@ std::string eal_hugepages_missing(const std::vector<std::string>& eal_args, cons
 std::string eal_hugepages_missing(const std::vector<std::string>& eal_args) {
   // /proc/meminfo speaks of the default page size only: pages of another size (1 GiB
   // beside a 2 MiB default) are EAL's too, and then it is left to judge.
-  std::ifstream default_size_file("/proc/meminfo");
-  std::string line, default_kb;
-  while (std::getline(default_size_file, line))
-    if (line.rfind("Hugepagesize:", 0) == 0) default_kb = std::to_string(std::strtoull(line.c_str() + 13, nullptr, 10));
+  std::ifstream meminfo_file("/proc/meminfo"), mounts_file("/proc/mounts");
+  std::stringstream meminfo;
+  meminfo << meminfo_file.rdbuf();
+  const std::string default_kb = std::to_string(meminfo_value(meminfo.str(), "Hugepagesize"));
   for (const char* size : {"hugepages-1048576kB", "hugepages-2048kB", "hugepages-32768kB", "hugepages-64kB"}) {
     if (std::string(size) == "hugepages-" + default_kb + "kB") continue;
     std::ifstream nr(std::string("/sys/kernel/mm/hugepages/") + size + "/nr_hugepages");
     unsigned long pages = 0;
     if (nr >> pages && pages > 0) return {};
   }
-  std::ifstream meminfo_file("/proc/meminfo"), mounts_file("/proc/mounts");
-  std::stringstream meminfo;
-  meminfo << meminfo_file.rdbuf();
   // Pages a killed run with this prefix left in its files: EAL takes them back at start.
   bool mounted = false;
   uint64_t reclaimable = 0;
   const std::string stale = eal_file_prefix(eal_args) + "map_";
-  std::string dev, dir, type;
+  std::string line, dev, dir, type;
   while (std::getline(mounts_file, line)) {
     std::istringstream fields(line);
     if (!(fields >> dev >> dir >> type) || type != "hugetlbfs") continue;
