@@ -120,6 +120,14 @@ it_init() { # prefix http_port
     ensure_hugepages
     export SLUICE_HUGE_CHECKED=1
   fi
+  # Two runs of one test (two checkouts on one host) would share namespaces, HTTP port and
+  # file prefix, and the leftover sweep below would kill the other's processes: the
+  # second waits for the first. The lock goes with the last process holding the fd.
+  exec {IT_LOCK_FD}>"/run/lock/sluice-it-$IT_NS.lock"
+  if ! flock -n "$IT_LOCK_FD"; then
+    it_log "another run of netns prefix $IT_NS holds /run/lock/sluice-it-$IT_NS.lock: waiting (up to 600 s)"
+    flock -w 600 "$IT_LOCK_FD" || it_log "still held after 600 s: going on, its leftovers are swept below"
+  fi
   IT_TMP=$(mktemp -d "/tmp/sluice-it-$IT_NS.XXXXXX")
   trap it_cleanup EXIT
   trap 'exit 130' INT
