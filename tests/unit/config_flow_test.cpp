@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config_support.h"
 
 namespace sluice::config {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::ElementsAreArray;
 
 // Short-hands so each case shows only what it breaks.
 //   $EAL  "eal": {"lcores": "0-1"}
@@ -27,8 +27,7 @@ using ::testing::ElementsAreArray;
 //   $MGMT routed port mgmt (net_ring2) without conntrack, its own zone: 10.3.0.1/24
 //   $XN   port north (net_ring3), tracked, cross-connected to south
 //   $XS   port south (net_ring4), untracked, cross-connected to north
-std::string expand(std::string text) {
-  const std::pair<std::string, std::string> macros[] = {
+const fixtures::ConfigText kText({
       {"$EAL", R"("eal": {"lcores": "0-1"})"},
       {"$LAN",
        R"({"name": "lan", "device": "net_ring0", "zone": "inside", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"], "pipeline": ["parse", "conntrack", "route"]})"},
@@ -38,37 +37,18 @@ std::string expand(std::string text) {
       {"$XN",
        R"({"name": "north", "device": "net_ring3", "pipeline": ["parse", "conntrack", {"stage": "xconnect", "peer": "south"}]})"},
       {"$XS", R"({"name": "south", "device": "net_ring4", "pipeline": ["parse", {"stage": "xconnect", "peer": "north"}]})"},
-  };
-  for (const auto& [name, value] : macros)
-    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + value.size()))
-      text.replace(at, name.size(), value);
-  return text;
-}
+});
 
-ParseResult parse(const std::string& text) { return parse_config_text(expand(text), "test.json"); }
+std::string expand(const std::string& text) { return kText.expand(text); }
 
-Config parse_ok(const std::string& text) {
-  ParseResult result = parse(text);
-  EXPECT_TRUE(result.ok()) << ::testing::PrintToString(result.errors) << "\n" << expand(text);
-  EXPECT_TRUE(result.errors.empty());
-  return result.ok() ? *result.config : Config{};
-}
+Config parse_ok(const std::string& text) { return kText.parse_ok(text); }
 
-struct BadConfig {
-  const char* name;
-  std::string text;
-  std::vector<std::string> errors;  // every line, in order
-};
-
-void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.name; }
+using fixtures::BadConfig;
 
 class BadFlowConfigTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadFlowConfigTest, ReportsExactlyTheseErrors) {
-  const BadConfig& c = GetParam();
-  ParseResult result = parse(c.text);
-  EXPECT_FALSE(result.ok());
-  EXPECT_THAT(result.errors, ElementsAreArray(c.errors)) << "config: " << expand(c.text);
+  fixtures::expect_exact_errors(kText, GetParam());
 }
 
 // Port lan ($LAN) with other members (`"steering": "x"`) or another pipeline.

@@ -9,11 +9,10 @@
 #include <gtest/gtest.h>
 
 #include "config/config.h"
+#include "config_support.h"
 
 namespace sluice::config {
 namespace {
-
-using ::testing::ElementsAreArray;
 
 // Short-hands so each case shows only what it breaks.
 //   $EAL  "eal": {"lcores": "0-1"}
@@ -21,8 +20,7 @@ using ::testing::ElementsAreArray;
 //   $RE   routed port east: 10.2.0.1/24, fd00:2::1/64
 //   $XN   port north (net_ring2), cross-connected to south
 //   $XS   port south (net_ring3), cross-connected to north
-std::string expand(std::string text) {
-  const std::pair<std::string, std::string> macros[] = {
+const fixtures::ConfigText kText({
       {"$EAL", R"("eal": {"lcores": "0-1"})"},
       {"$RW",
        R"({"name": "west", "device": "net_ring0", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"], "pipeline": ["parse", "route"]})"},
@@ -30,42 +28,21 @@ std::string expand(std::string text) {
        R"({"name": "east", "device": "net_ring1", "ipv4": ["10.2.0.1/24"], "ipv6": ["fd00:2::1/64"], "pipeline": ["parse", "route"]})"},
       {"$XN", R"({"name": "north", "device": "net_ring2", "pipeline": ["parse", {"stage": "xconnect", "peer": "south"}]})"},
       {"$XS", R"({"name": "south", "device": "net_ring3", "pipeline": ["parse", {"stage": "xconnect", "peer": "north"}]})"},
-  };
-  for (const auto& [name, value] : macros)
-    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + value.size()))
-      text.replace(at, name.size(), value);
-  return text;
-}
+});
 
-ParseResult parse(const std::string& text) { return parse_config_text(expand(text), "test.json"); }
-
-Config parse_ok(const std::string& text) {
-  ParseResult result = parse(text);
-  EXPECT_TRUE(result.ok()) << ::testing::PrintToString(result.errors) << "\n" << expand(text);
-  EXPECT_TRUE(result.errors.empty());
-  return result.ok() ? *result.config : Config{};
-}
+Config parse_ok(const std::string& text) { return kText.parse_ok(text); }
 
 // A port "west" on net_ring0 routing with these addresses (JSON members, e.g. `"ipv4": [...]`).
 std::string west_with(const std::string& addresses) {
   return R"({"name": "west", "device": "net_ring0", )" + addresses + R"(, "pipeline": ["parse", "route"]})";
 }
 
-struct BadConfig {
-  const char* name;
-  std::string text;
-  std::vector<std::string> errors;  // every line, in order
-};
-
-void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.name; }
+using fixtures::BadConfig;
 
 class BadL3ConfigTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadL3ConfigTest, ReportsExactlyTheseErrors) {
-  const BadConfig& c = GetParam();
-  ParseResult result = parse(c.text);
-  EXPECT_FALSE(result.ok());
-  EXPECT_THAT(result.errors, ElementsAreArray(c.errors)) << "config: " << expand(c.text);
+  fixtures::expect_exact_errors(kText, GetParam());
 }
 
 std::string with_west(const std::string& addresses, const std::string& rest = "") {

@@ -10,12 +10,12 @@
 #include <gtest/gtest.h>
 
 #include "config/config.h"
+#include "config_support.h"
 
 namespace sluice::config {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::ElementsAreArray;
 using ::testing::IsEmpty;
 
 // Short-hands so each case shows only what it breaks.
@@ -25,8 +25,7 @@ using ::testing::IsEmpty;
 //   $ISP2   port isp2 (net_ring2), zone outside, the same pipeline: 198.51.100.1/24
 //   $V6ONLY port v6 (net_ring3), zone outside6, the same pipeline, IPv6 only: 2001:db8:fffe::1/64
 //   $MGMT   port mgmt (net_ring4), routed, untracked, its own zone: 10.3.0.1/24
-std::string expand(std::string text) {
-  const std::pair<std::string, std::string> macros[] = {
+const fixtures::ConfigText kText({
       {"$EAL", R"("eal": {"lcores": "0-1"})"},
       {"$LAN",
        R"({"name": "lan", "device": "net_ring0", "zone": "inside", "ipv4": ["10.1.0.1/24"], "ipv6": ["fd00:1::1/64"], "pipeline": ["parse", "conntrack", "nat", "route"]})"},
@@ -37,37 +36,16 @@ std::string expand(std::string text) {
       {"$V6ONLY",
        R"({"name": "v6", "device": "net_ring3", "zone": "outside6", "ipv6": ["2001:db8:fffe::1/64"], "pipeline": ["parse", "conntrack", "nat", "route"]})"},
       {"$MGMT", R"({"name": "mgmt", "device": "net_ring4", "ipv4": ["10.3.0.1/24"], "pipeline": ["parse", "route"]})"},
-  };
-  for (const auto& [name, value] : macros)
-    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + value.size()))
-      text.replace(at, name.size(), value);
-  return text;
-}
+});
 
-ParseResult parse(const std::string& text) { return parse_config_text(expand(text), "test.json"); }
+Config parse_ok(const std::string& text) { return kText.parse_ok(text); }
 
-Config parse_ok(const std::string& text) {
-  ParseResult result = parse(text);
-  EXPECT_TRUE(result.ok()) << ::testing::PrintToString(result.errors) << "\n" << expand(text);
-  EXPECT_TRUE(result.errors.empty());
-  return result.ok() ? *result.config : Config{};
-}
-
-struct BadConfig {
-  const char* name;
-  std::string text;
-  std::vector<std::string> errors;  // every line, in order
-};
-
-void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.name; }
+using fixtures::BadConfig;
 
 class BadNatConfigTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadNatConfigTest, ReportsExactlyTheseErrors) {
-  const BadConfig& c = GetParam();
-  ParseResult result = parse(c.text);
-  EXPECT_FALSE(result.ok());
-  EXPECT_THAT(result.errors, ElementsAreArray(c.errors)) << "config: " << expand(c.text);
+  fixtures::expect_exact_errors(kText, GetParam());
 }
 
 // A routed port `name` on net_ring<ring> with these members and pipeline.

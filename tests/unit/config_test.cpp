@@ -10,53 +10,33 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config_support.h"
 
 namespace sluice::config {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::ElementsAreArray;
 
 // Short-hands so each case shows only what it breaks.
 //   $EAL  "eal": {"lcores": "0-1"}
 //   $W    port west (net_ring0), parse then xconnect to east
 //   $E    port east (net_ring1), parse then xconnect to west
-std::string expand(std::string text) {
-  const std::pair<std::string, std::string> macros[] = {
+const fixtures::ConfigText kText({
       {"$EAL", R"("eal": {"lcores": "0-1"})"},
       {"$W", R"({"name": "west", "device": "net_ring0", "pipeline": ["parse", {"stage": "xconnect", "peer": "east"}]})"},
       {"$E", R"({"name": "east", "device": "net_ring1", "pipeline": ["parse", {"stage": "xconnect", "peer": "west"}]})"},
-  };
-  for (const auto& [name, value] : macros)
-    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + value.size()))
-      text.replace(at, name.size(), value);
-  return text;
-}
+});
 
-ParseResult parse(const std::string& text) { return parse_config_text(expand(text), "test.json"); }
+std::string expand(const std::string& text) { return kText.expand(text); }
 
-Config parse_ok(const std::string& text) {
-  ParseResult result = parse(text);
-  EXPECT_TRUE(result.ok()) << ::testing::PrintToString(result.errors);
-  EXPECT_TRUE(result.errors.empty());
-  return result.ok() ? *result.config : Config{};
-}
+Config parse_ok(const std::string& text) { return kText.parse_ok(text); }
 
-struct BadConfig {
-  const char* name;
-  const char* text;
-  std::vector<std::string> errors;  // every line, in order
-};
-
-void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.name; }
+using fixtures::BadConfig;
 
 class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(BadConfigTest, ReportsExactlyTheseErrors) {
-  const BadConfig& c = GetParam();
-  ParseResult result = parse(c.text);
-  EXPECT_FALSE(result.ok());
-  EXPECT_THAT(result.errors, ElementsAreArray(c.errors)) << "config: " << expand(c.text);
+  fixtures::expect_exact_errors(kText, GetParam());
 }
 
 const BadConfig kBadConfigs[] = {
