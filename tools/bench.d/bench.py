@@ -739,10 +739,10 @@ def main():
         out = []
         for r in rows:
             o = {k: r.get(k) for k in keys}
-            o["cycles_method"] = ("PMD thread CPU time x TSC Hz / packets" if r["app"] in OVS_APPS else
+            o["cycles_method"] = ("PMD thread CPU time x TSC Hz / packets forwarded" if r["app"] in OVS_APPS else
                                   "TSC cycles / packets" if r.get("workload") == "memory_floor" else
                                   None if r.get("workload") == "table_build" else
-                                  "worker thread CPU time x TSC Hz / packets")
+                                  "worker thread CPU time x TSC Hz / packets forwarded")
             for k in ("ratio_vs_ovs", "ratio_vs_ovs_cycles", "ovs_ratio_valid"):
                 if k in r:
                     o[k] = r[k]
