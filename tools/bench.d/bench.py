@@ -305,8 +305,8 @@ def row_validity(app, c0, c1, received, sent, wall, log_path):
         drops[f"drops_total ({', '.join(f'{k} {v}' for k, v in drop_reasons(c0, c1).items())})"] = drops.pop("drops_total")
     # Packets received and then counted: dropped by the app, or sent back out of port 0.
     accounted = sum(n for name, n in drops.items() if name.startswith("drops_total") or "sent back" in name)
-    uncounted = uncounted_loss(received, sent, accounted, received / wall if wall else 0,
-                               c0.get("read_seconds", 0) + c1.get("read_seconds", 0))
+    rate, read_seconds = received / wall if wall else 0, c0.get("read_seconds", 0) + c1.get("read_seconds", 0)
+    uncounted = uncounted_loss(received, sent, accounted, rate, read_seconds)
     extra = []
     if app == "testpmd":
         # testpmd io counts what tx_burst refused (fwd_dropped) only in the statistics it
@@ -320,7 +320,7 @@ def row_validity(app, c0, c1, received, sent, wall, log_path):
             extra.append("testpmd printed no forward statistics at exit (TX-dropped unknown)")
         elif tx_dropped:
             extra.append(f"testpmd TX-dropped +{tx_dropped} (whole run)")
-    reasons = invalid_reasons(received, sent, drops, uncounted, extra)
+    reasons = invalid_reasons(received, sent, drops, uncounted, extra, skew_packets(rate, read_seconds))
     return not reasons, reasons
 
 

@@ -40,24 +40,34 @@ def drop_deltas(c0, c1):
     return out
 
 
+def skew_packets(rate_pps, read_seconds):
+    """Packets the counters' read skew (rate x the seconds the two samples took to read)
+    and the packets in flight inside the app can hide or show."""
+    return rate_pps * read_seconds + INFLIGHT_PACKETS
+
+
 def uncounted_loss(received, forwarded_packets, accounted, rate_pps, read_seconds):
     """Packets received in the window but neither forwarded nor counted as dropped or sent
-    elsewhere, beyond what the counters' read skew (rate x the seconds the two samples
-    took to read) and the packets in flight inside the app explain; 0 when within that."""
+    elsewhere, beyond what skew_packets explains; 0 when within that."""
     lost = received - forwarded_packets - accounted
-    slack = rate_pps * read_seconds + INFLIGHT_PACKETS
-    return lost if lost > slack else 0
+    return lost if lost > skew_packets(rate_pps, read_seconds) else 0
 
 
-def invalid_reasons(received, forwarded_packets, drops, uncounted=0, extra=()):
+def invalid_reasons(received, forwarded_packets, drops, uncounted=0, extra=(), skew_packets=0):
     """Why a row cannot count, [] when it can: it forwarded under MIN_FORWARDED of what it
     received, or any drop counter grew, or packets went missing uncounted, or `extra`
-    (e.g. testpmd's exit statistics missing)."""
+    (e.g. testpmd's exit statistics missing). skew_packets: what the counters' read skew
+    and the packets in flight could account for; a shortfall within it is still invalid
+    (the counters cannot show the row forwarded enough), and the reason says so."""
     reasons = []
     if not received:
         reasons.append("received nothing")
     elif forwarded_packets / received < MIN_FORWARDED:
-        reasons.append(f"forwarded {forwarded_packets / received:.2%} < {MIN_FORWARDED:.0%}")
+        why = f"forwarded {forwarded_packets / received:.2%} < {MIN_FORWARDED:.0%}"
+        if received - forwarded_packets <= skew_packets:
+            why += (f" (within the {skew_packets:.0f} packets the counters' read skew and packets in flight "
+                    "can explain: the worker was too starved to tell)")
+        reasons.append(why)
     reasons.extend(f"{name} +{n}" for name, n in sorted(drops.items()))
     if uncounted:
         reasons.append(f"{uncounted} packets received, not forwarded and not counted")

@@ -83,6 +83,14 @@ class Validity(unittest.TestCase):
         c1 = {"drop_counters": {"port 1 rx errs": None}}
         self.assertEqual(drop_deltas(c0, c1), {})
 
+    def test_a_shortfall_within_the_read_skew_is_still_invalid(self):
+        # A starved worker: the counters' reads were far apart; the row cannot show it
+        # forwarded 99%, so it does not count, and the reason says why.
+        reasons = invalid_reasons(1_000_000, 988_800, {}, skew_packets=20_000)
+        self.assertEqual(len(reasons), 1)
+        self.assertTrue(reasons[0].startswith("forwarded 98.88% < 99% (within the 20000 packets"))
+        self.assertEqual(invalid_reasons(1_000_000, 988_800, {}, skew_packets=5_000), ["forwarded 98.88% < 99%"])
+
     def test_nothing_received_is_invalid(self):
         self.assertEqual(invalid_reasons(0, 0, {}), ["received nothing"])
 
