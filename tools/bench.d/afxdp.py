@@ -246,7 +246,7 @@ def main():
     for group in runs.values():
         for r in group:
             ratios_vs_af_packet(r, [b for g in runs.values() for b in g if b["round"] == r["round"]])
-    rows = [median_run(group, measure, ".3f") for group in runs.values()]
+    rows = [median_run(group, measure, ".3f", "") for group in runs.values()]
     for r in rows:
         ratios_vs_af_packet(r, rows)
 

@@ -130,7 +130,7 @@ def compare(rows):
     return rows
 
 
-def median_run(rows, measure=lambda r: r.get("mpps"), spec=".2f"):
+def median_run(rows, measure=lambda r: r.get("mpps"), spec=".2f", unit=" Mpps"):
     """With --rounds N: the round with the median measure, whole (its other columns match
     it), carrying every round's figures in "rounds". The row is valid only when every
     round ran and was valid; its invalid_reasons name the rounds."""
@@ -144,7 +144,7 @@ def median_run(rows, measure=lambda r: r.get("mpps"), spec=".2f"):
             reasons.append(f"round {r.get('round', '?')}: {why}" if len(rows) > 1 else why)
     median["invalid_reasons"] = reasons
     if len(rows) > 1 and good:
-        spread = f"median of {len(good)}: {measure(good[0]):{spec}}..{measure(good[-1]):{spec}}"
+        spread = f"median of {len(good)}: {measure(good[0]):{spec}}..{measure(good[-1]):{spec}}{unit}"
         if len(good) < len(rows):
             spread += f", {len(rows) - len(good)} failed"
         median["notes"] = "; ".join(x for x in (spread, median.get("notes")) if x)
