@@ -38,7 +38,7 @@ import time
 import urllib.request
 
 from common import Failure, free_tcp_port, log, stop, thread_cpu_ns, tsc_hz
-from honesty import drop_deltas, invalid_reasons, median_run, skew_packets, uncounted_loss, window_rates
+from honesty import drop_deltas, invalid_reasons, median_run, running_rate, skew_packets, uncounted_loss, window_rates
 from report import ROW_KEYS, fmt, print_invalid, print_rows, report_failures, write_json
 
 NS = "bx"
@@ -175,7 +175,7 @@ def run_driver(a, driver, round_no, hz, run_dir):
             deltas = {tid: cpu1[tid] - cpu0.get(tid, 0) for tid in cpu1}
             worker_ns = max(deltas.values()) if deltas else 0
             drops = drop_deltas(c0, c1)
-            rate, read_seconds = packets / wall if wall else 0, c0["read_seconds"] + c1["read_seconds"]
+            rate, read_seconds = running_rate(packets, wall, worker_ns), c0["read_seconds"] + c1["read_seconds"]
             uncounted = uncounted_loss(packets, sent, drops.get("drops_total", 0), rate, read_seconds)
             reasons = invalid_reasons(packets, sent, drops, uncounted, skew_packets=skew_packets(rate, read_seconds))
             notes = [f"drops {c1['drops'] - c0['drops']}"]

@@ -259,7 +259,7 @@ def run_app(a, app, case, run_dir, hz, round_no=0):
         deltas = {tid: ns for tid, ns in deltas.items() if thread_name(proc.pid, tid).startswith("pmd")} or deltas
     worker_tid, worker_ns = max(deltas.items(), key=lambda kv: kv[1]) if deltas else (0, 0)
     row.update(window_rates(packets, sent, wall, worker_ns, hz), exit_code=rc, log=log_path)
-    row["valid"], row["invalid_reasons"] = row_validity(app, c0, c1, packets, sent, wall, log_path)
+    row["valid"], row["invalid_reasons"] = row_validity(app, c0, c1, packets, sent, wall, worker_ns, log_path)
     notes = []
     if app in SLUICE_APPS:
         drops = c1["drops_total"] - c0["drops_total"]
@@ -295,7 +295,7 @@ def drop_reasons(c0, c1):
     return {k: v - c0["drops"].get(k, 0) for k, v in c1["drops"].items() if v > c0["drops"].get(k, 0)}
 
 
-def row_validity(app, c0, c1, received, sent, wall, log_path):
+def row_validity(app, c0, c1, received, sent, wall, worker_ns, log_path):
     """(valid, reasons) for one app's window (honesty.py's rules): under 99% forwarded,
     any drop counter grown (the ports' rx_nombuf, imissed/rx_missed, ierrors, oerrors,
     packets sent back out of port 0, Sluice's drops_total with its reasons, OVS's port
@@ -305,7 +305,7 @@ def row_validity(app, c0, c1, received, sent, wall, log_path):
         drops[f"drops_total ({', '.join(f'{k} {v}' for k, v in drop_reasons(c0, c1).items())})"] = drops.pop("drops_total")
     # Packets received and then counted: dropped by the app, or sent back out of port 0.
     accounted = sum(n for name, n in drops.items() if name.startswith("drops_total") or "sent back" in name)
-    rate, read_seconds = received / wall if wall else 0, c0.get("read_seconds", 0) + c1.get("read_seconds", 0)
+    rate, read_seconds = running_rate(received, wall, worker_ns), c0.get("read_seconds", 0) + c1.get("read_seconds", 0)
     uncounted = uncounted_loss(received, sent, accounted, rate, read_seconds)
     extra = []
     if app == "testpmd":

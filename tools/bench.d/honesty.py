@@ -40,6 +40,14 @@ def drop_deltas(c0, c1):
     return out
 
 
+def running_rate(received, wall, worker_ns):
+    """Packets a second while the worker runs: a worker that had a tenth of its core moves
+    packets in bursts at ten times its average rate, and the counters' read skew must be
+    judged at that rate."""
+    average = received / wall if wall else 0
+    return max(average, received / (worker_ns * 1e-9)) if worker_ns else average
+
+
 def skew_packets(rate_pps, read_seconds):
     """Packets the counters' read skew (rate x the seconds the two samples took to read)
     and the packets in flight inside the app can hide or show."""

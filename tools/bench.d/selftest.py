@@ -11,8 +11,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from honesty import (FAILED, INVALID, MET, MISSED, compare, cycles_above, drop_deltas,  # noqa: E402
-                     invalid_reasons, median_run, overall_verdict, parse_testpmd_exit, round_verdict, target,
-                     uncounted_loss, verdict_text, window_rates)
+                     invalid_reasons, median_run, overall_verdict, parse_testpmd_exit, round_verdict, running_rate,
+                     target, uncounted_loss, verdict_text, window_rates)
 from ovs import parse_dump_ports  # noqa: E402
 import report  # noqa: E402
 
@@ -103,6 +103,12 @@ class Validity(unittest.TestCase):
         self.assertEqual(uncounted_loss(10_000_000, 9_990_000, 10_000, 10e6, 100e-6), 0)
         self.assertIn("10000 packets received, not forwarded and not counted",
                       invalid_reasons(10_000_000, 9_990_000, {}, uncounted=10_000))
+
+    def test_read_skew_is_judged_at_the_rate_the_worker_runs(self):
+        # 8 Mpps on average with a tenth of a core: 80 Mpps while it runs.
+        self.assertAlmostEqual(running_rate(8_000_000, 1.0, 0.1e9), 80e6)
+        self.assertAlmostEqual(running_rate(8_000_000, 1.0, 1.0e9), 8e6)
+        self.assertAlmostEqual(running_rate(8_000_000, 1.0, 0), 8e6)
 
     def test_testpmd_tx_dropped_from_its_exit_statistics(self):
         self.assertEqual(parse_testpmd_exit(TESTPMD_EXIT), 789)
