@@ -1,11 +1,12 @@
 #!/bin/bash
 # Builds Sluice and runs every test: the GoogleTest unit tests (each case counts),
-# the fuzz smoke run (tests/fuzz/run.sh, one test) and every
+# the fuzz smoke run (tests/fuzz/run.sh, one test), the benchmark harness's self-test
+# (tools/bench --self-test, one test: its rules for valid rows and verdicts) and every
 # tests/integration/test_*.sh (each under a timeout, log in build/test-logs/NAME.log).
 #
 #   tools/test.sh              everything
 #   tools/test.sh FILTER...    only the tests whose name contains a FILTER (names: unit,
-#                              unit-hostcheck, fuzz, integration/NAME for tests/integration/test_NAME.sh:
+#                              unit-hostcheck, fuzz, bench-selftest, integration/NAME for tests/integration/test_NAME.sh:
 #                              "xconnect" runs both cross-connect tests, "integration" all
 #                              integration tests)
 #
@@ -163,6 +164,22 @@ run_fuzz() {
   fi
 }
 
+# ---------------------------------------------------------------- bench self-test
+
+# The benchmark's own rules (forwarded-based rates, invalid rows, per-round verdicts,
+# cycles above testpmd io), without DPDK: a second or less.
+run_bench_selftest() {
+  local log=$LOG_DIR/bench-selftest.log rc=0
+  log "bench self-test: tools/bench --self-test"
+  timeout -k 10 120 "$SLUICE_ROOT/tools/bench" --self-test >"$log" 2>&1 || rc=$?
+  if ((rc == 0)) && grep -q '^bench self-test: [1-9][0-9]* passed, 0 failed, 0 skipped$' "$log"; then
+    pass "bench-selftest ($(grep -o '[0-9]* passed' "$log"))"
+  else
+    failed bench-selftest "exit status $rc, see $log"
+    show_tail "$log" 30
+  fi
+}
+
 # ---------------------------------------------------------------- integration
 
 run_integration() { # script
@@ -186,6 +203,7 @@ run_integration() { # script
 selected unit && run_unit
 selected unit-hostcheck && run_unit sluice-hostcheck-tests unit-hostcheck
 selected fuzz && run_fuzz
+selected bench-selftest && run_bench_selftest
 
 shopt -s nullglob
 scripts=("$SLUICE_ROOT"/tests/integration/test_*.sh)

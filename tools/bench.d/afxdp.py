@@ -18,23 +18,28 @@ west to east, for --seconds:
            host received (iperf3's packets - lost); the sender's kernel is the limit as
            much as Sluice, on both drivers alike
 
-Per run also: Sluice's Mpps (west rx_packets over the window), its worker's CPU share and
-cycles per packet (thread CPU time x TSC Hz / packets through both ports), and the stop's
-exit status (0: every mbuf returned or, on af_xdp, accounted for). Each row's
-ratio_vs_af_packet is af_xdp's number over af_packet's in the same case (the median
-round of each, by the case's measure). --json FILE writes the rows in the suites' form.
+Per run also: Sluice's Mpps (packets it forwarded west -> east: east tx_packets over the
+window), its worker's CPU share and cycles per packet (thread CPU time x TSC Hz / packets
+it forwarded, both ways), and the stop's exit status (0: every mbuf returned or, on
+af_xdp, accounted for). A run is invalid (honesty.py) when Sluice forwarded under 99% of
+what it received or any of its drop counters grew (drops_total, and each port's
+rx_nombuf, rx_missed, rx_errors, tx_errors); what the kernel drops around it (iperf3's
+loss) is in the notes, not Sluice's to count. Each row is the median round (default 3
+rounds); ratio_vs_af_packet is af_xdp's number over af_packet's in the same case, per
+round in "rounds" and between the medians. --json FILE writes the rows in the suites' form.
 """
 import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 
 from common import Failure, free_tcp_port, log, stop, thread_cpu_ns, tsc_hz
+from honesty import drop_deltas, invalid_reasons, median_run, running_rate, skew_packets, uncounted_loss, window_rates
+from report import ROW_KEYS, fmt, print_invalid, print_rows, report_failures, write_json
 
 NS = "bx"
 DRIVERS = ("af_packet", "af_xdp")
@@ -91,12 +96,17 @@ def sluice_config(driver, prefix, http_port):
 
 
 def stats(port):
+    start = time.monotonic()
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as r:
         s = json.load(r)
     ports = {p["name"]: p for p in s["ports"]}
-    return {"west_rx": ports["west"]["rx_packets"], "rx": sum(p["rx_packets"] for p in s["ports"]),
+    drop_counters = {"drops_total": s["drops_total"]}
+    for name, p in ports.items():
+        for k in ("rx_nombuf", "rx_missed", "rx_errors", "tx_errors"):
+            drop_counters[f"{name} {k}"] = p[k]
+    return {"west_rx": ports["west"]["rx_packets"], "east_tx": ports["east"]["tx_packets"], "rx": sum(p["rx_packets"] for p in s["ports"]),
             "tx": sum(p["tx_packets"] for p in s["ports"]), "drops": s["drops_total"],
-            "rx_nombuf": sum(p["rx_nombuf"] for p in s["ports"])}
+            "drop_counters": drop_counters, "read_seconds": time.monotonic() - start}
 
 
 def iperf(workload, seconds):
@@ -161,24 +171,30 @@ def run_driver(a, driver, round_no, hz, run_dir):
             t0, c0, cpu0 = time.monotonic(), stats(http_port), thread_cpu_ns(proc.pid)
             result = iperf(workload, a.seconds)
             t1, c1, cpu1 = time.monotonic(), stats(http_port), thread_cpu_ns(proc.pid)
-            wall, packets = t1 - t0, c1["rx"] - c0["rx"]
+            wall, packets, sent = t1 - t0, c1["rx"] - c0["rx"], c1["tx"] - c0["tx"]
             deltas = {tid: cpu1[tid] - cpu0.get(tid, 0) for tid in cpu1}
             worker_ns = max(deltas.values()) if deltas else 0
+            drops = drop_deltas(c0, c1)
+            rate, read_seconds = running_rate(packets, wall, worker_ns), c0["read_seconds"] + c1["read_seconds"]
+            uncounted = uncounted_loss(packets, sent, drops.get("drops_total", 0), rate, read_seconds)
+            reasons = invalid_reasons(packets, sent, drops, uncounted, skew_packets=skew_packets(rate, read_seconds))
             notes = [f"drops {c1['drops'] - c0['drops']}"]
-            if c1["rx_nombuf"] > c0["rx_nombuf"]:
-                notes.append(f"rx_nombuf +{c1['rx_nombuf'] - c0['rx_nombuf']}")
+            if reasons:
+                notes.insert(0, "INVALID: " + "; ".join(reasons))
             if "lost_percent" in result:
                 notes.append(f"iperf3 lost {result['lost_percent']:.1f}%")
             row = {"case": f"veth {workload}", "app": f"sluice-{driver}", "mode": "afxdp", "workload": workload,
                    "flows": 1, "frame_bytes": 64 if workload == "udp64" else 1514,
                    "gbps": result.get("gbps"), "host_mpps": result.get("mpps"),
-                   "mpps": (c1["west_rx"] - c0["west_rx"]) / wall / 1e6,
-                   "cycles_per_packet": worker_ns * 1e-9 * hz / packets if hz and packets else None,
-                   "forwarded": (c1["tx"] - c0["tx"]) / packets if packets else None,
-                   "cpu": worker_ns * 1e-9 / wall, "round": round_no + 1, "log": log_path}
+                   **window_rates(packets, sent, wall, worker_ns, hz),
+                   # The rate: what it forwarded west -> east (the cycles: both ways).
+                   "mpps": (c1["east_tx"] - c0["east_tx"]) / wall / 1e6,
+                   "rx_mpps": (c1["west_rx"] - c0["west_rx"]) / wall / 1e6,
+                   "valid": not reasons, "invalid_reasons": reasons, "round": round_no + 1, "log": log_path}
             rows.append((row, notes))
             log("  " + (f"{row['gbps']:.2f} Gbit/s" if row["gbps"] else f"{row['host_mpps']:.3f} Mpps at the host")
-                + f", Sluice {row['mpps']:.3f} Mpps west rx, {row['cycles_per_packet'] or 0:.0f} cycles/packet")
+                + f", Sluice forwarded {row['mpps']:.3f} Mpps west -> east, "
+                  f"{row['cycles_per_packet'] or 0:.0f} cycles/packet" + (f"; INVALID: {'; '.join(reasons)}" if reasons else ""))
     finally:
         rc = stop(proc, 60)
     for row, notes in rows:
@@ -198,7 +214,7 @@ def measure(row):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--sluice", required=True)
@@ -226,53 +242,51 @@ def main():
     finally:
         topo_destroy()
 
-    rows = []
-    for (case, app), group in runs.items():
-        group.sort(key=measure)
-        median = dict(group[(len(group) - 1) // 2])
-        if len(group) > 1:
-            median["notes"] = f"median of {len(group)}; " + median["notes"]
-        rows.append(median)
+    # Each round's ratios between that round's runs, then the median round of each app.
+    for group in runs.values():
+        for r in group:
+            ratios_vs_af_packet(r, [b for g in runs.values() for b in g if b["round"] == r["round"]])
+    rows = [median_run(group, measure, ".3f", "") for group in runs.values()]
     for r in rows:
-        base = next((b for b in rows if b["case"] == r["case"] and b["app"] == "sluice-af_packet"), None)
-        r["ratio_vs_af_packet"] = measure(r) / measure(base) if base and measure(base) else None
-        r["ratio_vs_af_packet_cycles"] = (base["cycles_per_packet"] / r["cycles_per_packet"]
-                                          if base and base.get("cycles_per_packet") and r.get("cycles_per_packet")
-                                          else None)
+        ratios_vs_af_packet(r, rows)
 
     print()
     print("Sluice [parse, xconnect] on one veth pair, iperf3 west -> east, one worker core; "
           "ratio = af_xdp / af_packet (throughput; cycles: af_packet's cycles/packet over af_xdp's)")
-    head = f"{'case':<14} {'app':<18} {'host rate':>14} {'Sluice Mpps':>11} {'cyc/pkt':>8} {'cpu':>5} " \
-           f"{'ratio':>6} {'ratio cyc':>9} {'exit':>4}  notes"
-    print(head)
-    print("-" * len(head))
+    lines = [("case", "app", "host rate", "Sluice Mpps", "cyc/pkt", "cpu", "ratio", "ratio cyc", "exit", "valid",
+              "notes")]
     for r in sorted(rows, key=lambda r: (r["case"], r["app"])):
         rate = f"{r['gbps']:.2f} Gbit/s" if r["workload"] == "tcp" else f"{r['host_mpps']:.3f} Mpps"
-        ratio = f"{r['ratio_vs_af_packet']:.2f}" if r["ratio_vs_af_packet"] else "-"
-        ratio_cyc = f"{r['ratio_vs_af_packet_cycles']:.2f}" if r["ratio_vs_af_packet_cycles"] else "-"
-        cyc = f"{r['cycles_per_packet']:.0f}" if r.get("cycles_per_packet") else "-"
-        print(f"{r['case']:<14} {r['app']:<18} {rate:>14} {r['mpps']:>11.3f} {cyc:>8} {r['cpu']:>5.0%} "
-              f"{ratio:>6} {ratio_cyc:>9} {r['exit_code']:>4}  {r['notes']}")
+        lines.append((r["case"], r["app"], rate, fmt(r["mpps"], ".3f"), fmt(r.get("cycles_per_packet"), ".0f"),
+                      fmt(r["cpu"], ".0%"), fmt(r["ratio_vs_af_packet"], ".2f"),
+                      fmt(r["ratio_vs_af_packet_cycles"], ".2f"), str(r["exit_code"]),
+                      "ok" if r["valid"] else "INVALID", r["notes"]))
+    print_rows("", lines, left_last=True)
+    print("Sluice Mpps: packets it forwarded west -> east (east tx_packets delta) / wall time; cyc/pkt: worker "
+          "thread CPU time\nx TSC Hz / packets it forwarded both ways; each row the median round (by host rate), "
+          "the spread in the notes.")
+    print_invalid(rows)
     if a.json:
-        keys = ("case", "app", "flows", "frame_bytes", "mpps", "ratio_vs_l3fwd", "cycles_per_packet",
-                "ratio_vs_l3fwd_cycles", "forwarded", "cpu", "notes", "mode", "workload", "gbps", "host_mpps",
-                "ratio_vs_af_packet", "ratio_vs_af_packet_cycles", "exit_code")
+        keys = ROW_KEYS + ("mode", "workload", "gbps", "host_mpps", "ratio_vs_af_packet", "ratio_vs_af_packet_cycles",
+                           "exit_code")
         out = []
         for r in rows:
             o = {k: r.get(k) for k in keys}
-            o["cycles_method"] = "worker thread CPU time x TSC Hz / packets"
+            o["cycles_method"] = "worker thread CPU time x TSC Hz / packets forwarded"
             out.append(o)
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=2)
-            f.write("\n")
-        log(f"wrote {a.json}")
-    if failures:
-        log(f"{len(failures)} harness failure(s):")
-        for f in failures:
-            print(f"  {f}", file=sys.stderr)
-        return 1
-    return 0
+        write_json(a.json, out)
+    return report_failures(failures)
+
+
+def ratios_vs_af_packet(r, rows):
+    """af_xdp's measure and cycles over af_packet's in the same case, among `rows` (one
+    round's runs, or the medians); valid when both rows are."""
+    base = next((b for b in rows if b["case"] == r["case"] and b["app"] == "sluice-af_packet"), None)
+    r["ratio_vs_af_packet"] = measure(r) / measure(base) if base and measure(base) and measure(r) else None
+    r["ratio_vs_af_packet_cycles"] = (base["cycles_per_packet"] / r["cycles_per_packet"]
+                                      if base and base.get("cycles_per_packet") and r.get("cycles_per_packet")
+                                      else None)
+    r["ratio_valid"] = bool(base and r.get("valid") and base.get("valid"))
 
 
 if __name__ == "__main__":

@@ -227,11 +227,19 @@ class Telemetry:
         return json.loads(self.sock.recv(1 << 20))
 
     def counters(self):
-        before = time.monotonic()
+        start = time.monotonic()
         rx = self.query("/ethdev/stats,0")["/ethdev/stats"]
-        when = (before + time.monotonic()) / 2  # the rate comes from rx: time that query alone
+        before = time.monotonic()
         tx = self.query("/ethdev/stats,1")["/ethdev/stats"]
-        return {"rx": rx["ipackets"], "tx": tx["opackets"], "rx_nombuf": rx["rx_nombuf"], "t": when}
+        end = time.monotonic()
+        # The rate comes from port 1's tx (packets forwarded): time that query alone.
+        # testpmd and l3fwd count no drops of their own here (testpmd's TX-dropped comes
+        # from its exit statistics; l3fwd has none): the ports' counters are all there is.
+        return {"rx": rx["ipackets"], "tx": tx["opackets"], "rx_nombuf": rx["rx_nombuf"],
+                "t": (before + end) / 2, "read_seconds": end - start,
+                "drop_counters": {"port 0 rx_nombuf": rx["rx_nombuf"], "port 0 imissed": rx["imissed"],
+                                  "port 0 ierrors": rx["ierrors"], "port 1 oerrors": tx["oerrors"],
+                                  "port 0 opackets (sent back out)": rx["opackets"]}}
 
     def close(self):
         if self.sock:
@@ -272,12 +280,19 @@ class SluiceStats:
             return False
 
     def counters(self):
+        start = time.monotonic()
         with urllib.request.urlopen(self.url + "/stats", timeout=5) as r:
             s = json.load(r)
         ports = {p["name"]: p for p in s["ports"]}
+        west, east = ports["west"], ports["east"]
         lcores = s["lcores"]
-        out = {"rx": ports["west"]["rx_packets"], "tx": ports["east"]["tx_packets"],
-               "rx_nombuf": ports["west"]["rx_nombuf"],
+        out = {"rx": west["rx_packets"], "tx": east["tx_packets"],
+               "rx_nombuf": west["rx_nombuf"], "read_seconds": time.monotonic() - start,
+               # Every discarded packet has a reason in drops (tx_queue_full included).
+               "drop_counters": {"drops_total": s["drops_total"], "port 0 rx_nombuf": west["rx_nombuf"],
+                                 "port 0 rx_missed": west["rx_missed"], "port 0 rx_errors": west["rx_errors"],
+                                 "port 1 tx_errors": east["tx_errors"],
+                                 "port 0 tx_packets (sent back out)": west["tx_packets"]},
                "drops_total": s["drops_total"],
                "drops": {k: v for k, v in s["drops"].items() if v},
                "busy_cycles": sum(l["busy_cycles"] for l in lcores),
@@ -353,7 +368,10 @@ def stop(proc, timeout=60):
 
 
 def sample(source, pid):
-    """Counters, the time they were read (midway through the query) and thread CPU times."""
+    """Counters, the time they were read (midway through the query of port 1's tx) and
+    thread CPU times; counters["read_seconds"]: how long reading them all took."""
     before = time.monotonic()
     counters = source.counters()
-    return counters.get("t", (before + time.monotonic()) / 2), counters, thread_cpu_ns(pid)
+    after = time.monotonic()
+    counters.setdefault("read_seconds", after - before)
+    return counters.get("t", (before + after) / 2), counters, thread_cpu_ns(pid)
