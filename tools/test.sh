@@ -12,7 +12,10 @@
 #
 # Needs root (DPDK, hugepages, network namespaces). The last line of output is
 # "N passed, N failed"; the exit status is non-zero when anything failed. A test that
-# cannot run (missing tool, missing file) is a failure, never a silent skip.
+# cannot run (missing tool, missing file) is a failure, never a silent skip. After a
+# failed build, a test whose executable did not build fails unrun ("stale"): nothing left
+# by an earlier build counts. A disabled unit case (DISABLED_) fails unless
+# tests/unit/disabled.txt lists it with a reason.
 #
 #   TEST_TIMEOUT   seconds per integration test (default 300)
 #   FUZZ_TIMEOUT   seconds for the fuzz run, build included (default 1500)
@@ -86,36 +89,95 @@ if [[ -f $SLUICE_BUILD/build.ninja ]] &&
 fi
 
 mkdir -p "$LOG_DIR"
+# After a failed build, an executable left by an earlier build is stale: it was built from
+# other sources, so its results would be about code that is not there. Each executable a
+# test runs is built on its own then; ninja exits 0 for a target only once it is up to
+# date with the sources, so those that still build are fresh and their tests run, and the
+# tests of any other fail unrun ("stale"). Never an mtime guess: an up-to-date target is
+# not relinked and is older than this run.
+BUILD_OK=1
+STALE_TARGETS=()
 if (build_sluice); then
   log "build ok: $SLUICE_BIN"
 else
+  BUILD_OK=0
   failed build "see $SLUICE_BUILD/ninja.log"
   show_tail "$SLUICE_BUILD/ninja.log" 40
-  # Whatever still builds (the appliance and sluicectl) keeps the integration tests meaningful.
-  ninja -C "$SLUICE_BUILD" app/sluice app/sluicectl >>"$SLUICE_BUILD/ninja.log" 2>&1 || true
+  for target in app/sluice app/sluicectl app/sluice-hostcheck/sluice-hostcheck \
+    tests/unit/sluice-unit-tests tests/unit/sluice-hostcheck-tests; do
+    if ninja -C "$SLUICE_BUILD" "$target" >>"$SLUICE_BUILD/ninja.log" 2>&1; then
+      log "still builds: $target"
+    else
+      STALE_TARGETS+=("$target")
+      log "does not build (stale if present): $target"
+    fi
+  done
 fi
+
+# Whether TARGET (a path under the build directory) failed to build in this run.
+stale_target() { # target
+  local t
+  for t in "${STALE_TARGETS[@]}"; do [[ $t == "$1" ]] && return 0; done
+  return 1
+}
+
+# Why integration test SCRIPT cannot run honestly after a failed build (empty: it can).
+# Every test starts app/sluice (lib.sh); some also run sluicectl or sluice-hostcheck, and
+# test_package installs the whole build.
+integration_stale_reason() { # script
+  ((BUILD_OK)) && return 0
+  if stale_target app/sluice; then
+    echo "stale: app/sluice did not build in this run"
+  elif [[ $(basename "$1") == test_package.sh ]]; then
+    echo "stale: it installs the whole build, which failed"
+  elif stale_target app/sluicectl && grep -q SLUICECTL_BIN "$1"; then
+    echo "stale: app/sluicectl did not build in this run"
+  elif stale_target app/sluice-hostcheck/sluice-hostcheck && grep -q SLUICE_HOSTCHECK_BIN "$1"; then
+    echo "stale: sluice-hostcheck did not build in this run"
+  fi
+}
 
 # ---------------------------------------------------------------- unit tests
 
 # One GoogleTest executable under tests/unit/, each case counted: sluice-unit-tests (label
 # "unit"), or another such as sluice-hostcheck-tests (no EAL, its own process).
+# "PASS label" only when no case failed and the executable exited 0. A disabled case
+# (DISABLED_ prefix, reported by GoogleTest as not run) fails unless UNIT_DISABLED_LIST
+# names it with a reason.
+UNIT_DISABLED_LIST=$SLUICE_ROOT/tests/unit/disabled.txt
+
+# The reason tests/unit/disabled.txt gives for disabling case NAME ("Suite.Name  reason"
+# lines, '#' comments); empty when it is not listed or has no reason.
+unit_disabled_reason() { # Suite.Name
+  [[ -f $UNIT_DISABLED_LIST ]] || return 0
+  awk -v name="$1" '!/^[[:space:]]*(#|$)/ && $1 == name { $1 = ""; sub(/^[[:space:]]+/, ""); print; exit }' \
+    "$UNIT_DISABLED_LIST"
+}
+
 run_unit() { # [executable label]
   local label=${2:-unit}
   local exe=$SLUICE_BUILD/tests/unit/${1:-sluice-unit-tests} json=$LOG_DIR/$label.json log=$LOG_DIR/$label.log rc=0
   log "unit tests: $exe"
+  if stale_target "tests/unit/${1:-sluice-unit-tests}"; then
+    failed "$label" "stale: $exe did not build in this run, its cases are not run or counted"
+    return
+  fi
   if [[ ! -x $exe ]]; then
     failed "$label" "no unit-test executable at $exe"
     return
   fi
   rm -f "$json"
-  timeout -k 10 "$UNIT_TIMEOUT" "$exe" --gtest_output="json:$json" --gtest_color=no >"$log" 2>&1 || rc=$?
+  # A GTEST_* variable from the caller's environment could filter or repeat cases.
+  timeout -k 10 "$UNIT_TIMEOUT" env -u GTEST_FILTER -u GTEST_ALSO_RUN_DISABLED_TESTS -u GTEST_REPEAT \
+    "$exe" --gtest_output="json:$json" --gtest_color=no >"$log" 2>&1 || rc=$?
   if [[ ! -s $json ]] || ! jq -e . "$json" >/dev/null 2>&1; then
     failed "$label" "exit status $rc and no JSON report$( ((rc == 124)) && echo ": timed out after ${UNIT_TIMEOUT}s")"
     show_tail "$log" 40
     return
   fi
-  local cases unit_pass=0 unit_fail=0 name status
-  # One line per case: "pass NAME", "fail NAME", "skip NAME" (a skip counts as a failure).
+  local cases unit_pass=0 unit_fail=0 unit_disabled=0 name status reason
+  # One line per case: "pass NAME", "fail NAME", "skip NAME" (a skip counts as a failure),
+  # "disabled NAME" (GoogleTest lists a DISABLED_ case as NOTRUN/SUPPRESSED).
   cases=$(jq -r '.testsuites[] as $s | $s.testsuite[] |
     (if (.failures // []) | length > 0 then "fail"
      elif .result == "SKIPPED" then "skip"
@@ -125,7 +187,16 @@ run_unit() { # [executable label]
     [[ -n $status ]] || continue
     case $status in
       pass) unit_pass=$((unit_pass + 1)); PASSED=$((PASSED + 1)) ;;
-      disabled) ;;
+      disabled)
+        unit_disabled=$((unit_disabled + 1))
+        reason=$(unit_disabled_reason "$name")
+        if [[ -n $reason ]]; then
+          printf 'disabled %s %s: %s (tests/unit/disabled.txt)\n' "$label" "$name" "$reason"
+        else
+          unit_fail=$((unit_fail + 1))
+          failed "$label $name" "disabled, and not in tests/unit/disabled.txt with a reason"
+        fi
+        ;;
       skip) unit_fail=$((unit_fail + 1)); failed "$label $name" "skipped: a test that cannot run is a failure" ;;
       *) unit_fail=$((unit_fail + 1)); failed "$label $name" "see $log" ;;
     esac
@@ -133,12 +204,17 @@ run_unit() { # [executable label]
   if ((unit_fail > 0)); then
     grep -E '^\[  FAILED  \]|Failure|error:' "$log" | head -40 | sed 's/^/    | /'
   fi
-  if ((rc != 0 && unit_fail == 0)); then
+  if ((unit_pass == 0 && unit_fail == 0)); then
+    failed "$label" "no case ran (see $log)"
+  elif ((rc != 0 && unit_fail == 0)); then
     failed "$label" "exit status $rc though no case failed"
     show_tail "$log" 30
+  elif ((unit_fail == 0)); then
+    printf 'PASS %s: %d case(s) passed, %d disabled (listed in tests/unit/disabled.txt)\n' \
+      "$label" "$unit_pass" "$unit_disabled"
+  else
+    printf '\033[31mFAIL\033[0m %s: %d case(s) failed, %d passed\n' "$label" "$unit_fail" "$unit_pass"
   fi
-  printf 'PASS %s: %d case(s) passed\n' "$label" "$unit_pass"
-  ((unit_fail == 0)) || printf '%s: %d case(s) failed\n' "$label" "$unit_fail"
 }
 
 # ---------------------------------------------------------------- fuzz
@@ -188,6 +264,12 @@ run_integration() { # script
   name=${name#test_}
   log=$LOG_DIR/$name.log
   start=$SECONDS
+  local stale
+  stale=$(integration_stale_reason "$script")
+  if [[ -n $stale ]]; then
+    failed "$name" "not run, $stale"
+    return
+  fi
   log "integration: $name"
   timeout -k 15 "$TEST_TIMEOUT" bash "$script" >"$log" 2>&1 </dev/null || rc=$?
   if ((rc == 0)); then

@@ -315,7 +315,10 @@ wait_links_up() { # [timeout_s]
   fail "ports not all up after ${1:-15} s: $(jget "${s:-{\}}" '[.ports[] | {name, link_up}]' 2>/dev/null)"
 }
 
-# Waits until the port packet counters stop moving (two reads 1 s apart agree).
+# Waits until the port packet counters stop moving (two reads 1 s apart agree). Counters
+# still moving TIMEOUT seconds after the test's traffic ended mean a forwarding loop or a
+# sender that never stopped, which a user would notice: a failure, not a warning (the
+# hosts' own chatter, IPv6 ND and MLD, leaves many quiet seconds in any 5).
 wait_quiet() { # [timeout_s]
   local deadline=$((SECONDS + ${1:-15})) a b
   a=$(stats_get | jq -c '[.ports[] | .rx_packets, .tx_packets]')
@@ -325,7 +328,7 @@ wait_quiet() { # [timeout_s]
     [[ $a == "$b" ]] && return 0
     a=$b
   done
-  it_log "warning: traffic did not settle within ${1:-15} s"
+  fail "traffic did not settle within ${1:-15} s after the test's traffic ended (ports rx/tx: $b): a loop or a stuck sender"
 }
 
 # Conservation for a pure xconnect pipeline: sum rx == sum tx + drops_total. Packets the
@@ -375,8 +378,28 @@ wait_ping() { # dest [timeout_s]
   fail "no ping reply from $1 through Sluice within ${2:-15} s"
 }
 
-# iperf3 TCP west -> east for SECONDS; asserts nonzero received throughput.
-iperf_tcp_ok() { # [seconds]
+# The least TCP throughput (Mbit/s) a 3 s iperf3 stream must reach through Sluice on a
+# veth or tap path (iperf_tcp_ok, the firewall and router tests). Measured on this 2-core
+# host with other builds running (load average ~20): 300..3000 Mbit/s; a defect that
+# leaves 1% of that (a retransmission storm, a stalled stream) falls below it.
+IT_TCP_FLOOR_MBIT=${IT_TCP_FLOOR_MBIT:-20}
+
+# Asserts an iperf3 TCP result (-J) received at least MIN_MBIT Mbit/s (default
+# IT_TCP_FLOOR_MBIT); sets IPERF_BPS.
+assert_tcp_floor() { # iperf3-json what [min_mbit]
+  local min=${3:-$IT_TCP_FLOOR_MBIT} bps retrans
+  bps=$(printf '%s' "$1" | jq -r '.end.sum_received.bits_per_second // 0 | floor' 2>/dev/null) ||
+    fail "$2: no iperf3 result: $(printf '%s' "$1" | head -c 300)"
+  retrans=$(printf '%s' "$1" | jq -r '.end.sum_sent.retransmits // "?"' 2>/dev/null)
+  ((bps >= min * 1000000)) ||
+    fail "$2: $((bps / 1000000)) Mbit/s received ($retrans retransmits), expected at least $min Mbit/s"
+  it_log "ok: $2: $((bps / 1000000)) Mbit/s (>= $min), $retrans retransmits"
+  IPERF_BPS=$bps
+}
+
+# iperf3 TCP west -> east for SECONDS; asserts at least MIN_MBIT (default
+# IT_TCP_FLOOR_MBIT) received.
+iperf_tcp_ok() { # [seconds] [min_mbit]
   local t=${1:-3} json bps
   require_cmd iperf3
   nse timeout $((t + 30)) iperf3 -s -1 -B 10.99.0.2 -p 5201 >"$IT_TMP/iperf3-server.log" 2>&1 &
@@ -389,9 +412,7 @@ iperf_tcp_ok() { # [seconds]
   json=$(nsw timeout $((t + 25)) iperf3 -c 10.99.0.2 -p 5201 -t "$t" -J 2>&1) ||
     fail "iperf3 client failed: $(printf '%s' "$json" | jq -r '.error // empty' 2>/dev/null || printf '%s' "$json" | tail -5)"
   wait "$server" 2>/dev/null || true
-  bps=$(printf '%s' "$json" | jq -r '.end.sum_received.bits_per_second // 0 | floor')
-  assert_gt "$bps" 0 "iperf3 TCP throughput (bit/s)"
-  IPERF_BPS=$bps
+  assert_tcp_floor "$json" "iperf3 TCP west -> east, ${t} s" "${2:-}"
 }
 
 # N UDP datagrams west -> east (and the east side answers each): all must arrive.

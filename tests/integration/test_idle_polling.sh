@@ -66,5 +66,11 @@ it_log "busy polling: worker CPU ${busy_cpu}% idle, ping RTT avg ${busy_rtt} ms,
 it_log "idle sleep:   worker CPU ${sleep_cpu}% idle, ping RTT avg ${sleep_rtt} ms, iperf3 ${sleep_mbit} Mbit/s"
 # A worker that sleeps up to 100 us between empty rounds keeps well under half a core.
 ((sleep_cpu < 50)) || fail "sleeping when idle, the worker still used ${sleep_cpu}% of its core"
-assert_gt "$sleep_mbit" 0 "iperf3 throughput while sleeping when idle (Mbit/s)"
+# Under load the worker never sleeps, so the same path with busy polling is the measure:
+# sleeping when idle may cost some throughput (a wake-up of up to 100 us after each lull),
+# not most of it. A quarter leaves room for two 3 s runs on a busy 2-core host differing
+# by 2x; a worker that sleeps through traffic (1% of busy polling) fails.
+((sleep_mbit * 4 >= busy_mbit)) ||
+  fail "sleeping when idle, iperf3 moved ${sleep_mbit} Mbit/s, under a quarter of busy polling's ${busy_mbit} Mbit/s"
+it_log "ok: iperf3 while sleeping when idle: ${sleep_mbit} Mbit/s >= a quarter of busy polling's ${busy_mbit} Mbit/s"
 it_log "ok: idle polling"
