@@ -17,7 +17,8 @@
 # by an earlier build counts. A disabled unit case (DISABLED_) fails unless
 # tests/unit/disabled.txt lists it with a reason.
 #
-#   TEST_TIMEOUT   seconds per integration test (default 300)
+#   TEST_TIMEOUT   seconds per integration test (default 300; a test's own
+#                  "# test-timeout: SECONDS" line in its first 10 lines, if larger, wins)
 #   FUZZ_TIMEOUT   seconds for the fuzz run, build included (default 1500)
 #   UNIT_TIMEOUT   seconds for the unit-test executable (default 600)
 set -uo pipefail
@@ -270,13 +271,17 @@ run_integration() { # script
     failed "$name" "not run, $stale"
     return
   fi
+  # A test that needs longer says so in a "# test-timeout: SECONDS" line (the larger wins).
+  local limit=$TEST_TIMEOUT own
+  own=$(sed -nE '1,10s/^# test-timeout: ([0-9]+)$/\1/p' "$script" | head -1)
+  [[ -n $own ]] && ((own > limit)) && limit=$own
   log "integration: $name"
-  timeout -k 15 "$TEST_TIMEOUT" bash "$script" >"$log" 2>&1 </dev/null || rc=$?
+  timeout -k 15 "$limit" bash "$script" >"$log" 2>&1 </dev/null || rc=$?
   if ((rc == 0)); then
     pass "$name ($((SECONDS - start))s)"
   else
     local why="see $log"
-    ((rc == 124)) && why="timed out after ${TEST_TIMEOUT}s, see $log"
+    ((rc == 124)) && why="timed out after ${limit}s, see $log"
     failed "$name" "$why"
     show_tail "$log" 25
   fi
