@@ -628,7 +628,9 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
   const bool routes_changed =
       to_json(current)["routes"] != to_json(*next)["routes"] || current.nat.proxy != next->nat.proxy;
   if (router_ && routes_changed && !router_->reload_routes(*next, error)) {
-    error = "reload refused: " + error + "; the running routes stay";
+    // Nothing before this published: the prepared services (and their checks) go too.
+    if (lb_) lb_->abort();
+    error = "reload refused: " + error + "; the running routes, rules and services stay";
     return false;
   }
   if (policy) {
