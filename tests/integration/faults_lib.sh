@@ -111,8 +111,14 @@ print("sent", count, flush=True)
 PY
 }
 
-udp_received() { # file: waits for the receiver ($UDP_RECEIVER_PID) and prints its count
-  wait "$UDP_RECEIVER_PID" 2>/dev/null || true
+# Waits (up to 20 s) for the receiver writing FILE to report, and prints its count. Polls
+# the file: called inside $(...), a subshell cannot wait for the receiver.
+udp_received() { # file
+  local deadline=$((SECONDS + 20))
+  until grep -q '^received ' "$1"; do
+    ((SECONDS < deadline)) || fail "UDP receiver never reported: $(cat "$1")"
+    sleep 0.2
+  done
   sed -n 's/^received //p' "$1"
 }
 
