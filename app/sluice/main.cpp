@@ -86,14 +86,15 @@ int run(const config::Config& cfg, const std::vector<std::string>& eal_cli_args)
 
   // The control loop: the router's slow path every millisecond (ARP/ND replies and
   // packets waiting on a neighbour must not wait long), the NAT event log five times a
-  // second (the workers' rings hold 8192 records each), link watch once a second.
+  // second (the workers' rings hold 8192 records each), link watch every
+  // runtime::kLinkPollMs (a link back up carries traffic again within that).
   auto next_link_poll = std::chrono::steady_clock::now();
   auto next_log_drain = next_link_poll;
   while (g_stop_signal.load(std::memory_order_relaxed) == 0) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_link_poll) {
       rt.poll_links();
-      next_link_poll += std::chrono::seconds(1);
+      next_link_poll += std::chrono::milliseconds(runtime::kLinkPollMs);
     }
     if (now >= next_log_drain) {
       rt.drain_nat_log();

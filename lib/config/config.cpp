@@ -199,4 +199,23 @@ json to_json(const Config& config) {
   return out;
 }
 
+std::string devarg_value(std::string_view devargs, std::string_view key) {
+  size_t at = 0;
+  while (at <= devargs.size()) {
+    size_t end = devargs.find(',', at);
+    if (end == std::string_view::npos) end = devargs.size();
+    const std::string_view item = devargs.substr(at, end - at);
+    if (item.size() > key.size() && item.substr(0, key.size()) == key && item[key.size()] == '=')
+      return std::string(item.substr(key.size() + 1));
+    at = end + 1;
+  }
+  return {};
+}
+
+std::string PortConfig::kernel_iface() const {
+  for (const char* driver : {"net_af_packet", "eth_af_packet", "net_af_xdp", "net_tap"})
+    if (device.rfind(driver, 0) == 0) return devarg_value(devargs, "iface");
+  return {};
+}
+
 }  // namespace sluice::config

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -57,6 +58,10 @@ struct PortConfig {
   std::string zone;             // firewall zone; defaults to the port's name
   unsigned conntrack_zone = 0;  // flow-key zone id (0..65535): separates overlapping address spaces
   Steering steering = Steering::Auto;
+
+  // The kernel interface the port runs on (devargs iface= of net_af_packet, net_af_xdp,
+  // net_tap), whose link the control thread reads; empty for other devices.
+  std::string kernel_iface() const;
 
   bool routed() const { return has_stage("route"); }
   bool tracked() const { return has_stage("conntrack"); }
@@ -272,6 +277,9 @@ ParseResult load_config_file(const std::string& path);
 
 // The effective configuration, defaults filled and auto workers resolved.
 nlohmann::json to_json(const Config& config);
+
+// devargs' first `key=VALUE` ("iface=veth0,qpairs=2", "iface" -> "veth0"), or empty.
+std::string devarg_value(std::string_view devargs, std::string_view key);
 
 const std::vector<std::string>& log_level_names();
 std::string format_mac(const std::array<uint8_t, 6>& mac);

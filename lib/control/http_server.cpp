@@ -67,8 +67,10 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
   srv.set_keep_alive_max_count(kKeepAliveRequests);
   srv.set_payload_max_length(kMaxPayload);
 
+  // 200 either way: Sluice is alive and forwards on the ports that are up ("degraded"
+  // names the others); a liveness probe must not restart it for a pulled cable.
   srv.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    json_reply(res, {{"status", "ok"}, {"uptime_seconds", uptime_seconds(runtime_)}, {"version", SLUICE_VERSION}});
+    json_reply(res, health_json(runtime_));
   });
   srv.Get("/stats", [this](const httplib::Request&, httplib::Response& res) {
     json_reply(res, collect_stats(runtime_));

@@ -55,6 +55,7 @@ nlohmann::json port_json(const runtime::Port& port) {
   j["port_id"] = port.port_id;
   j["device"] = port.config->device;
   j["link_up"] = port.link_up.load();
+  if (!port.link_known.load()) j["link_known"] = false;
   j["link_speed_mbps"] = port.link_speed_mbps.load();
   rte_eth_stats st{};
   std::vector<rte_eth_xstat> xstats;
@@ -192,6 +193,21 @@ nlohmann::json firewall_json(const runtime::Runtime& runtime) {
 
 double uptime_seconds(const runtime::Runtime& runtime) {
   return double(rte_rdtsc() - runtime.start_tsc()) / double(rte_get_tsc_hz());
+}
+
+nlohmann::json health_verdict(const std::vector<std::string>& ports_down) {
+  if (ports_down.empty()) return {{"status", "ok"}};
+  return {{"status", "degraded"}, {"ports_down", ports_down}};
+}
+
+nlohmann::json health_json(const runtime::Runtime& runtime) {
+  std::vector<std::string> down;
+  for (const auto& port : runtime.ports())
+    if (!port->link_up.load(std::memory_order_relaxed)) down.push_back(port->name);
+  nlohmann::json out = health_verdict(down);
+  out["uptime_seconds"] = uptime_seconds(runtime);
+  out["version"] = SLUICE_VERSION;
+  return out;
 }
 
 nlohmann::json collect_stats(const runtime::Runtime& runtime) {

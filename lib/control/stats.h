@@ -3,6 +3,9 @@
 // Runs on control-side threads only; reads the workers' counters without locking them.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "runtime/runtime.h"
@@ -13,5 +16,11 @@ namespace sluice::control {
 nlohmann::json collect_stats(const runtime::Runtime& runtime);
 
 double uptime_seconds(const runtime::Runtime& runtime);
+
+// GET /health: {"status": "ok"}, or "degraded" with "ports_down" naming each port whose
+// link is down (Sluice forwards on the others); uptime and version either way.
+nlohmann::json health_json(const runtime::Runtime& runtime);
+// The verdict part of it, from the names of the ports whose link is down.
+nlohmann::json health_verdict(const std::vector<std::string>& ports_down);
 
 }  // namespace sluice::control

@@ -94,13 +94,13 @@ Target target_from_config(const config::Config& config) {
     out.device = port.device;
     out.kind = kind_of(port);
     out.rx_queues = port.rx_queues;
+    out.iface = config::devarg_value(port.devargs, "iface");
     std::istringstream pieces(port.devargs);
     std::string piece;
     while (std::getline(pieces, piece, ',')) {
       auto eq = piece.find('=');
       if (eq == std::string::npos) continue;
       std::string key = piece.substr(0, eq), value = piece.substr(eq + 1);
-      if (key == "iface") out.iface = value;
       if (key == "start_queue") out.start_queue = to_unsigned(value).value_or(0);
       if ((key == "queue_count" && out.kind == PortKind::AfXdp) || (key == "qpairs" && out.kind == PortKind::AfPacket))
         out.queue_count = to_unsigned(value).value_or(1);

@@ -9,6 +9,15 @@ namespace sluice::pipeline {
 
 void TxQueue::flush() {
   if (count_ == 0) return;
+  if (link_up_ && !link_up_->load(std::memory_order_relaxed)) [[unlikely]] {
+    // A down link takes nothing, and some PMDs (net_af_packet's TX ring) would hold the
+    // frames or block on them: counted and freed here, the other ports go on.
+    counters_.packets_in.add(count_);
+    counters_.drop(Drop::LinkDown, count_);
+    rte_pktmbuf_free_bulk(pending_, count_);
+    count_ = 0;
+    return;
+  }
   uint16_t sent = rte_eth_tx_burst(port_id_, queue_id_, pending_, count_);
   counters_.packets_in.add(count_);
   counters_.packets_out.add(sent);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -27,10 +28,12 @@ inline constexpr uint16_t kMaxFragments = 16;
 int fragment_ipv4(rte_mbuf* m, uint16_t l3_offset, uint16_t mtu, rte_mbuf* (&out)[kMaxFragments], unsigned& lost);
 
 // One worker's TX queue on one port, with the "tx" stage counters for that port:
-// packets_in offered, packets_out accepted by the PMD, drops tx_queue_full.
+// packets_in offered, packets_out accepted by the PMD, drops tx_queue_full, and
+// link_down while the port's link flag (the control thread's reading) says down.
 class TxQueue final : public Stage {
  public:
-  TxQueue(uint16_t port_id, uint16_t queue_id) : Stage("tx"), port_id_(port_id), queue_id_(queue_id) {}
+  TxQueue(uint16_t port_id, uint16_t queue_id, const std::atomic<bool>* link_up = nullptr)
+      : Stage("tx"), port_id_(port_id), queue_id_(queue_id), link_up_(link_up) {}
 
   void process(Burst& burst) override;  // sends a whole burst (used by tests)
 
@@ -46,6 +49,7 @@ class TxQueue final : public Stage {
  private:
   uint16_t port_id_;
   uint16_t queue_id_;
+  const std::atomic<bool>* link_up_;  // null: no link to watch (tests)
   uint16_t count_ = 0;
   rte_mbuf* pending_[kTxBufferSize];
 };

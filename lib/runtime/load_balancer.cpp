@@ -117,13 +117,13 @@ void LoadBalancer::sync_checks(const std::vector<config::LbService>& services, u
 bool LoadBalancer::prepare(const config::Config& next, std::string& error) {
   std::lock_guard lock(mutex_);
   // The table is built against the checks the next services will have.
-  std::vector<Check> saved = checks_;
-  std::map<uint16_t, size_t> saved_of_slot = check_of_slot_;
+  saved_checks_ = checks_;
+  saved_check_of_slot_ = check_of_slot_;
   sync_checks(next.services, steady_ms());
   pending_table_ = build(next.services, error);
   if (!pending_table_) {
-    checks_ = std::move(saved);
-    check_of_slot_ = std::move(saved_of_slot);
+    checks_ = std::move(saved_checks_);
+    check_of_slot_ = std::move(saved_check_of_slot_);
     return false;
   }
   pending_ = next.services;
@@ -134,6 +134,18 @@ void LoadBalancer::commit() {
   std::lock_guard lock(mutex_);
   services_ = std::move(pending_);
   if (pending_table_) publish(std::move(pending_table_));
+  saved_checks_.clear();
+  saved_check_of_slot_.clear();
+}
+
+void LoadBalancer::abort() {
+  std::lock_guard lock(mutex_);
+  checks_ = std::move(saved_checks_);
+  check_of_slot_ = std::move(saved_check_of_slot_);
+  saved_checks_.clear();
+  saved_check_of_slot_.clear();
+  pending_.clear();
+  pending_table_.reset();
 }
 
 uint32_t LoadBalancer::next_random() {

@@ -53,6 +53,9 @@ class LoadBalancer {
   // them (health checks kept for backends that stay, made for new ones).
   bool prepare(const config::Config& next, std::string& error);
   void commit();
+  // A reload refused after prepare() (a later section failed): the health checks go back
+  // to the running services' and the prepared table is dropped, so nothing of it leaks.
+  void abort();
 
   // Control loop, every pass: probes due, answers received, timeouts, transitions.
   void poll(uint64_t now_ms);
@@ -113,6 +116,8 @@ class LoadBalancer {
   std::unique_ptr<lb::ServiceTable> pending_table_;
   std::vector<Check> checks_;
   std::map<uint16_t, size_t> check_of_slot_;
+  std::vector<Check> saved_checks_;  // checks_ and check_of_slot_ before prepare(), for abort()
+  std::map<uint16_t, size_t> saved_check_of_slot_;
   std::vector<rte_mbuf*> replies_;     // punted answers, handled in poll()
   std::vector<rte_mbuf*> rsts_;        // RSTs answering SYN-ACKs, sent in poll()
   uint32_t probe_cursor_ = 0;

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include <string_view>
@@ -46,18 +47,7 @@ std::string offload_names(uint64_t offloads, bool rx) {
 
 namespace {
 
-// devargs' `key=VALUE`, or empty.
-std::string devarg(const std::string& devargs, const std::string& key) {
-  size_t at = 0;
-  while (at <= devargs.size()) {
-    size_t end = devargs.find(',', at);
-    if (end == std::string::npos) end = devargs.size();
-    const std::string item = devargs.substr(at, end - at);
-    if (item.rfind(key + "=", 0) == 0) return item.substr(key.size() + 1);
-    at = end + 1;
-  }
-  return {};
-}
+std::string devarg(const std::string& devargs, const std::string& key) { return config::devarg_value(devargs, key); }
 
 bool path_exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 
@@ -254,20 +244,76 @@ bool configure_and_start(Port& port, rte_mempool* pool, const std::string& confi
   return true;
 }
 
+std::optional<bool> kernel_link_up(std::string_view flags_text, std::string_view operstate_text) {
+  auto trim = [](std::string_view t) {
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
+    return t;
+  };
+  flags_text = trim(flags_text);
+  operstate_text = trim(operstate_text);
+  if (flags_text.size() < 3 || flags_text.substr(0, 2) != "0x" || operstate_text.empty()) return std::nullopt;
+  unsigned long flags = 0;
+  for (char c : flags_text.substr(2)) {
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    flags = flags * 16 + static_cast<unsigned long>(digit);
+  }
+  constexpr unsigned long kIffUp = 0x1;
+  if (!(flags & kIffUp)) return false;
+  // RFC 2863 operstates as the kernel spells them; IFF_RUNNING is "up" or "unknown".
+  return operstate_text == "up" || operstate_text == "unknown";
+}
+
+namespace {
+
+std::optional<std::string> read_small_file(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "re");
+  if (!f) return std::nullopt;
+  char text[64];
+  const size_t n = fread(text, 1, sizeof(text) - 1, f);
+  fclose(f);
+  return std::string(text, n);
+}
+
+}  // namespace
+
 void poll_link(Port& port) {
   if (!port.started) return;
   rte_eth_link link{};
   if (rte_eth_link_get_nowait(port.port_id, &link) != 0) return;
   bool up = link.link_status == RTE_ETH_LINK_UP;
+  std::string source = "PMD";
+  if (!port.kernel_iface.empty()) {
+    // net_af_packet reports up whatever the interface does; the kernel knows. An
+    // interface out of sight (a tap moved to another namespace) leaves the PMD's word.
+    const std::string dir = "/sys/class/net/" + port.kernel_iface + "/";
+    const auto flags = read_small_file(dir + "flags");
+    const auto operstate = read_small_file(dir + "operstate");
+    const auto kernel_up = flags && operstate ? kernel_link_up(*flags, *operstate) : std::nullopt;
+    if (kernel_up) {
+      up = *kernel_up;
+      std::string state = *operstate;
+      while (!state.empty() && state.back() == '\n') state.pop_back();
+      source = "kernel interface " + port.kernel_iface + ": operstate " + state;
+    } else if (port.config->device.rfind("net_tap", 0) == 0) {
+      // A tap moved to another namespace: the PMD reads it by name here and says down
+      // while it works. Unknown is taken as up, so its packets still leave.
+      up = true;
+      source = "kernel interface " + port.kernel_iface + " not in Sluice's network namespace: link unknown, taken as up";
+    }
+  }
+  port.link_known.store(source.find("link unknown") == std::string::npos, std::memory_order_relaxed);
   bool was_up = port.link_up.exchange(up);
   port.link_speed_mbps.store(link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed);
-  if (up != was_up) {
+  const bool first = port.link_source.empty();
+  port.link_source = source;
+  if (up != was_up || first) {
     if (up)
-      spdlog::info("port {}: link up, {} Mbps, {}-duplex{}", port.name, port.link_speed_mbps.load(),
+      spdlog::info("port {}: link up, {} Mbps, {}-duplex{} ({})", port.name, port.link_speed_mbps.load(),
                    link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX ? "full" : "half",
-                   link.link_autoneg == RTE_ETH_LINK_AUTONEG ? ", autoneg" : "");
+                   link.link_autoneg == RTE_ETH_LINK_AUTONEG ? ", autoneg" : "", source);
     else
-      spdlog::warn("port {}: link down", port.name);
+      spdlog::warn("port {}: link down ({}): packets routed to it are dropped as link_down", port.name, source);
   }
 }
 

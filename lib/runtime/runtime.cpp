@@ -162,6 +162,7 @@ bool Runtime::setup(std::string& error) {
     auto port = std::make_unique<Port>();
     port->config = &config_.ports[i];
     port->name = port->config->name;
+    port->kernel_iface = port->config->kernel_iface();
     if (!find_port(*port, error)) return false;
     port_ids[port->name] = port->port_id;
     ports_.push_back(std::move(port));
@@ -282,7 +283,7 @@ bool Runtime::setup(std::string& error) {
     worker->attach_trace(trace_.get());
     worker->set_idle_sleep(IdleSleep{config_.polling.sleep_when_idle, config_.polling.sleep_after_polls,
                                      config_.polling.max_sleep_us});
-    for (const auto& port : ports_) worker->add_tx_queue(port->port_id, static_cast<uint16_t>(w));
+    for (const auto& port : ports_) worker->add_tx_queue(port->port_id, static_cast<uint16_t>(w), &port->link_up);
     pipeline::L3Context l3;
     if (qsbr_) worker->attach_rcu(qsbr_.get(), static_cast<unsigned>(w));
     if (router_) {
@@ -627,7 +628,9 @@ bool Runtime::reload(std::shared_ptr<const config::Config> next, std::string& er
   const bool routes_changed =
       to_json(current)["routes"] != to_json(*next)["routes"] || current.nat.proxy != next->nat.proxy;
   if (router_ && routes_changed && !router_->reload_routes(*next, error)) {
-    error = "reload refused: " + error + "; the running routes stay";
+    // Nothing before this published: the prepared services (and their checks) go too.
+    if (lb_) lb_->abort();
+    error = "reload refused: " + error + "; the running routes, rules and services stay";
     return false;
   }
   if (policy) {

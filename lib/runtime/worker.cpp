@@ -10,8 +10,8 @@
 
 namespace sluice::runtime {
 
-void Worker::add_tx_queue(uint16_t port_id, uint16_t queue_id) {
-  tx_queues_.push_back(std::make_unique<pipeline::TxQueue>(port_id, queue_id));
+void Worker::add_tx_queue(uint16_t port_id, uint16_t queue_id, const std::atomic<bool>* link_up) {
+  tx_queues_.push_back(std::make_unique<pipeline::TxQueue>(port_id, queue_id, link_up));
   tx_by_port_[port_id] = tx_queues_.back().get();
 }
 

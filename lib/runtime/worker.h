@@ -40,7 +40,8 @@ class Worker {
   }
 
   // Set-up, before launch.
-  void add_tx_queue(uint16_t port_id, uint16_t queue_id);
+  // `link_up` (the port's, written by the control thread; null: always up) gates the queue.
+  void add_tx_queue(uint16_t port_id, uint16_t queue_id, const std::atomic<bool>* link_up = nullptr);
   void add_rx_queue(uint16_t port_id, uint16_t queue_id, std::unique_ptr<pipeline::Pipeline> pipeline);
   // Router: packets the control thread hands over for TX, and the RCU reader id.
   void attach_router(rte_ring* inject_ring, l3::Qsbr* qsbr, unsigned reader_id) {

@@ -37,6 +37,7 @@ namespace sluice {
   _(NoOutputPort, "no_output_port", "pipeline finished without choosing an output port")    \
   _(OutputPortDown, "output_port_down", "output port is not polled by this worker")         \
   _(TxQueueFull, "tx_queue_full", "the output queue accepted fewer packets than offered")              \
+  _(LinkDown, "link_down", "the output port's link is down (kernel interface or NIC without carrier): dropped before TX") \
   _(NotForUs, "not_for_us", "routed port: unicast frame for another MAC address")                     \
   _(TaggedFrame, "tagged_frame", "routed port: 802.1Q-tagged frame (no VLAN sub-interfaces)")          \
   _(NotIp, "not_ip", "routed port: neither IPv4, IPv6 nor ARP")                                      \

@@ -594,6 +594,29 @@ TEST(ConfigTest, MissingFileIsOneError) {
   EXPECT_THAT(result.errors, ElementsAre("/nonexistent/sluice.json: cannot read the config file"));
 }
 
+TEST(ConfigTest, DevargValueFindsAWholeKey) {
+  EXPECT_EQ(devarg_value("iface=veth0,qpairs=2", "iface"), "veth0");
+  EXPECT_EQ(devarg_value("qpairs=2,iface=veth0", "iface"), "veth0");
+  EXPECT_EQ(devarg_value("rx_iface=a,iface=b", "iface"), "b") << "rx_iface= is another key";
+  EXPECT_EQ(devarg_value("iface=,qpairs=2", "iface"), "");
+  EXPECT_EQ(devarg_value("qpairs=2", "iface"), "");
+  EXPECT_EQ(devarg_value("", "iface"), "");
+  EXPECT_EQ(devarg_value("iface", "iface"), "") << "a key without '=' has no value";
+}
+
+TEST(ConfigTest, KernelIfaceOnlyForKernelBackedDevices) {
+  PortConfig port;
+  port.devargs = "iface=sl0,qpairs=1";
+  for (const char* device : {"net_af_packet0", "eth_af_packet1", "net_af_xdp0", "net_tap3"}) {
+    port.device = device;
+    EXPECT_EQ(port.kernel_iface(), "sl0") << device;
+  }
+  for (const char* device : {"net_pcap0", "net_ring0", "0000:01:00.0"}) {
+    port.device = device;
+    EXPECT_EQ(port.kernel_iface(), "") << device;
+  }
+}
+
 TEST(ConfigTest, LogLevelNamesMatchTheContract) {
   EXPECT_THAT(log_level_names(), ElementsAre("trace", "debug", "info", "warn", "error", "critical", "off"));
 }

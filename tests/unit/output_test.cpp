@@ -1,5 +1,6 @@
 // xconnect, output and the TX queues on ring-backed ethdevs: packets leave on the
 // peer port, in order, and every one that cannot leave is counted and freed.
+#include <atomic>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -207,6 +208,36 @@ TEST_F(OutputTest, FullTxQueueCountsAndFreesWhatItCannotSend) {
   EXPECT_EQ(drops(tx, Drop::TxQueueFull), 6u);
   EXPECT_EQ(tx.counters().packets_out.get(), 9u);
   sent = east.take_sent();
+  test::free_all(sent);
+}
+
+// While the control thread says the port's link is down, the queue gives the PMD
+// nothing: every packet is counted as link_down and freed; when the link comes back
+// the next flush sends again.
+TEST_F(OutputTest, DownLinkDropsAsLinkDownAndUpSendsAgain) {
+  RingPort east(pool_);
+  ASSERT_TRUE(east.ok());
+  std::atomic<bool> link_up{false};
+  TxQueue tx(east.port_id(), 0, &link_up);
+  std::vector<rte_mbuf*> pkts = make_burst(5);
+  Burst burst;
+  fill(burst, pkts);
+  tx.process(burst);
+  EXPECT_EQ(tx.pending(), 0);
+  EXPECT_EQ(tx.counters().packets_in.get(), 5u);
+  EXPECT_EQ(tx.counters().packets_out.get(), 0u);
+  EXPECT_EQ(drops(tx, Drop::LinkDown), 5u);
+  EXPECT_EQ(drops(tx, Drop::TxQueueFull), 0u);
+  EXPECT_EQ(in_use(), 0u) << "every packet for the down port is back in the pool";
+  EXPECT_TRUE(east.take_sent().empty());
+
+  link_up.store(true);
+  std::vector<rte_mbuf*> more = make_burst(3);
+  fill(burst, more);
+  tx.process(burst);
+  std::vector<rte_mbuf*> sent = east.take_sent();
+  EXPECT_EQ(sent, more);
+  EXPECT_EQ(drops(tx, Drop::LinkDown), 5u);
   test::free_all(sent);
 }
 

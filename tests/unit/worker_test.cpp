@@ -270,5 +270,27 @@ TEST_F(RuntimeTest, SetupReportsADeviceThatWasNotProbed) {
   rte_mempool_free(runtime.mempools()[0].pool);
 }
 
+// The link of a kernel-backed port, read from /sys/class/net/IF/{flags,operstate}.
+TEST(KernelLinkTest, UpOnlyWhenAdministrativelyUpAndRunning) {
+  using runtime::kernel_link_up;
+  EXPECT_EQ(kernel_link_up("0x1003\n", "up\n"), true);
+  EXPECT_EQ(kernel_link_up("0x1003\n", "unknown\n"), true) << "tun/tap say unknown when running";
+  EXPECT_EQ(kernel_link_up("0x1003\n", "lowerlayerdown\n"), false) << "veth whose peer is down";
+  EXPECT_EQ(kernel_link_up("0x1003\n", "down\n"), false) << "no carrier";
+  EXPECT_EQ(kernel_link_up("0x1002\n", "up\n"), false) << "IFF_UP clear: set down";
+  EXPECT_EQ(kernel_link_up("0x1002\n", "down\n"), false);
+  EXPECT_EQ(kernel_link_up("", "up\n"), std::nullopt);
+  EXPECT_EQ(kernel_link_up("0x1003", ""), std::nullopt);
+  EXPECT_EQ(kernel_link_up("4099", "up"), std::nullopt) << "flags are written in hex";
+  EXPECT_EQ(kernel_link_up("0xzz", "up"), std::nullopt);
+}
+
+TEST(HealthTest, DegradedNamesTheDownPorts) {
+  EXPECT_EQ(control::health_verdict({}), (nlohmann::json{{"status", "ok"}}));
+  EXPECT_EQ(control::health_verdict({"east"}),
+            (nlohmann::json{{"status", "degraded"}, {"ports_down", {"east"}}}));
+  EXPECT_EQ(control::health_verdict({"east", "north"})["ports_down"].size(), 2u);
+}
+
 }  // namespace
 }  // namespace sluice::runtime
