@@ -53,7 +53,9 @@ bool icmp4_error_allowed(const rte_mbuf* m, uint16_t l3_offset, uint16_t l4_offs
   if (later_fragment) return false;
   const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l3_offset);
   uint32_t src = ip->src.value();
-  if (src == 0 || (src >> 24) == 127 || (src >> 28) == 0xe || src == 0xffffffff) return false;
+  // Not a single host (RFC 1812 4.3.2.7): zero, loopback, multicast, class E and the
+  // limited broadcast (both in 240/4).
+  if (src == 0 || (src >> 24) == 127 || (src >> 28) >= 0xe) return false;
   if (ip->protocol == net::kIpProtoIcmp && l4_offset) {
     const auto* icmp = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, l4_offset);
     if (is_icmp4_error(icmp->type)) return false;

@@ -206,7 +206,7 @@ class SentChecker {
       for (const auto& a : ours->v4) from_ours |= std::memcmp(ip + 12, a.data(), 4) == 0;
     if (!from_ours) fail_frame("ICMP error from an address not the port's", frame, length);
     const uint32_t src = be32(orig + 12);
-    if (src == 0 || (src >> 24) == 127 || (src >> 28) == 0xe || src == 0xffffffff)
+    if (src == 0 || (src >> 24) == 127 || (src >> 28) >= 0xe)  // RFC 1812 4.3.2.7, class E included
       fail_frame("ICMP error about a packet from a non-unicast source", frame, length);
     if (be16(orig + 6) & 0x1fff) fail_frame("ICMP error about a later fragment", frame, length);
     const uint32_t header = (orig[0] & 0x0f) * 4u;
