@@ -242,8 +242,8 @@ class SentChecker {
     if (ours)
       for (const auto& a : ours->v6) from_ours |= std::memcmp(ip + 8, a.data(), 16) == 0;
     if (!from_ours) fail_frame("ICMPv6 error from an address not the port's", frame, length);
-    static const uint8_t zero[16] = {};
-    if (orig[8] == 0xff || std::memcmp(orig + 8, zero, 16) == 0)
+    static const uint8_t zero[16] = {}, loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (orig[8] == 0xff || std::memcmp(orig + 8, zero, 16) == 0 || std::memcmp(orig + 8, loopback, 16) == 0)
       fail_frame("ICMPv6 error about a packet from a non-unicast source", frame, length);
     if (orig[6] == 58 && quoted > 40 && orig[40] < 128) fail_frame("ICMPv6 error about an ICMPv6 error", frame, length);
     if (icmp[0] == 3 && orig[7] > 1) fail_frame("time exceeded for a packet with hops to spare", frame, length);
