@@ -139,8 +139,8 @@ def route_seeds():
 
 def neighbour_seeds():
     GW_MAC = b"\x02\x00\x00\x00\x01\xfe"
-    to_gw = E4 + ip4(17, udp(1, 2, b"g"), "192.0.2.9", "10.2.0.5")
-    to_gw6 = E6 + ip6(17, udp(1, 2, b"g"), "2001:db8:ffff::9", "fd00:2::5")
+    to_gw = E4 + ip4(17, udp(1, 2, b"g"), "192.0.2.9", "10.1.0.254")  # on the west link, unresolved
+    to_gw6 = E6 + ip6(17, udp(1, 2, b"g"), "2001:db8:ffff::9", "fd00:1::fe")
     ll = "fe80::1"
     return {
         "arp-request": rec(arp(1, HOST, W_HOST, b"\0" * 6, "10.1.0.1")),
