@@ -37,51 +37,6 @@ uint32_t state_mask(const std::string& word) {
   return mask;
 }
 
-bool read_filter(const FlowQuery& query, flow::FlowFilter& filter, std::string& error) {
-  for (const auto& [key, value] : query) {
-    if (key == "address") {
-      auto prefix = net::parse_prefix(value, false);
-      if (!prefix) {
-        error = "address: must be an IPv4 or IPv6 address or prefix, got '" + value + "'";
-        return false;
-      }
-      filter.has_prefix = true;
-      filter.prefix = prefix->network();
-    } else if (key == "port") {
-      uint64_t port;
-      if (!parse_number(value, 65535, port)) {
-        error = "port: must be 0..65535, got '" + value + "'";
-        return false;
-      }
-      filter.port = static_cast<int>(port);
-    } else if (key == "protocol") {
-      if (auto proto = parse_protocol(value)) filter.protocol = *proto;
-      else {
-        error = "protocol: must be tcp, udp, icmp, icmpv6 or 0..255, got '" + value + "'";
-        return false;
-      }
-    } else if (key == "state") {
-      filter.state_mask = state_mask(value);
-      if (!filter.state_mask) {
-        error = "state: unknown state '" + value +
-                "' (syn_sent, syn_recv, established, fin_wait, close_wait, last_ack, time_wait, close, syn_sent2, "
-                "unreplied, replied, or a slot like udp_replied)";
-        return false;
-      }
-    } else if (key == "zone") {
-      uint64_t zone;
-      if (!parse_number(value, 65535, zone)) {
-        error = "zone: must be 0..65535, got '" + value + "'";
-        return false;
-      }
-      filter.zone = static_cast<int>(zone);
-    } else if (key != "limit" && key != "cursor") {
-      error = "unknown parameter '" + key + "' (address, port, protocol, state, zone, limit, cursor)";
-      return false;
-    }
-  }
-  return true;
-}
 
 // Posts one request to a worker and waits for its answer. The caller holds the
 // context's control mutex.
@@ -177,6 +132,52 @@ bool read_cursor(const std::string& text, size_t workers, size_t& worker, uint64
 
 }  // namespace
 
+bool read_flow_filter(const FlowQuery& query, flow::FlowFilter& filter, std::string& error) {
+  for (const auto& [key, value] : query) {
+    if (key == "address") {
+      auto prefix = net::parse_prefix(value, false);
+      if (!prefix) {
+        error = "address: must be an IPv4 or IPv6 address or prefix, got '" + value + "'";
+        return false;
+      }
+      filter.has_prefix = true;
+      filter.prefix = prefix->network();
+    } else if (key == "port") {
+      uint64_t port;
+      if (!parse_number(value, 65535, port)) {
+        error = "port: must be 0..65535, got '" + value + "'";
+        return false;
+      }
+      filter.port = static_cast<int>(port);
+    } else if (key == "protocol") {
+      if (auto proto = parse_protocol(value)) filter.protocol = *proto;
+      else {
+        error = "protocol: must be tcp, udp, icmp, icmpv6 or 0..255, got '" + value + "'";
+        return false;
+      }
+    } else if (key == "state") {
+      filter.state_mask = state_mask(value);
+      if (!filter.state_mask) {
+        error = "state: unknown state '" + value +
+                "' (syn_sent, syn_recv, established, fin_wait, close_wait, last_ack, time_wait, close, syn_sent2, "
+                "unreplied, replied, or a slot like udp_replied)";
+        return false;
+      }
+    } else if (key == "zone") {
+      uint64_t zone;
+      if (!parse_number(value, 65535, zone)) {
+        error = "zone: must be 0..65535, got '" + value + "'";
+        return false;
+      }
+      filter.zone = static_cast<int>(zone);
+    } else if (key != "limit" && key != "cursor") {
+      error = "unknown parameter '" + key + "' (address, port, protocol, state, zone, limit, cursor)";
+      return false;
+    }
+  }
+  return true;
+}
+
 bool parse_number(const std::string& text, uint64_t max, uint64_t& out) {
   if (text.empty() || text.size() > 20) return false;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
@@ -214,7 +215,7 @@ bool list_flows(const runtime::Runtime& runtime, const FlowQuery& query, nlohman
                 int& status) {
   status = 400;
   flow::FlowFilter filter;
-  if (!read_filter(query, filter, error)) return false;
+  if (!read_flow_filter(query, filter, error)) return false;
   uint64_t limit = 100;
   if (query.count("limit") && (!parse_number(query.at("limit"), flow::FlowContext::kMaxPage, limit) || limit == 0)) {
     error = "limit: must be 1..10000, got '" + query.at("limit") + "'";
@@ -261,7 +262,7 @@ bool flush_flows(const runtime::Runtime& runtime, const FlowQuery& query, nlohma
                  int& status) {
   status = 400;
   flow::FlowFilter filter;
-  if (!read_filter(query, filter, error)) return false;
+  if (!read_flow_filter(query, filter, error)) return false;
   if (query.count("limit") || query.count("cursor")) {
     error = "flush takes no limit or cursor: it removes every matching flow";
     return false;

@@ -20,6 +20,10 @@ namespace sluice::control {
 // 100; listing only), cursor (from a previous page's next_cursor).
 using FlowQuery = std::map<std::string, std::string>;
 
+// The filter the query's parameters describe (limit and cursor are list_flows' own and
+// pass here); false with `error` on an unknown parameter or a bad value.
+bool read_flow_filter(const FlowQuery& query, flow::FlowFilter& filter, std::string& error);
+
 // A page of flows as JSON: {"flows": [...], "count": N, "next_cursor": "..." or null}.
 // On a bad parameter or a worker that does not answer: false, `error` and `status`
 // (400 or 503) set.

@@ -65,8 +65,23 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
   srv.set_write_timeout(kTimeoutSeconds, 0);
   srv.set_keep_alive_timeout(kTimeoutSeconds);
   srv.set_keep_alive_max_count(kKeepAliveRequests);
-  srv.set_payload_max_length(kMaxPayload);
+  install(srv);
 
+  if (!srv.bind_to_port(config.address, static_cast<int>(config.port))) {
+    error = "control.http: cannot listen on " + config.address + ":" + std::to_string(config.port) +
+            " (address in use or not local?)";
+    server_.reset();
+    return false;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows /nat /services /trace "
+               "(GET), /flows/flush /reload /trace /trace/stop (POST) on http://{}:{}",
+               config.address, config.port);
+  return true;
+}
+
+void HttpServer::install(httplib::Server& srv) {
+  srv.set_payload_max_length(kMaxPayload);
   // 200 either way: Sluice is alive and forwards on the ports that are up ("degraded"
   // names the others); a liveness probe must not restart it for a pulled cable.
   srv.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
@@ -150,18 +165,6 @@ bool HttpServer::start(const config::HttpConfig& config, std::string& error) {
     spdlog::error("http {} {}: {}", req.method, req.path, what);
     json_reply(res, {{"error", "internal error"}}, 500);
   });
-
-  if (!srv.bind_to_port(config.address, static_cast<int>(config.port))) {
-    error = "control.http: cannot listen on " + config.address + ":" + std::to_string(config.port) +
-            " (address in use or not local?)";
-    server_.reset();
-    return false;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("http: serving /health /stats /metrics /config /neighbours /routes /flows /nat /services /trace "
-               "(GET), /flows/flush /reload /trace /trace/stop (POST) on http://{}:{}",
-               config.address, config.port);
-  return true;
 }
 
 void HttpServer::handle_post(const httplib::Request& req, httplib::Response& res) {

@@ -30,6 +30,9 @@ class HttpServer {
 
   // Binds (so a port in use is reported at start-up) and starts serving.
   bool start(const config::HttpConfig& config, std::string& error);
+  // The routes and handlers, on `srv`: start() binds and serves them; the HTTP fuzz
+  // target (tests/fuzz/fuzz_http.cpp) hands it requests without a socket.
+  void install(httplib::Server& srv);
   // What POST /reload runs (the same as SIGHUP); unset: 503.
   void set_reload(std::function<ReloadResult()> reload) { reload_ = std::move(reload); }
   void stop();

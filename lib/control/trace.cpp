@@ -48,28 +48,21 @@ nlohmann::json record_json(const pipeline::TraceRecord& r, uint64_t start_tsc, u
 
 }  // namespace
 
-bool arm_trace(const runtime::Runtime& runtime, const FlowQuery& query, nlohmann::json& out, std::string& error,
-               int& status) {
-  status = 400;
-  pipeline::TraceSession* session = runtime.trace();
-  if (!session) {
-    error = "the tracer is not running (no workers)";
-    status = 503;
-    return false;
-  }
-  pipeline::TraceFilter filter;
-  uint64_t count = 10, n = 0;
+bool read_trace_query(const FlowQuery& query, const std::map<std::string, uint16_t>& port_ids,
+                      pipeline::TraceFilter& filter, uint32_t& count, std::string& error) {
+  filter = pipeline::TraceFilter{};
+  uint64_t wanted = 10, n = 0;
   for (const auto& [key, value] : query) {
     if (key == "port") {
-      if (!runtime.port_ids().count(value)) {
+      if (!port_ids.count(value)) {
         std::string names;
-        for (const auto& [name, id] : runtime.port_ids()) names += (names.empty() ? "" : ", ") + name;
+        for (const auto& [name, id] : port_ids) names += (names.empty() ? "" : ", ") + name;
         error = "port: no port named '" + value + "' (ports: " + names + ")";
         return false;
       }
       filter.port = value;
     } else if (key == "count") {
-      if (!parse_number(value, pipeline::TraceSession::kMaxCount, count) || count == 0) {
+      if (!parse_number(value, pipeline::TraceSession::kMaxCount, wanted) || wanted == 0) {
         error = "count: must be 1.." + std::to_string(pipeline::TraceSession::kMaxCount) + ", got '" + value + "'";
         return false;
       }
@@ -102,7 +95,23 @@ bool arm_trace(const runtime::Runtime& runtime, const FlowQuery& query, nlohmann
       return false;
     }
   }
-  const uint64_t id = session->arm(filter, static_cast<uint32_t>(count));
+  count = static_cast<uint32_t>(wanted);
+  return true;
+}
+
+bool arm_trace(const runtime::Runtime& runtime, const FlowQuery& query, nlohmann::json& out, std::string& error,
+               int& status) {
+  status = 400;
+  pipeline::TraceSession* session = runtime.trace();
+  if (!session) {
+    error = "the tracer is not running (no workers)";
+    status = 503;
+    return false;
+  }
+  pipeline::TraceFilter filter;
+  uint32_t count = 0;
+  if (!read_trace_query(query, runtime.port_ids(), filter, count, error)) return false;
+  const uint64_t id = session->arm(filter, count);
   out = {{"id", id}, {"armed", true}, {"filter", filter.str()}, {"wanted", count}};
   status = 200;
   return true;

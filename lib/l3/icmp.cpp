@@ -53,7 +53,9 @@ bool icmp4_error_allowed(const rte_mbuf* m, uint16_t l3_offset, uint16_t l4_offs
   if (later_fragment) return false;
   const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv4Header*, l3_offset);
   uint32_t src = ip->src.value();
-  if (src == 0 || (src >> 24) == 127 || (src >> 28) == 0xe || src == 0xffffffff) return false;
+  // Not a single host (RFC 1812 4.3.2.7): zero, loopback, multicast, class E and the
+  // limited broadcast (both in 240/4).
+  if (src == 0 || (src >> 24) == 127 || (src >> 28) >= 0xe) return false;
   if (ip->protocol == net::kIpProtoIcmp && l4_offset) {
     const auto* icmp = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, l4_offset);
     if (is_icmp4_error(icmp->type)) return false;
@@ -65,8 +67,11 @@ bool icmp6_error_allowed(const rte_mbuf* m, uint16_t l3_offset, uint16_t l4_offs
                          bool later_fragment) {
   if (later_fragment) return false;
   const auto* ip = rte_pktmbuf_mtod_offset(m, const Ipv6Header*, l3_offset);
-  static const uint8_t zero[16] = {};
-  if (ip->src[0] == 0xff || std::memcmp(ip->src, zero, 16) == 0) return false;
+  // Not a single node (RFC 4443 2.4 e): unspecified, multicast; nor the loopback address,
+  // which never leaves a node (RFC 4291 2.5.3), as 127/8 for IPv4.
+  static const uint8_t zero[16] = {}, loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  if (ip->src[0] == 0xff || std::memcmp(ip->src, zero, 16) == 0 || std::memcmp(ip->src, loopback, 16) == 0)
+    return false;
   if (l4_proto == net::kIpProtoIcmpv6 && l4_offset) {
     const auto* icmp = rte_pktmbuf_mtod_offset(m, const IcmpHeader*, l4_offset);
     if (icmp->type < 128) return false;

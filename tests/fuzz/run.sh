@@ -1,24 +1,47 @@
 #!/bin/bash
-# Builds the libFuzzer targets with clang (ASan + UBSan) into build-fuzz and runs each
-# for FUZZ_SECONDS (default 20) from a seed corpus. Exits non-zero on any finding, UBSan's
-# included (its checks recover by default: halt_on_error makes the first one fatal).
-# Prints one line per target: "fuzz TARGET: ok (N runs)" or "fuzz TARGET: FAILED".
+# Builds the libFuzzer targets with clang (ASan + UBSan) into build-fuzz (kept between
+# runs: meson is set up once, ninja rebuilds what changed) and runs each for
+# FUZZ_SECONDS (default 15) from its seed corpus: the committed one in
+# tests/fuzz/corpus/TARGET/ or the one generated below, plus every input in
+# tests/fuzz/regressions/TARGET/. Prints the build's time and one line per target:
+# "fuzz TARGET: ok (N runs in S s)" or "fuzz TARGET: FAILED (why)".
+#
+# A target fails when
+#   - it exits non-zero: every sanitizer finding is fatal (ASan and LeakSanitizer stop at
+#     the first error; UBSan's checks recover by default, UBSAN_OPTIONS halt_on_error=1
+#     makes the first report fatal);
+#   - its log holds a sanitizer report whatever its exit status ("runtime error",
+#     "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ... Sanitizer"): a
+#     report that did not stop it still fails the run;
+#   - it ran fewer inputs than its minimum (FUZZ_MIN_RUNS, default 1000, or the
+#     target's own below), read from libFuzzer's final stats
+#     (stat::number_of_executed_units): a target that hangs, dies quietly or crawls
+#     cannot pass on its seeds alone.
+#   FUZZ_TARGETS   the targets to run (default: all of them, as tests/fuzz/meson.build)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
-SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
+SECONDS_PER_TARGET=${FUZZ_SECONDS:-15}
+MIN_RUNS=${FUZZ_MIN_RUNS:-1000}
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-config parse conntrack nat route neighbour pipeline http}"
+# A target's own minimum where FUZZ_MIN_RUNS does not fit it (none yet), as
+# TARGET_MIN_RUNS[neighbour]=N: still far above what a replay of its seeds gives.
+declare -A TARGET_MIN_RUNS=()
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not installed" >&2; exit 1; }
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$ROOT/tests/fuzz/ubsan.supp${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+build_start=$(date +%s)
 if [[ ! -f $BUILD/build.ninja ]]; then
   CXX=clang++ CC=clang meson setup "$BUILD" "$ROOT" -Dfuzz=true -Dbuildtype=debugoptimized \
     -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
-ninja -C "$BUILD" tests/fuzz/fuzz_config tests/fuzz/fuzz_parse tests/fuzz/fuzz_conntrack tests/fuzz/fuzz_nat >"$BUILD/fuzz-build.log" 2>&1 ||
+ninja -C "$BUILD" "${TARGETS[@]/#/tests/fuzz/fuzz_}" >"$BUILD/fuzz-build.log" 2>&1 ||
   { tail -40 "$BUILD/fuzz-build.log"; echo "fuzz: build failed" >&2; exit 1; }
+echo "fuzz build: $(($(date +%s) - build_start)) s ($(grep -c '^\[' "$BUILD/fuzz-build.log" || true) steps)"
 
 work=$BUILD/fuzz-work
-rm -rf "$work" && mkdir -p "$work/config" "$work/parse" "$work/conntrack" "$work/nat"
+rm -rf "$work" && mkdir -p "${TARGETS[@]/#/$work/}" "$work/config" "$work/parse" "$work/conntrack" "$work/nat"
 cp "$ROOT"/conf/*.json "$work/config/" 2>/dev/null || true
 printf '{"eal":{"lcores":"0-1"},"ports":[]}' >"$work/config/min.json"
 # Parse seeds: first byte is the segment split (0 = one segment), then the frame.
@@ -262,21 +285,46 @@ for name, body in nat_seeds.items():
   for policy in range(3):
     open(f"{nat_out}/{name}-{policy}", "wb").write(bytes([policy]) + body)
 PY
+# Committed seeds (tests/fuzz/corpus/TARGET/, made by tests/fuzz/corpus/make_seeds.py).
+for dir in "$ROOT"/tests/fuzz/corpus/*/; do
+  [[ -d $dir && -d $work/$(basename "$dir") ]] && cp "$dir"* "$work/$(basename "$dir")/"
+done
 # Inputs that once broke a target (tests/fuzz/regressions/TARGET/, named by what they
 # caught): libFuzzer runs its whole corpus first, so each is replayed every run.
 for dir in "$ROOT"/tests/fuzz/regressions/*/; do
-  [[ -d $dir ]] && cp "$dir"* "$work/$(basename "$dir")/"
+  [[ -d $dir && -d $work/$(basename "$dir") ]] && cp "$dir"* "$work/$(basename "$dir")/"
 done
 
+# What a sanitizer prints when it finds something (UBSan: "runtime error"; ASan, LSan and
+# the rest: "ERROR: ...Sanitizer" or a "WARNING: ...Sanitizer" that did not stop it).
+SANITIZER_REPORT='runtime error|ERROR: (Address|Leak|Memory|Thread|UndefinedBehavior)Sanitizer|WARNING: (Address|Leak|Memory|Thread|UndefinedBehavior)Sanitizer|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
+
 status=0
-for target in config parse conntrack nat; do
+for target in "${TARGETS[@]}"; do
   log=$work/$target.log
-  if "$BUILD/tests/fuzz/fuzz_$target" -max_total_time="$SECONDS_PER_TARGET" -timeout=5 -rss_limit_mb=4096 \
-      -print_final_stats=1 -artifact_prefix="$work/$target-" "$work/$target" >"$log" 2>&1; then
-    echo "fuzz $target: ok ($(awk '/stat::number_of_executed_units/ {print $2}' "$log") runs)"
+  binary=$BUILD/tests/fuzz/fuzz_$target
+  want=${TARGET_MIN_RUNS[$target]:-$MIN_RUNS}
+  start=$(date +%s)
+  rc=0
+  "$binary" -max_total_time="$SECONDS_PER_TARGET" -timeout=5 -rss_limit_mb=4096 -print_final_stats=1 \
+    -artifact_prefix="$work/$target-" "$work/$target" >"$log" 2>&1 || rc=$?
+  took=$(($(date +%s) - start))
+  runs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log" | tail -1)
+  why=""
+  if ((rc != 0)); then
+    why="exit status $rc"
+  elif grep -qE "$SANITIZER_REPORT" "$log"; then
+    why="a sanitizer report in the log, exit status 0"
+  elif [[ -z $runs ]]; then
+    why="no final stats (stat::number_of_executed_units) in the log"
+  elif ((runs < want)); then
+    why="$runs runs, fewer than the minimum $want"
+  fi
+  if [[ -z $why ]]; then
+    echo "fuzz $target: ok ($runs runs in $took s)"
   else
-    echo "fuzz $target: FAILED (log $log)"
-    grep -m5 -E "ERROR|SUMMARY|runtime error" "$log" || tail -20 "$log"
+    echo "fuzz $target: FAILED ($why, ${runs:-0} runs in $took s; log $log)"
+    grep -m5 -E "$SANITIZER_REPORT|ERROR|invariant broken|SUMMARY" "$log" || tail -20 "$log"
     status=1
   fi
 done
