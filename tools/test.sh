@@ -237,15 +237,16 @@ run_asan_integration() { # name
 }
 
 run_asan() {
-  local names=() name start=$SECONDS
-  asan_selected asan/unit && names+=(unit)
+  local names=() targets=() name start=$SECONDS
+  asan_selected asan/unit && names+=(unit) targets+=("$SLUICE_ASAN_UNIT_TARGET")
   for name in ${ASAN_TESTS:-router_af_packet firewall_af_packet}; do
     asan_selected "asan/$name" && names+=("$name")
   done
   ((${#names[@]} > 0)) || return 0
-  log "sanitizer build: $SLUICE_ASAN_BUILD (${SLUICE_ASAN_TARGETS[*]})"
+  [[ ${names[*]} == unit ]] || targets+=("${SLUICE_ASAN_APP_TARGETS[@]}")
+  log "sanitizer build: $SLUICE_ASAN_BUILD (${targets[*]})"
   mkdir -p "$SLUICE_ASAN_BUILD"
-  if ! asan_build; then
+  if ! asan_build "${targets[@]}"; then
     failed asan/build "$((SECONDS - start))s, see $SLUICE_ASAN_BUILD/ninja.log"
     show_tail "$SLUICE_ASAN_BUILD/ninja.log" 40
     for name in "${names[@]}"; do failed "asan/$name" "not run: the sanitizer build failed"; done

@@ -5,8 +5,8 @@
 #   SLUICE_ASAN_BUILD   the sanitizer build directory (default $SLUICE_ROOT/build-asan)
 #
 # The build: gcc, -O1 -g1 (line numbers in the reports, a third of -O2 -g's compile
-# time), ASan + UBSan (meson's b_sanitize), only the appliance, sluicectl and the unit
-# tests. Every finding is fatal: ASan's are by design, UBSan's through halt_on_error=1
+# time), ASan + UBSan (meson's b_sanitize), only the appliance and sluicectl, and the
+# unit tests when they run. Every finding is fatal: ASan's are by design, UBSan's through halt_on_error=1
 # (rather than -fno-sanitize-recover, which would make tests/sanitize/ubsan.supp's
 # suppressions impossible), LeakSanitizer's at every process's exit (detect_leaks=1).
 
@@ -15,18 +15,20 @@ SLUICE_ASAN_MESON_ARGS=(
   -Dbuildtype=plain "-Dcpp_args=['-O1','-g1','-fno-omit-frame-pointer']"
   -Db_sanitize=address,undefined -Db_lundef=false -Dtests=true
 )
-SLUICE_ASAN_TARGETS=(app/sluice app/sluicectl tests/unit/sluice-unit-tests)
+# What the integration tests need; the unit tests add tests/unit/sluice-unit-tests.
+SLUICE_ASAN_APP_TARGETS=(app/sluice app/sluicectl)
+SLUICE_ASAN_UNIT_TARGET=tests/unit/sluice-unit-tests
 SLUICE_ASAN_SUPP=$SLUICE_ROOT/tests/sanitize
 
-# Configures build-asan once and builds SLUICE_ASAN_TARGETS; the log is build-asan/ninja.log.
-asan_build() {
+# Configures build-asan once and builds TARGETs; the log is build-asan/ninja.log.
+asan_build() { # target...
   if [[ ! -f $SLUICE_ASAN_BUILD/build.ninja ]]; then
     log "meson setup $SLUICE_ASAN_BUILD ${SLUICE_ASAN_MESON_ARGS[*]}"
     meson setup "$SLUICE_ASAN_BUILD" "$SLUICE_ROOT" "${SLUICE_ASAN_MESON_ARGS[@]}" \
       >"$SLUICE_ROOT/meson-asan-setup.log" 2>&1 || { tail -20 "$SLUICE_ROOT/meson-asan-setup.log"; return 1; }
     rm -f "$SLUICE_ROOT/meson-asan-setup.log"
   fi
-  ninja -C "$SLUICE_ASAN_BUILD" "${SLUICE_ASAN_TARGETS[@]}" >"$SLUICE_ASAN_BUILD/ninja.log" 2>&1
+  ninja -C "$SLUICE_ASAN_BUILD" "$@" >"$SLUICE_ASAN_BUILD/ninja.log" 2>&1
 }
 
 # Exports the sanitizers' options for the processes started after it: every report goes
