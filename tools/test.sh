@@ -8,7 +8,9 @@
 #   tools/test.sh FILTER...    only the tests whose name contains a FILTER (names: unit,
 #                              unit-hostcheck, fuzz, bench-selftest, integration/NAME for tests/integration/test_NAME.sh:
 #                              "xconnect" runs both cross-connect tests, "integration" all
-#                              integration tests)
+#                              integration tests; the sanitizer build's tests, asan/unit
+#                              and asan/NAME, only when a FILTER says "asan": "asan" runs
+#                              them all)
 #
 # Needs root (DPDK, hugepages, network namespaces). The last line of output is
 # "N passed, N failed"; the exit status is non-zero when anything failed. A test that
@@ -21,9 +23,14 @@
 #                  "# test-timeout: SECONDS" line in its first 10 lines, if larger, wins)
 #   FUZZ_TIMEOUT   seconds for the fuzz run, build included (default 1500)
 #   UNIT_TIMEOUT   seconds for the unit-test executable (default 600)
+#   ASAN_TESTS     the integration tests run from the sanitizer build too (default
+#                  "router_af_packet firewall_af_packet")
+#   SLUICE_ASAN    1: a run without FILTER also runs the sanitizer build's tests (asan/...;
+#                  a FILTER with "asan" selects them too); off by default for now
 set -uo pipefail
 
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/sanitize.sh"
 
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-1500}
@@ -98,11 +105,12 @@ mkdir -p "$LOG_DIR"
 # not relinked and is older than this run.
 BUILD_OK=1
 STALE_TARGETS=()
+build_start=$SECONDS
 if (build_sluice); then
-  log "build ok: $SLUICE_BIN"
+  log "build ok: $SLUICE_BIN ($((SECONDS - build_start))s)"
 else
   BUILD_OK=0
-  failed build "see $SLUICE_BUILD/ninja.log"
+  failed build "$((SECONDS - build_start))s, see $SLUICE_BUILD/ninja.log"
   show_tail "$SLUICE_BUILD/ninja.log" 40
   for target in app/sluice app/sluicectl app/sluice-hostcheck/sluice-hostcheck \
     tests/unit/sluice-unit-tests tests/unit/sluice-hostcheck-tests; do
@@ -287,6 +295,78 @@ run_integration() { # script
   fi
 }
 
+# ---------------------------------------------------------------- sanitizers
+
+# The AddressSanitizer + UBSan build (tools/lib/sanitize.sh, build-asan): its unit tests
+# (asan/unit, each case counted) and ASAN_TESTS' integration tests (asan/NAME) with
+# SLUICE_BUILD pointing at it. A sanitizer report fails the test even when the test
+# itself passed. Selected by a FILTER that says "asan", or by no FILTER with SLUICE_ASAN=1:
+# not yet part of a plain run, whose CI budget its ~14-minute build (2 cores, no ccache)
+# does not fit until it reuses the fuzz build's objects (docs/reliability.md, Sanitizers).
+asan_selected() { # name
+  ((${#FILTERS[@]} == 0)) && [[ ${SLUICE_ASAN:-0} == 1 ]] && return 0
+  local f
+  for f in "${FILTERS[@]}"; do [[ $f == *asan* && $1 == *"$f"* ]] && return 0; done
+  return 1
+}
+
+run_asan_unit() {
+  local reports=$SLUICE_ASAN_BUILD/test-logs/unit.reports start=$SECONDS failed_before=$FAILED
+  rm -rf "$reports"
+  mkdir -p "$SLUICE_ASAN_BUILD/test-logs/asan"
+  asan_env "$reports"
+  SLUICE_BUILD=$SLUICE_ASAN_BUILD LOG_DIR=$SLUICE_ASAN_BUILD/test-logs run_unit sluice-unit-tests asan/unit
+  asan_env_off
+  if asan_findings "$reports" "$SLUICE_ASAN_BUILD/test-logs/asan/unit.log"; then
+    failed asan/unit "sanitizer report, see $reports"
+  fi
+  log "asan/unit: $((SECONDS - start))s$( ((FAILED > failed_before)) && echo ", with failures")"
+}
+
+run_asan_integration() { # name
+  local name=$1 script=$SLUICE_ROOT/tests/integration/test_$1.sh
+  local logs=$SLUICE_ASAN_BUILD/test-logs/asan log reports rc=0 start=$SECONDS
+  log=$logs/$name.log reports=$logs/$name.reports
+  log "integration (sanitizer build): $name"
+  [[ -f $script ]] || { failed "asan/$name" "no $script"; return; }
+  rm -rf "$reports"
+  mkdir -p "$logs"
+  asan_env "$reports"
+  SLUICE_BUILD=$SLUICE_ASAN_BUILD timeout -k 15 "$TEST_TIMEOUT" bash "$script" >"$log" 2>&1 </dev/null || rc=$?
+  asan_env_off
+  if asan_findings "$reports" "$log"; then
+    failed "asan/$name" "sanitizer report (the test itself exited $rc), see $reports"
+  elif ((rc == 0)); then
+    pass "asan/$name ($((SECONDS - start))s)"
+  else
+    failed "asan/$name" "$( ((rc == 124)) && echo "timed out after ${TEST_TIMEOUT}s, ")see $log"
+    show_tail "$log" 25
+  fi
+}
+
+run_asan() {
+  local names=() targets=() name start=$SECONDS
+  asan_selected asan/unit && names+=(unit) targets+=("$SLUICE_ASAN_UNIT_TARGET")
+  for name in ${ASAN_TESTS:-router_af_packet firewall_af_packet}; do
+    asan_selected "asan/$name" && names+=("$name")
+  done
+  ((${#names[@]} > 0)) || return 0
+  [[ ${names[*]} == unit ]] || targets+=("${SLUICE_ASAN_APP_TARGETS[@]}")
+  log "sanitizer build: $SLUICE_ASAN_BUILD (${targets[*]})"
+  mkdir -p "$SLUICE_ASAN_BUILD"
+  if ! asan_build "${targets[@]}"; then
+    failed asan/build "$((SECONDS - start))s, see $SLUICE_ASAN_BUILD/ninja.log"
+    show_tail "$SLUICE_ASAN_BUILD/ninja.log" 40
+    for name in "${names[@]}"; do failed "asan/$name" "not run: the sanitizer build failed"; done
+    return
+  fi
+  log "sanitizer build ok: $((SECONDS - start))s"
+  for name in "${names[@]}"; do
+    if [[ $name == unit ]]; then run_asan_unit; else run_asan_integration "$name"; fi
+  done
+  log "sanitizer build and tests: $((SECONDS - start))s"
+}
+
 selected unit && run_unit
 selected unit-hostcheck && run_unit sluice-hostcheck-tests unit-hostcheck
 selected fuzz && run_fuzz
@@ -300,5 +380,7 @@ for script in "${scripts[@]}"; do
   selected "integration/${name#test_}" || continue
   run_integration "$script"
 done
+
+run_asan
 
 summary_and_exit
