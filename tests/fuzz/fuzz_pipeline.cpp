@@ -148,15 +148,7 @@ int l4_checksum_ok(const uint8_t* frame, size_t length) {
   return fuzz::fold(fuzz::sum16(ip + header, l4, pseudo + l4 + proto)) == 0xffff ? 1 : 0;
 }
 
-void drain() {
-  fuzz::drain_ports(g->ports, *g->checker);
-  void* m;
-  while (rte_ring_dequeue(g->l3.punt_ring, &m) == 0) {
-    auto* mbuf = static_cast<rte_mbuf*>(m);
-    if (pipeline::meta(mbuf).aux == pipeline::kPuntResolve) g->checker->check(mbuf, pipeline::meta(mbuf).out_port);
-    rte_pktmbuf_free(mbuf);
-  }
-}
+void drain() { fuzz::drain_ports_and_punts(g->ports, g->l3.punt_ring, *g->checker); }
 
 }  // namespace
 

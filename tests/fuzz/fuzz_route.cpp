@@ -76,15 +76,7 @@ struct Harness {
 };
 Harness* g = nullptr;
 
-void drain() {
-  fuzz::drain_ports(g->ports, *g->checker);
-  void* m;
-  while (rte_ring_dequeue(g->l3.punt_ring, &m) == 0) {
-    auto* mbuf = static_cast<rte_mbuf*>(m);
-    if (pipeline::meta(mbuf).aux == pipeline::kPuntResolve) g->checker->check(mbuf, pipeline::meta(mbuf).out_port);
-    rte_pktmbuf_free(mbuf);
-  }
-}
+void drain() { fuzz::drain_ports_and_punts(g->ports, g->l3.punt_ring, *g->checker); }
 
 }  // namespace
 

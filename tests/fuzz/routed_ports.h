@@ -19,6 +19,7 @@
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include "config/config.h"
 #include "l3/route_table.h"
@@ -273,6 +274,18 @@ inline unsigned drain_ports(TwoPorts& ports, SentChecker& checker) {
     }
   }
   return sent;
+}
+
+// drain_ports, then the punt ring: a frame queued for its neighbour's resolution is
+// checked as sent on the port the route chose; every punted mbuf is freed.
+inline void drain_ports_and_punts(TwoPorts& ports, rte_ring* punt_ring, SentChecker& checker) {
+  drain_ports(ports, checker);
+  void* m;
+  while (rte_ring_dequeue(punt_ring, &m) == 0) {
+    auto* mbuf = static_cast<rte_mbuf*>(m);
+    if (pipeline::meta(mbuf).aux == pipeline::kPuntResolve) checker.check(mbuf, pipeline::meta(mbuf).out_port);
+    rte_pktmbuf_free(mbuf);
+  }
 }
 
 }  // namespace sluice::fuzz
